@@ -1,0 +1,122 @@
+// The Dawn device: adapter choice, the limits we ask for, and a dispose() that lets node exit.
+import { create, globals } from 'webgpu';
+
+export interface DeviceInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  backend: string;
+  isSoftware: boolean;
+}
+
+export interface GpuContext {
+  gpu: GPU;
+  adapter: GPUAdapter;
+  device: GPUDevice;
+  info: DeviceInfo;
+  limits: GPUSupportedLimits;
+  features: string[];
+  hasF16: boolean;
+}
+
+const INSTALL_HINT =
+  'no WebGPU adapter found. On Debian bookworm install Mesa lavapipe from backports: ' +
+  'add the bookworm-backports suite, then `apt-get install -t bookworm-backports libvulkan1 mesa-vulkan-drivers` ' +
+  '(or run scripts/bootstrap.sh as root)';
+
+let ctx: GpuContext | null = null;
+let pending: Promise<GpuContext> | null = null;
+const lostHandlers: ((reason: string) => void)[] = [];
+
+/** Dawn flags from the environment: DAWNGRAD_BACKEND=vulkan|..., DAWNGRAD_ADAPTER=<substring of the adapter name>. */
+function dawnFlags(): string[] {
+  const flags: string[] = [];
+  const backend = process.env.DAWNGRAD_BACKEND;
+  if (backend) flags.push(`backend=${backend}`);
+  const adapter = process.env.DAWNGRAD_ADAPTER;
+  if (adapter) flags.push(`adapter=${adapter}`);
+  return flags;
+}
+
+function describe(adapter: GPUAdapter): DeviceInfo {
+  const i = adapter.info as GPUAdapterInfo & { backendType?: string; description?: string };
+  const name = `${i.vendor ?? ''} ${i.architecture ?? ''} ${i.device ?? ''} ${i.description ?? ''}`.toLowerCase();
+  return {
+    vendor: i.vendor ?? '',
+    architecture: i.architecture ?? '',
+    device: i.device ?? '',
+    description: i.description ?? '',
+    backend: i.backendType ?? '',
+    isSoftware: /llvmpipe|lavapipe|swiftshader|software|cpu/.test(name),
+  };
+}
+
+async function acquire(): Promise<GpuContext> {
+  if (process.env.XDG_RUNTIME_DIR === undefined) process.env.XDG_RUNTIME_DIR = '/tmp';
+  Object.assign(globalThis, globals);
+  const gpu = create(dawnFlags());
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error(INSTALL_HINT);
+  const al = adapter.limits;
+  const hasF16 = adapter.features.has('shader-f16');
+  // Ask for everything the adapter offers on the limits that bound tensor size and kernel shape.
+  const requiredLimits: Record<string, number> = {
+    maxBufferSize: al.maxBufferSize,
+    maxStorageBufferBindingSize: al.maxStorageBufferBindingSize,
+    maxComputeWorkgroupStorageSize: al.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: al.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: al.maxComputeWorkgroupSizeX,
+    maxComputeWorkgroupSizeY: al.maxComputeWorkgroupSizeY,
+    maxStorageBuffersPerShaderStage: al.maxStorageBuffersPerShaderStage,
+  };
+  const requiredFeatures: GPUFeatureName[] = hasF16 ? ['shader-f16'] : [];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  device.lost.then((info) => {
+    if (ctx?.device !== device) return; // we destroyed it ourselves
+    const reason = `WebGPU device lost (${info.reason}): ${info.message}`;
+    for (const h of lostHandlers) h(reason);
+  });
+  device.addEventListener('uncapturederror', (ev) => {
+    const e = (ev as GPUUncapturedErrorEvent).error;
+    console.error(`dawngrad: WebGPU error: ${e.message}`);
+  });
+  return {
+    gpu,
+    adapter,
+    device,
+    info: describe(adapter),
+    limits: device.limits,
+    features: [...adapter.features].map(String).sort(),
+    hasF16,
+  };
+}
+
+/** The process-wide GPU context, acquired once. */
+export async function getGpu(): Promise<GpuContext> {
+  if (ctx) return ctx;
+  pending ??= acquire().then((c) => (ctx = c));
+  try {
+    return await pending;
+  } finally {
+    pending = null;
+  }
+}
+
+/** The context if it was acquired already, else a clear error (ops are synchronous, so init() must come first). */
+export function gpuSync(): GpuContext {
+  if (!ctx) throw new Error('dawngrad: no device yet: call `await init()` from @dawngrad/tensor first');
+  return ctx;
+}
+
+export function onDeviceLost(handler: (reason: string) => void): void {
+  lostHandlers.push(handler);
+}
+
+/** Destroy the device and drop every reference so node can exit. */
+export function destroyGpu(): void {
+  if (!ctx) return;
+  const d = ctx.device;
+  ctx = null;
+  d.destroy();
+}

@@ -1,0 +1,179 @@
+// Elementwise unary and binary ops with NumPy broadcasting.
+// One kernel template per arity, specialised on the op, the dtype and the output rank; shapes travel as uniforms.
+import { rt, grid } from '../runtime.ts';
+import { Tensor, type DType, type Shape } from '../tensor.ts';
+
+export const WG = 256;
+
+/** The flat index of this invocation in a 1-D grid split by runtime.grid(). */
+export const FLAT_INDEX = `let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`;
+export const MAIN_SIG = `@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
+
+export function wgslType(dtype: DType): string {
+  return dtype === 'f16' ? 'f16' : dtype;
+}
+
+// x is the input, c an optional scalar parameter (f32).
+export const UNARY = {
+  neg: '-x',
+  exp: 'exp(x)',
+  log: 'log(x)',
+  sqrt: 'sqrt(x)',
+  rsqrt: 'inverseSqrt(x)',
+  abs: 'abs(x)',
+  recip: '1.0 / x',
+  square: 'x * x',
+  sigmoid: '1.0 / (1.0 + exp(-x))',
+  silu: 'x / (1.0 + exp(-x))',
+  tanh: 'tanh(x)',
+  relu: 'max(x, 0.0)',
+  sin: 'sin(x)',
+  cos: 'cos(x)',
+  powScalar: 'pow(x, c)',
+  addScalar: 'x + c',
+  mulScalar: 'x * c',
+} as const;
+export type UnaryOp = keyof typeof UNARY;
+
+export const BINARY = {
+  add: 'a + b',
+  sub: 'a - b',
+  mul: 'a * b',
+  div: 'a / b',
+  max: 'max(a, b)',
+  min: 'min(a, b)',
+  pow: 'pow(a, b)',
+} as const;
+export type BinaryOp = keyof typeof BINARY;
+
+const INT_UNARY = new Set<UnaryOp>(['neg', 'abs', 'square', 'addScalar', 'mulScalar']);
+
+/** y = op(x) elementwise; `c` is the scalar of powScalar/addScalar/mulScalar. */
+export function unary(op: UnaryOp, x: Tensor, c = 0): Tensor {
+  if (x.dtype !== 'f32' && !INT_UNARY.has(op)) throw new Error(`${op}: needs f32, got ${x.dtype}`);
+  const y = Tensor.empty(x.shape, x.dtype);
+  const T = wgslType(x.dtype);
+  const cast = T === 'f32' ? 'p.c' : `${T}(p.c)`;
+  rt().dispatch({
+    kernel: {
+      key: `unary:${op}:${T}`,
+      wgsl: () => `
+struct P { n: u32, c: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> Y: array<${T}>;
+${MAIN_SIG} {
+  ${FLAT_INDEX}
+  if (i >= p.n) { return; }
+  let x = X[i];
+  let c = ${cast};
+  Y[i] = ${UNARY[op]};
+}`,
+    },
+    buffers: [x.buffer, y.buffer],
+    params: [x.size, c],
+    types: 'uf',
+    workgroups: grid(Math.ceil(x.size / WG)),
+  });
+  return y;
+}
+
+/** The NumPy broadcast of two shapes, or an error naming both. */
+export function broadcastShapes(a: Shape, b: Shape): number[] {
+  const r = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < r; i++) {
+    const da = a[a.length - r + i] ?? 1;
+    const db = b[b.length - r + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) throw new Error(`cannot broadcast [${a.join(', ')}] with [${b.join(', ')}]`);
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+/** Strides of `shape` read as if broadcast to `out` (0 on broadcast dims). */
+export function broadcastStrides(shape: Shape, out: Shape): number[] {
+  const strides = new Array<number>(out.length).fill(0);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const o = out.length - shape.length + i;
+    strides[o] = shape[i] === 1 ? 0 : s;
+    s *= shape[i]!;
+  }
+  return strides;
+}
+
+/** Merge adjacent dims that are contiguous for every operand, so most broadcasts run at rank 1 or 2. */
+export function collapseDims(out: number[], strides: number[][]): { out: number[]; strides: number[][] } {
+  const o = [out[0] ?? 1];
+  const s = strides.map((st) => [st[0] ?? 0]);
+  for (let i = 1; i < out.length; i++) {
+    const last = o.length - 1;
+    const mergeable = strides.every((st, k) => st[i]! * out[i]! === s[k]![last] || (st[i] === 0 && s[k]![last] === 0));
+    if (mergeable) {
+      o[last] = o[last]! * out[i]!;
+      strides.forEach((st, k) => (s[k]![last] = st[i]!));
+    } else {
+      o.push(out[i]!);
+      strides.forEach((st, k) => s[k]!.push(st[i]!));
+    }
+  }
+  return { out: o, strides: s };
+}
+
+/** WGSL that turns flat index `i` into offsets `ia`, `ib` (… for each operand) for a rank-`rank` broadcast. */
+export function indexMath(rank: number, operands: string[]): { fields: string; code: string } {
+  const fields: string[] = [];
+  for (let d = 0; d < rank; d++) fields.push(`d${d}: u32`);
+  for (const o of operands) for (let d = 0; d < rank; d++) fields.push(`${o}${d}: u32`);
+  const code: string[] = ['var r = i;', ...operands.map((o) => `var i${o} = 0u;`)];
+  for (let d = rank - 1; d >= 0; d--) {
+    code.push(`{ let c = r % p.d${d}; r = r / p.d${d};${operands.map((o) => ` i${o} += c * p.${o}${d};`).join('')} }`);
+  }
+  return { fields: fields.join(', '), code: code.join('\n  ') };
+}
+
+/** z = a op b with broadcasting. Both operands share a dtype. */
+export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+  if (a.dtype !== b.dtype) throw new Error(`${op}: dtypes differ (${a.dtype} vs ${b.dtype})`);
+  if (op === 'pow' && a.dtype !== 'f32') throw new Error(`pow: needs f32, got ${a.dtype}`);
+  const outShape = broadcastShapes(a.shape, b.shape);
+  const z = Tensor.empty(outShape, a.dtype);
+  const T = wgslType(a.dtype);
+  const n = z.size;
+  const same = a.size === n && b.size === n;
+  const { out, strides } = collapseDims(outShape.length ? outShape : [1], [
+    broadcastStrides(a.shape, outShape.length ? outShape : [1]),
+    broadcastStrides(b.shape, outShape.length ? outShape : [1]),
+  ]);
+  const rank = same ? 0 : out.length;
+  const im = indexMath(rank, ['a', 'b']);
+  rt().dispatch({
+    kernel: {
+      key: `binary:${op}:${T}:r${rank}`,
+      wgsl: () => `
+struct P { n: u32${rank ? ', ' + im.fields : ''} }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> A: array<${T}>;
+@group(0) @binding(2) var<storage, read> B: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> Z: array<${T}>;
+${MAIN_SIG} {
+  ${FLAT_INDEX}
+  if (i >= p.n) { return; }
+  ${rank ? im.code : 'let ia = i; let ib = i;'}
+  let a = A[ia];
+  let b = B[ib];
+  Z[i] = ${BINARY[op]};
+}`,
+    },
+    buffers: [a.buffer, b.buffer, z.buffer],
+    params: rank ? [n, ...out, ...strides[0]!, ...strides[1]!] : [n],
+    workgroups: grid(Math.ceil(n / WG)),
+  });
+  return z;
+}
+
+export const add = (a: Tensor, b: Tensor) => binary('add', a, b);
+export const sub = (a: Tensor, b: Tensor) => binary('sub', a, b);
+export const mul = (a: Tensor, b: Tensor) => binary('mul', a, b);
+export const div = (a: Tensor, b: Tensor) => binary('div', a, b);

@@ -1,0 +1,199 @@
+// The thin runtime: one command encoder for the current step, a pipeline cache keyed by specialisation,
+// a uniform arena for kernel parameters, and readback. Ops encode; only flush() and readback submit.
+import { getGpu, gpuSync, destroyGpu, type GpuContext } from './device.ts';
+import { BufferPool } from './pool.ts';
+
+/** A kernel: WGSL made from a template, cached by key (name + everything the template specialises on). */
+export interface Kernel {
+  key: string;
+  wgsl: () => string;
+}
+
+/** One dispatch. Bindings: @binding(0) the uniform params (when given), then `buffers` in order from @binding(1). */
+export interface Dispatch {
+  kernel: Kernel;
+  buffers: GPUBuffer[];
+  /** parameters, 4 bytes each; `types` says u32 (u), i32 (i) or f32 (f) per entry, default all u32 */
+  params?: number[];
+  types?: string;
+  workgroups: [number, number?, number?];
+}
+
+const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
+const ARENA_SLOTS = 2048;
+const MAX_WG = 65535;
+
+export interface RuntimeStats {
+  dispatches: number;
+  submits: number;
+  pipelines: number;
+  readbacks: number;
+}
+
+export class Runtime {
+  readonly pool: BufferPool;
+  readonly stats: RuntimeStats = { dispatches: 0, submits: 0, pipelines: 0, readbacks: 0 };
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private arena: GPUBuffer;
+  private arenaData = new ArrayBuffer(SLOT * ARENA_SLOTS);
+  private arenaView = new DataView(this.arenaData);
+  private arenaUsed = 0;
+  private staging: GPUBuffer[] = [];
+
+  constructor(readonly ctx: GpuContext) {
+    this.pool = new BufferPool(ctx.device, ctx.limits.maxBufferSize);
+    this.arena = ctx.device.createBuffer({ size: SLOT * ARENA_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  }
+
+  get device(): GPUDevice {
+    return this.ctx.device;
+  }
+
+  pipeline(k: Kernel): GPUComputePipeline {
+    let p = this.pipelines.get(k.key);
+    if (!p) {
+      const module = this.device.createShaderModule({ code: k.wgsl(), label: k.key });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k.key });
+      this.pipelines.set(k.key, p);
+      this.stats.pipelines++;
+    }
+    return p;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    this.pass ??= this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    this.pass?.end();
+    this.pass = null;
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  dispatch(d: Dispatch): void {
+    const [x, y = 1, z = 1] = d.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    if (x > MAX_WG || y > MAX_WG || z > MAX_WG) throw new Error(`${d.kernel.key}: grid ${x}x${y}x${z} exceeds ${MAX_WG}`);
+    const pipeline = this.pipeline(d.kernel);
+    const entries: GPUBindGroupEntry[] = [];
+    if (d.params) {
+      if (this.arenaUsed === ARENA_SLOTS) this.flush();
+      const base = this.arenaUsed * SLOT;
+      d.params.forEach((v, i) => {
+        const t = d.types?.[i] ?? 'u';
+        if (t === 'f') this.arenaView.setFloat32(base + 4 * i, v, true);
+        else if (t === 'i') this.arenaView.setInt32(base + 4 * i, v, true);
+        else this.arenaView.setUint32(base + 4 * i, v, true);
+      });
+      entries.push({ binding: 0, resource: { buffer: this.arena, offset: base, size: Math.max(16, Math.ceil(d.params.length / 4) * 16) } });
+      this.arenaUsed++;
+    }
+    d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.stats.dispatches++;
+  }
+
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    if (bytes > 0) this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Submit everything encoded so far. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.pass?.end();
+    this.pass = null;
+    if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed * SLOT);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.arenaUsed = 0;
+    this.stats.submits++;
+  }
+
+  /** Upload host data. Pending commands may still read a recycled buffer, so they go first. */
+  write(buffer: GPUBuffer, data: ArrayBufferView, offsetBytes = 0): void {
+    this.flush();
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
+    this.device.queue.writeBuffer(buffer, offsetBytes, padded);
+  }
+
+  /** Read `bytes` from a buffer: flush, copy into a mappable staging buffer, wait. */
+  async read(buffer: GPUBuffer, bytes: number, offsetBytes = 0): Promise<ArrayBuffer> {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const idx = this.staging.findIndex((s) => s.size >= size);
+    const staging =
+      idx >= 0 ? this.staging.splice(idx, 1)[0]! : this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.copy(buffer, offsetBytes, staging, 0, size);
+    this.flush();
+    this.stats.readbacks++;
+    await staging.mapAsync(GPUMapMode.READ, 0, size);
+    const out = staging.getMappedRange(0, size).slice(0, bytes);
+    staging.unmap();
+    this.staging.push(staging);
+    return out;
+  }
+
+  /** Wait for the queue to drain (timings, tests). */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+  }
+
+  destroy(): void {
+    this.pass = null;
+    this.encoder = null;
+    this.pool.trim();
+    for (const s of this.staging) s.destroy();
+    this.staging = [];
+    this.arena.destroy();
+    this.pipelines.clear();
+  }
+}
+
+function padTo4(b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(Math.ceil(b.byteLength / 4) * 4);
+  out.set(b);
+  return out;
+}
+
+let runtime: Runtime | null = null;
+
+/** Acquire the device (once) and the runtime. Every op needs this first. */
+export async function init(): Promise<Runtime> {
+  if (runtime) return runtime;
+  const ctx = await getGpu();
+  runtime ??= new Runtime(ctx);
+  return runtime;
+}
+
+/** The runtime, for synchronous op code. */
+export function rt(): Runtime {
+  if (!runtime) {
+    gpuSync(); // throws the "call init()" error
+    throw new Error('dawngrad: runtime not initialised');
+  }
+  return runtime;
+}
+
+/** Release every GPU resource and the device so node can exit. */
+export function dispose(): void {
+  runtime?.destroy();
+  runtime = null;
+  destroyGpu();
+}
+
+/** Split a 1-D count of workgroups into a grid whose x fits the 65,535 limit. Kernels rebuild the index with `nx`. */
+export function grid(workgroups: number): [number, number] {
+  if (workgroups <= MAX_WG) return [Math.max(1, workgroups), 1];
+  const y = Math.ceil(workgroups / MAX_WG);
+  return [Math.ceil(workgroups / y), y];
+}

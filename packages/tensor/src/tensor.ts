@@ -1,0 +1,179 @@
+// Tensor: a shape, a dtype and contiguous GPU storage from the pool. Views (reshape) share storage by refcount.
+import { rt } from './runtime.ts';
+
+export type DType = 'f32' | 'i32' | 'u32' | 'f16';
+export type Shape = readonly number[];
+export type HostArray = Float32Array | Int32Array | Uint32Array | Uint16Array;
+
+export const BYTES: Record<DType, number> = { f32: 4, i32: 4, u32: 4, f16: 2 };
+
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function checkShape(shape: Shape): void {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`invalid shape [${shape.join(', ')}]`);
+  }
+}
+
+/** Refcounted GPU storage: the buffer goes back to the pool when the last view is disposed. */
+class Storage {
+  refs = 1;
+  constructor(
+    readonly buffer: GPUBuffer,
+    readonly bytes: number,
+  ) {}
+}
+
+// Scopes: tensors made inside scope(fn) are disposed when it returns, except what it returns or keep()s.
+const scopes: Set<Tensor>[] = [];
+
+export class Tensor {
+  private storage: Storage | null;
+  readonly shape: Shape;
+  readonly dtype: DType;
+  readonly size: number;
+
+  private constructor(storage: Storage, shape: Shape, dtype: DType) {
+    this.storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.size = numel(shape);
+    scopes[scopes.length - 1]?.add(this);
+  }
+
+  /** An uninitialised tensor (contents are whatever the pooled buffer held). */
+  static empty(shape: Shape, dtype: DType = 'f32'): Tensor {
+    checkShape(shape);
+    const bytes = numel(shape) * BYTES[dtype];
+    const limit = rt().ctx.limits.maxStorageBufferBindingSize;
+    if (bytes > limit) {
+      throw new Error(
+        `tensor [${shape.join(', ')}] ${dtype} needs ${bytes} bytes, over the adapter's maxStorageBufferBindingSize ` +
+          `(${limit} bytes) by ${bytes - limit} bytes`,
+      );
+    }
+    return new Tensor(new Storage(rt().pool.acquire(Math.max(bytes, 4)), bytes), shape, dtype);
+  }
+
+  static fromArray(data: ArrayLike<number> | HostArray, shape: Shape = [data.length], dtype?: DType): Tensor {
+    const dt: DType = dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : 'f32');
+    if (numel(shape) !== data.length) throw new Error(`fromArray: ${data.length} values do not fill shape [${shape.join(', ')}]`);
+    const t = Tensor.empty(shape, dt);
+    if (data.length > 0) rt().write(t.buffer, toHost(data, dt));
+    return t;
+  }
+
+  get buffer(): GPUBuffer {
+    if (!this.storage) throw new Error('use of a disposed tensor');
+    return this.storage.buffer;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get bytes(): number {
+    return this.size * BYTES[this.dtype];
+  }
+
+  get disposed(): boolean {
+    return this.storage === null;
+  }
+
+  /** A view with another shape over the same storage (free: storage is contiguous). One dim may be -1. */
+  reshape(shape: Shape): Tensor {
+    const s = [...shape];
+    const hole = s.indexOf(-1);
+    if (hole >= 0) s[hole] = this.size / numel(s.filter((_, i) => i !== hole));
+    if (numel(s) !== this.size || s.some((d) => !Number.isInteger(d) || d < 0)) {
+      throw new Error(`reshape: [${this.shape.join(', ')}] cannot become [${shape.join(', ')}]`);
+    }
+    const st = this.storage;
+    if (!st) throw new Error('use of a disposed tensor');
+    st.refs++;
+    return new Tensor(st, s, this.dtype);
+  }
+
+  async toArray(): Promise<HostArray> {
+    const bytes = await rt().read(this.buffer, this.bytes);
+    switch (this.dtype) {
+      case 'f32':
+        return new Float32Array(bytes);
+      case 'i32':
+        return new Int32Array(bytes);
+      case 'u32':
+        return new Uint32Array(bytes);
+      case 'f16':
+        return new Uint16Array(bytes);
+    }
+  }
+
+  /** A single number (the tensor must hold exactly one value). */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`item() needs one value, tensor has ${this.size}`);
+    return (await this.toArray())[0]!;
+  }
+
+  dispose(): void {
+    const st = this.storage;
+    if (!st) return;
+    this.storage = null;
+    if (--st.refs === 0) rt().pool.release(st.buffer);
+    for (const s of scopes) s.delete(this);
+  }
+
+  toString(): string {
+    return `Tensor([${this.shape.join(', ')}], ${this.dtype})`;
+  }
+}
+
+function toHost(data: ArrayLike<number> | HostArray, dtype: DType): HostArray {
+  switch (dtype) {
+    case 'f32':
+      return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+    case 'i32':
+      return data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>);
+    case 'u32':
+      return data instanceof Uint32Array ? data : Uint32Array.from(data as ArrayLike<number>);
+    case 'f16':
+      if (data instanceof Uint16Array) return data;
+      throw new Error('fromArray: f16 data must be given as raw Uint16Array bits');
+  }
+}
+
+/** Run fn; dispose every tensor it created except those it returns (a tensor, array or object of tensors) or keep()s. */
+export function scope<T>(fn: () => T): T {
+  const mine = new Set<Tensor>();
+  scopes.push(mine);
+  let out: T;
+  try {
+    out = fn();
+  } finally {
+    scopes.pop();
+  }
+  const survivors = new Set<Tensor>();
+  collect(out, survivors);
+  for (const t of mine) {
+    if (survivors.has(t)) scopes[scopes.length - 1]?.add(t);
+    else t.dispose();
+  }
+  return out;
+}
+
+/** Exempt tensors from the enclosing scopes' cleanup. */
+export function keep<T extends Tensor>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+function collect(v: unknown, into: Set<Tensor>): void {
+  if (v instanceof Tensor) into.add(v);
+  else if (Array.isArray(v)) for (const x of v) collect(x, into);
+  else if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    for (const x of Object.values(v)) collect(x, into);
+  }
+}
