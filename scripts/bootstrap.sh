@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Bootstrap a fresh Debian bookworm machine (Node 20, root) for dawngrad. Idempotent and quiet when already done:
-#   1. a Vulkan adapter for Dawn: bookworm's Mesa 22.3 lavapipe is rejected by Dawn, so libvulkan1 + mesa-vulkan-drivers
+#   1. pnpm at the exact version the workspace pins, then the workspace's packages (Dawn comes with them);
+#   2. when Dawn finds no adapter, a Vulkan driver for it: bookworm's Mesa 22.3 lavapipe is rejected by Dawn, so libvulkan1 + mesa-vulkan-drivers
 #      come from bookworm-backports (Mesa 25) when no adapter is found;
-#   2. pnpm at the exact version the workspace pins, then the workspace's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/dawngrad-xdg-$(id -u)}"
@@ -10,15 +10,22 @@ mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 PNPM_VERSION=$(node -p "require('./package.json').packageManager.split('@')[1]")
 log() { echo "bootstrap: $*" >&2; }
 
-have_vulkan() { ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' && ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 \
-  && dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | grep -qv '^22\.'; }
-has_gpu_vulkan() { ls /usr/share/vulkan/icd.d/*.json 2>/dev/null | grep -vq lvp_icd; }
+if [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
+  log "installing pnpm $PNPM_VERSION"
+  npm install -g --silent "pnpm@$PNPM_VERSION" >/dev/null 2>&1
+fi
 
-if ! have_vulkan && ! has_gpu_vulkan; then
-  [ "$(id -u)" = 0 ] || { echo "bootstrap: no Vulkan driver; run as root (or install libvulkan1 + mesa-vulkan-drivers from bookworm-backports)" >&2; exit 1; }
-  log "installing Mesa lavapipe (Vulkan on the CPU) from bookworm-backports"
+if [ ! -f node_modules/.modules.yaml ] || [ pnpm-lock.yaml -nt node_modules/.modules.yaml ]; then
+  log "installing the workspace"
+  pnpm install --frozen-lockfile --reporter=silent --config.confirmModulesPurge=false
+fi
+
+# Ask Dawn itself: an adapter it accepts is the only test that counts (bookworm's own Mesa 22.3 has one Dawn rejects).
+if ! node scripts/check-adapter.mjs 2>/dev/null; then
+  [ "$(id -u)" = 0 ] || { echo "bootstrap: no WebGPU adapter; as root, install libvulkan1 + mesa-vulkan-drivers from bookworm-backports" >&2; exit 1; }
+  log "no WebGPU adapter: installing Mesa lavapipe (Vulkan on the CPU) from bookworm-backports"
   if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    uri=$(grep -rhs '^URIs:.*debian$' /etc/apt/sources.list.d/*.sources | head -1 | awk '{print $2}')
+    uri=$(grep -rhs '^URIs:.*debian/*$' /etc/apt/sources.list.d/*.sources | head -1 | awk '{print $2}')
     key=$(grep -rhs '^Signed-By:' /etc/apt/sources.list.d/*.sources | head -1 | awk '{print $2}')
     if [ -n "$uri" ]; then
       printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' "$uri" \
@@ -30,14 +37,5 @@ if ! have_vulkan && ! has_gpu_vulkan; then
   fi
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports libvulkan1 mesa-vulkan-drivers >/dev/null
-fi
-
-if [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
-  log "installing pnpm $PNPM_VERSION"
-  npm install -g --silent "pnpm@$PNPM_VERSION" >/dev/null 2>&1
-fi
-
-if [ ! -f node_modules/.modules.yaml ] || [ pnpm-lock.yaml -nt node_modules/.modules.yaml ]; then
-  log "installing the workspace"
-  pnpm install --frozen-lockfile --reporter=silent
+  node scripts/check-adapter.mjs || { echo "bootstrap: Dawn still finds no adapter after installing lavapipe" >&2; exit 1; }
 fi
