@@ -1,0 +1,134 @@
+// A checkpoint = one model.safetensors, or model.safetensors.index.json whose weight_map names each tensor's shard.
+// Both are opened as a TensorReader, so the model loader does not care which it got.
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { SafetensorsFile, type LoadedTensor, type TensorInfo, type TensorReader } from './safetensors.ts';
+import { INDEX_FILE, SINGLE_WEIGHTS_FILE, readJsonObject, resolveInside } from './files.ts';
+
+/** The shards of a sharded checkpoint behind one TensorReader. */
+export class ShardedCheckpoint implements TensorReader {
+  private constructor(
+    /** Path of model.safetensors.index.json. */
+    readonly indexPath: string,
+    /** The index's "metadata" (HF writes total_size), as strings. */
+    readonly metadata: Record<string, string>,
+    /** Tensor name -> its open shard. */
+    private readonly owner: Map<string, SafetensorsFile>,
+    readonly shards: SafetensorsFile[],
+  ) {}
+
+  /**
+   * Open an index and all its shards, and check that they agree: every shard name stays inside the model directory and
+   * exists, every weight_map entry is in its shard's header, and every tensor of every shard header is in the
+   * weight_map under that shard (a tensor in two shards is refused).
+   */
+  static async open(indexPath: string): Promise<ShardedCheckpoint> {
+    const what = `safetensors index ${indexPath}`;
+    const index = readJsonObject(indexPath, 'safetensors index');
+    const wm = index.weight_map;
+    if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw new Error(`${what}: "weight_map" must be an object`);
+    const weightMap = wm as Record<string, unknown>;
+    const shardNames: string[] = [];
+    for (const [tensor, shard] of Object.entries(weightMap)) {
+      if (typeof shard !== 'string') throw new Error(`${what}: weight_map["${tensor}"] must be a file name, got ${JSON.stringify(shard)}`);
+      if (!shardNames.includes(shard)) shardNames.push(shard);
+    }
+    if (shardNames.length === 0) throw new Error(`${what}: weight_map is empty`);
+    const metadata: Record<string, string> = {};
+    if (typeof index.metadata === 'object' && index.metadata !== null) {
+      for (const [k, v] of Object.entries(index.metadata)) {
+        if (typeof v === 'string' || typeof v === 'number') metadata[k] = String(v);
+      }
+    }
+    const dir = dirname(indexPath);
+    // Check every name before opening anything: a path escape should not cost a file open.
+    const paths = shardNames.map((s) => resolveInside(dir, s, what));
+    const shards: SafetensorsFile[] = [];
+    try {
+      for (const p of paths) shards.push(await SafetensorsFile.open(p));
+      const owner = new Map<string, SafetensorsFile>();
+      const ownerName = new Map<string, string>();
+      shards.forEach((shard, k) => {
+        for (const name of shard.names()) {
+          const seen = ownerName.get(name);
+          if (seen !== undefined) throw new Error(`${what}: tensor "${name}" is in two shards, ${seen} and ${shardNames[k]}`);
+          ownerName.set(name, shardNames[k]);
+          owner.set(name, shard);
+        }
+      });
+      for (const [tensor, shard] of Object.entries(weightMap)) {
+        const actual = ownerName.get(tensor);
+        if (actual === undefined) throw new Error(`${what}: weight_map puts "${tensor}" in ${shard}, but no shard holds it`);
+        if (actual !== shard) throw new Error(`${what}: weight_map puts "${tensor}" in ${shard}, but it is in ${actual}`);
+      }
+      for (const [tensor, shard] of ownerName) {
+        if (!(tensor in weightMap)) throw new Error(`${what}: shard ${shard} holds "${tensor}", which the weight_map does not list`);
+      }
+      return new ShardedCheckpoint(indexPath, metadata, owner, shards);
+    } catch (e) {
+      await Promise.all(shards.map((s) => s.close()));
+      throw e;
+    }
+  }
+
+  names(): string[] {
+    return [...this.owner.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.owner.has(name);
+  }
+
+  private shardOf(name: string): SafetensorsFile {
+    const s = this.owner.get(name);
+    if (!s) throw new Error(`checkpoint ${this.indexPath}: no tensor named "${name}"`);
+    return s;
+  }
+
+  info(name: string): TensorInfo {
+    return this.shardOf(name).info(name);
+  }
+
+  infos(): TensorInfo[] {
+    return this.shards.flatMap((s) => s.infos());
+  }
+
+  readBytes(name: string): Promise<Uint8Array> {
+    return this.shardOf(name).readBytes(name);
+  }
+
+  readTensor(name: string): Promise<LoadedTensor> {
+    return this.shardOf(name).readTensor(name);
+  }
+
+  /** Stream tensors one at a time: all of them shard by shard in data order (sequential disk reads), or the given names. */
+  async *tensors(names?: readonly string[]): AsyncGenerator<LoadedTensor> {
+    for (const n of names ?? this.names()) yield await this.readTensor(n);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.shards.map((s) => s.close()));
+  }
+}
+
+/**
+ * Open the weights at `path`: a .safetensors file, a model.safetensors.index.json, or a model directory holding either.
+ * The caller closes the reader.
+ */
+export async function openCheckpoint(path: string): Promise<TensorReader> {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new Error(`checkpoint ${path} does not exist`);
+  }
+  if (st.isDirectory()) {
+    const single = join(path, SINGLE_WEIGHTS_FILE);
+    const index = join(path, INDEX_FILE);
+    const [hasSingle, hasIndex] = [existsSync(single), existsSync(index)];
+    if (hasSingle && hasIndex) throw new Error(`model directory ${path}: both ${SINGLE_WEIGHTS_FILE} and ${INDEX_FILE} exist; remove the stale one`);
+    if (!hasSingle && !hasIndex) throw new Error(`model directory ${path}: no ${SINGLE_WEIGHTS_FILE} and no ${INDEX_FILE}`);
+    return hasSingle ? SafetensorsFile.open(single) : ShardedCheckpoint.open(index);
+  }
+  return path.endsWith('.index.json') ? ShardedCheckpoint.open(path) : SafetensorsFile.open(path);
+}
