@@ -1,0 +1,96 @@
+// Reverse mode: walk the graph from the output in reverse topological order, hand each node's gradient to its
+// backward closure, accumulate what comes out into its inputs. Leaves keep their gradient (summed across calls);
+// every other gradient is freed as soon as it has been passed on, and each node's temporaries right after it runs.
+import { Tensor, scope, keep, add, fill, unary } from '@dawngrad/tensor';
+import { Var } from './var.ts';
+
+function topoOrder(root: Var): Var[] {
+  const order: Var[] = [];
+  const seen = new Set<Var>();
+  // iterative DFS: deep models would overflow the JS stack with recursion
+  const stack: [Var, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const [v, i] = top;
+    if (i < v.parents.length) {
+      top[1]++;
+      const p = v.parents[i]!;
+      if (p.requiresGrad && !seen.has(p)) {
+        seen.add(p);
+        stack.push([p, 0]);
+      }
+    } else {
+      order.push(v);
+      stack.pop();
+    }
+  }
+  return order; // parents before children
+}
+
+export interface BackwardOptions {
+  /** dL/droot; default ones (root must then hold a single value) */
+  seed?: Tensor;
+  /** keep the graph for a second backward() (default: cut it so closures and activations can go) */
+  retainGraph?: boolean;
+}
+
+export function backward(root: Var, opts: BackwardOptions = {}): void {
+  if (!root.requiresGrad) throw new Error('backward: the output does not require grad (no parameter reaches it)');
+  if (!opts.seed && root.size !== 1) throw new Error(`backward: output has ${root.size} values; pass a seed gradient`);
+  const order = topoOrder(root);
+  // grads holds tensors this function owns: each is freed once passed on, or handed to a leaf's .grad
+  const grads = new Map<Var, Tensor>();
+  grads.set(root, opts.seed ? copy(opts.seed) : fill(root.shape, 1));
+  for (let k = order.length - 1; k >= 0; k--) {
+    const v = order[k]!;
+    const g = grads.get(v);
+    grads.delete(v);
+    if (!g) continue; // no path from root through this node
+    if (!v.backwardFn) {
+      // a leaf: accumulate into .grad, which outlives any step scope
+      if (v.grad) {
+        const sum = add(v.grad, g);
+        v.grad.dispose();
+        g.dispose();
+        v.grad = keep(sum);
+      } else {
+        v.grad = keep(g);
+      }
+      continue;
+    }
+    const needs = v.parents.map((p) => p.requiresGrad);
+    const pgrads = scope(() => v.backwardFn!(g, needs));
+    // a backward may pass g straight through, or return one tensor for two inputs: own each exactly once
+    const owned = new Set<Tensor>();
+    v.parents.forEach((p, i) => {
+      let pg = needs[i] ? pgrads[i] : null;
+      if (!pg) return;
+      if (owned.has(pg)) pg = copy(pg);
+      owned.add(pg);
+      const prev = grads.get(p);
+      if (prev) {
+        grads.set(p, add(prev, pg));
+        prev.dispose();
+        pg.dispose();
+      } else {
+        grads.set(p, pg);
+      }
+    });
+    for (const pg of pgrads) if (pg && !owned.has(pg) && pg !== g) pg.dispose();
+    if (!owned.has(g)) g.dispose();
+    if (!opts.retainGraph) {
+      v.parents = [];
+      v.backwardFn = null;
+    }
+  }
+}
+
+function copy(t: Tensor): Tensor {
+  return unary('mulScalar', t, 1);
+}
+
+/** Zero (free) the gradients of these parameters. */
+export function zeroGrad(params: Iterable<Var>): void {
+  for (const p of params) p.zeroGrad();
+}
