@@ -1,0 +1,24 @@
+// @dawngrad/train: datasets, prompts, batching, AdamW and schedules, the loop, metrics, plots, checkpoints, the CLI.
+
+// Data: TweetEval-style splits (parquet, cardiffnlp text, JSONL, CSV), seeded order and subsets.
+export {
+  LABEL_NAMES, NUM_CLASSES, loadSplit, detectLayout, parseLabel, take, shuffleDataset, labelCounts, proportionalQuotas,
+  stratifiedSubset, type Dataset, type DataFormat, type LabelName, type LoadOptions, type SplitFiles, type StratifiedOptions,
+} from './data.ts';
+export { parseCsv, parseCsvObjects, type CsvOptions } from './csv.ts';
+export { mulberry32, randomInt, shuffleInPlace, permutation, sampleIndices, type Rng } from './rng.ts';
+
+// Evaluation: metrics, figures, terminal output, progress.
+export {
+  INVALID, confusionMatrix, confusionFromCounts, metricsFromConfusion, computeMetrics, accuracy, rowNormalised,
+  type ConfusionMatrix, type ClassMetrics, type Metrics,
+} from './metrics.ts';
+export {
+  confusionMatrixSvg, lossCurveSvg, emaSmooth, writeConfusionMatrixPlot, writeLossCurvePlot,
+  type ConfusionPlotOptions, type LossSeries, type LossPlotOptions,
+} from './plots.ts';
+export { svgToPng, writeFigure, writeFileAtomic, findFontFiles, type FigureFiles, type PngOptions, type PngResult } from './svg.ts';
+export {
+  useColor, paint, stripAnsi, formatConfusionMatrix, formatMetricsSummary, formatEvaluation, type MaybeTty, type MatrixFormatOptions,
+} from './terminal.ts';
+export { Progress, formatDuration, formatRate, type ProgressOptions, type ProgressStream, type TickInfo } from './progress.ts';
