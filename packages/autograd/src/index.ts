@@ -6,3 +6,4 @@ export { backward, zeroGrad, type BackwardOptions } from './backward.ts';
 export * from './ops/elementwise.ts';
 export * from './ops/matmul.ts';
 export * from './ops/reduce.ts';
+export * from './ops/shape.ts';
