@@ -7,3 +7,4 @@ export * from './ops/elementwise.ts';
 export * from './ops/matmul.ts';
 export * from './ops/reduce.ts';
 export * from './ops/shape.ts';
+export * from './ops/rmsnorm.ts';
