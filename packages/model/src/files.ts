@@ -43,15 +43,20 @@ function allowedRoots(dir: string): string[] {
   return roots;
 }
 
+/** Refuse a file name that is not a plain relative path (absolute, `..`, empty segments, backslashes). */
+export function checkRelativeName(name: unknown, dir: string, what: string): asserts name is string {
+  if (typeof name !== 'string' || name === '') throw new Error(`${what}: empty file name`);
+  if (isAbsolute(name) || name.includes('\\') || name.split('/').some((s) => s === '..' || s === '.' || s === '')) {
+    throw new Error(`${what}: file name ${JSON.stringify(name)} must be a plain relative path inside ${dir}`);
+  }
+}
+
 /**
  * Resolve a relative file name found inside a model directory. Refuses absolute paths, `..` segments and symlinks that
  * lead outside the directory; the file must exist. `what` describes the referrer for the error message.
  */
 export function resolveInside(dir: string, name: string, what: string): string {
-  if (typeof name !== 'string' || name === '') throw new Error(`${what}: empty file name`);
-  if (isAbsolute(name) || name.includes('\\') || name.split('/').some((s) => s === '..' || s === '')) {
-    throw new Error(`${what}: file name ${JSON.stringify(name)} must be a plain relative path inside ${dir}`);
-  }
+  checkRelativeName(name, dir, what);
   const full = resolve(dir, name);
   if (!isWithin(resolve(dir), full)) throw new Error(`${what}: file name ${JSON.stringify(name)} leaves ${dir}`);
   if (!existsSync(full)) throw new Error(`${what}: file ${JSON.stringify(name)} does not exist in ${dir}`);
