@@ -1,0 +1,12 @@
+// @dawngrad/model: Hugging Face file formats (safetensors, config, tokenizer, chat template, hub cache) and the model.
+
+// Hugging Face files
+export * from './safetensors.ts';
+export * from './safetensors-write.ts';
+export * from './checkpoint.ts';
+export * from './files.ts';
+export * from './config.ts';
+export * from './tokenizer.ts';
+export * from './chat.ts';
+export * from './hub.ts';
+export { HttpError, type FileMeta } from './download.ts';
