@@ -8,3 +8,4 @@ export * from './ops/matmul.ts';
 export * from './ops/reduce.ts';
 export * from './ops/shape.ts';
 export * from './ops/rmsnorm.ts';
+export * from './ops/softmax.ts';
