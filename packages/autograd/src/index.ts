@@ -9,3 +9,4 @@ export * from './ops/reduce.ts';
 export * from './ops/shape.ts';
 export * from './ops/rmsnorm.ts';
 export * from './ops/softmax.ts';
+export * from './ops/embedding.ts';
