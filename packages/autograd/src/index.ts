@@ -10,3 +10,4 @@ export * from './ops/shape.ts';
 export * from './ops/rmsnorm.ts';
 export * from './ops/softmax.ts';
 export * from './ops/embedding.ts';
+export * from './ops/dropout.ts';
