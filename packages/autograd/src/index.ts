@@ -11,3 +11,4 @@ export * from './ops/rmsnorm.ts';
 export * from './ops/softmax.ts';
 export * from './ops/embedding.ts';
 export * from './ops/dropout.ts';
+export * from './ops/rope.ts';
