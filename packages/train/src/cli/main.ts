@@ -3,8 +3,9 @@
 // (unknown flags, wrong types and out-of-range values are refused before any work starts).
 import { CliError, type Command } from './args.ts';
 import { info } from './info.ts';
+import { merge } from './merge.ts';
 
-const COMMANDS: Record<string, Command> = { info };
+const COMMANDS: Record<string, Command> = { info, merge };
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  dawngrad ${name.padEnd(12)} ${c.summary}`);
