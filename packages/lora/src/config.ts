@@ -51,7 +51,8 @@ export function loraConfig(input: LoraConfigInput = {}, source = 'LoraConfig'): 
     r: input.r ?? 8,
     lora_alpha: input.lora_alpha ?? 8,
     lora_dropout: input.lora_dropout ?? 0,
-    target_modules: input.target_modules ?? [...DEFAULT_TARGET_MODULES],
+    // a list is a set in PEFT (duplicates collapse); keep the caller's order
+    target_modules: Array.isArray(input.target_modules) ? [...new Set(input.target_modules)] : input.target_modules ?? [...DEFAULT_TARGET_MODULES],
     exclude_modules: input.exclude_modules ?? null,
     use_rslora: input.use_rslora ?? false,
     init_lora_weights: input.init_lora_weights ?? true,
