@@ -1,5 +1,5 @@
 // Strict flag parsing on top of node:util parseArgs, with typed numbers and range checks.
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export interface Command {
   summary: string;
@@ -9,10 +9,10 @@ export interface Command {
 /** A usage error: exit code 2, one line. */
 export class CliError extends Error {}
 
-export type FlagSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string; default?: string | boolean }>;
+export type FlagSpec = NonNullable<ParseArgsConfig['options']>;
 
 /** Parse argv against spec; unknown flags and stray positionals are errors unless `positionals` is set. */
-export function parse(command: string, argv: string[], options: FlagSpec, positionals = false) {
+export function parse<T extends FlagSpec>(command: string, argv: string[], options: T, positionals = false) {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: positionals });
   } catch (e) {

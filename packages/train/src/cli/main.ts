@@ -3,9 +3,10 @@
 // (unknown flags, wrong types and out-of-range values are refused before any work starts).
 import { CliError, type Command } from './args.ts';
 import { info } from './info.ts';
+import { train, evalCmd, predict } from './train.ts';
 import { merge } from './merge.ts';
 
-const COMMANDS: Record<string, Command> = { info, merge };
+const COMMANDS: Record<string, Command> = { train, eval: evalCmd, predict, merge, info };
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  dawngrad ${name.padEnd(12)} ${c.summary}`);

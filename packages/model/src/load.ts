@@ -1,0 +1,57 @@
+// From a Hugging Face model directory to a model on the GPU: config, checkpoint validation, streaming upload
+// (one tensor in JS memory at a time), frozen parameters by default.
+import { join } from 'node:path';
+import { Tensor } from '@dawngrad/tensor';
+import { Var, constant } from '@dawngrad/autograd';
+import { loadConfig, validateCheckpoint, type ModelConfig } from './config.ts';
+import { openCheckpoint } from './checkpoint.ts';
+import { Linear } from './modules.ts';
+import { DecoderLayer, MistralForCausalLM } from './mistral.ts';
+
+/** Build a model from name → tensor (already on the GPU). Missing names are an error. */
+export function buildModel(cfg: ModelConfig, weights: Map<string, Tensor>): MistralForCausalLM {
+  const take = (name: string): Var => {
+    const t = weights.get(name);
+    if (!t) throw new Error(`weights: missing ${name}`);
+    return constant(t, name);
+  };
+  const layers: DecoderLayer[] = [];
+  for (let i = 0; i < cfg.numHiddenLayers; i++) {
+    const p = `model.layers.${i}`;
+    const lin = (sub: string) => new Linear(`${p}.${sub}`, take(`${p}.${sub}.weight`));
+    layers.push(
+      new DecoderLayer(
+        i,
+        take(`${p}.input_layernorm.weight`),
+        take(`${p}.post_attention_layernorm.weight`),
+        lin('self_attn.q_proj'),
+        lin('self_attn.k_proj'),
+        lin('self_attn.v_proj'),
+        lin('self_attn.o_proj'),
+        lin('mlp.gate_proj'),
+        lin('mlp.up_proj'),
+        lin('mlp.down_proj'),
+      ),
+    );
+  }
+  const embed = take('model.embed_tokens.weight');
+  const head = cfg.tieWordEmbeddings ? new Linear('lm_head', embed) : new Linear('lm_head', take('lm_head.weight'));
+  return new MistralForCausalLM(cfg, embed, layers, take('model.norm.weight'), head);
+}
+
+/** Load config.json and the (possibly sharded) safetensors of `dir` onto the GPU. */
+export async function loadModel(dir: string): Promise<MistralForCausalLM> {
+  const cfg = loadConfig(join(dir, 'config.json'));
+  const ckpt = await openCheckpoint(dir);
+  try {
+    validateCheckpoint(cfg, ckpt.infos(), dir);
+    const weights = new Map<string, Tensor>();
+    for await (const t of ckpt.tensors()) {
+      if (!(t.data instanceof Float32Array)) throw new Error(`${dir}: ${t.name} is not a floating-point tensor`);
+      weights.set(t.name, Tensor.fromArray(t.data, t.shape, 'f32'));
+    }
+    return buildModel(cfg, weights);
+  } finally {
+    await ckpt.close();
+  }
+}

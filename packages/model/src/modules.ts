@@ -1,0 +1,45 @@
+// The building blocks of the decoder, each holding its parameters under their Hugging Face names.
+import type { Tensor } from '@dawngrad/tensor';
+import { Var, matmul, add } from '@dawngrad/autograd';
+
+/** A named parameter: its HF name and the Var holding it. */
+export interface NamedParam {
+  name: string;
+  param: Var;
+}
+
+/** Something that adds to a linear layer's output: y = W·x + Σ adapter(x). LoRA plugs in here. */
+export type LinearAdapter = (x: Var) => Var;
+
+/** y = x·Wᵀ with W in HF layout [out, in]; no bias (Mistral/Llama have none). */
+export class Linear {
+  /** extra terms added to the output; empty for a plain linear layer */
+  adapters: LinearAdapter[] = [];
+
+  constructor(
+    /** module path, e.g. model.layers.0.self_attn.q_proj */
+    readonly path: string,
+    public weight: Var,
+  ) {}
+
+  get inFeatures(): number {
+    return this.weight.shape[1]!;
+  }
+
+  get outFeatures(): number {
+    return this.weight.shape[0]!;
+  }
+
+  // x: [N, in] -> [N, out]
+  forward(x: Var): Var {
+    let y = matmul(x, this.weight, { transB: true });
+    for (const a of this.adapters) y = add(y, a(x));
+    return y;
+  }
+}
+
+/** Replace a Var's data in place (keeps graph identity for callers holding the Var). */
+export function setData(v: Var, t: Tensor): void {
+  v.data.dispose();
+  v.data = t;
+}

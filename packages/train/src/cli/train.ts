@@ -1,0 +1,217 @@
+// dawngrad train / eval / predict.
+import { readFileSync } from 'node:fs';
+import { init, dispose } from '@dawngrad/tensor';
+import { loadModel, HfTokenizer, checkVocab } from '@dawngrad/model';
+import { loadAdapter } from '@dawngrad/lora';
+import { parse, num, CliError, type Command } from './args.ts';
+import { resolveOptions, RECIPES, defaultModelDir, defaultDataDir, type TrainOptions } from '../options.ts';
+import { SCHEDULES, type ScheduleName } from '../optim/schedule.ts';
+import { runTraining, describe } from '../trainer.ts';
+import { evaluate, type EvalMode } from '../evaluate.ts';
+import { PromptFormat } from '../prompts.ts';
+import { loadSplit, stratifiedSubset, LABEL_NAMES } from '../data.ts';
+import { generate } from '@dawngrad/model';
+import { formatEvaluation } from '../terminal.ts';
+import { Progress } from '../progress.ts';
+
+const TRAIN_FLAGS = {
+  config: { type: 'string' },
+  recipe: { type: 'string' },
+  model: { type: 'string' },
+  data: { type: 'string' },
+  targets: { type: 'string' },
+  r: { type: 'string' },
+  alpha: { type: 'string' },
+  dropout: { type: 'string' },
+  lr: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  schedule: { type: 'string' },
+  warmup: { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'grad-accum': { type: 'string' },
+  clip: { type: 'string' },
+  'max-train': { type: 'string' },
+  'max-eval': { type: 'string' },
+  'max-steps': { type: 'string' },
+  'eval-batch-size': { type: 'string' },
+  'eval-mode': { type: 'string' },
+  'no-eval-before': { type: 'boolean' },
+  'bucket-window': { type: 'string' },
+  'checkpoint-every': { type: 'string' },
+  system: { type: 'string' },
+  seed: { type: 'string' },
+  out: { type: 'string' },
+  resume: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const TRAIN_USAGE = `usage: dawngrad train [--recipe ${Object.keys(RECIPES).join('|')}] [--config run.json] [--model DIR] [--data DIR]
+  [--targets k_proj,v_proj|all-linear] [--r 8] [--alpha 16] [--dropout 0] [--lr 1e-3] [--weight-decay 0.01]
+  [--schedule ${SCHEDULES.join('|')}] [--warmup 0.1] [--epochs 1] [--batch-size 16] [--grad-accum 1] [--clip 1]
+  [--max-train N] [--max-eval N] [--max-steps N] [--eval-batch-size 64] [--eval-mode both|first-token|generate]
+  [--no-eval-before] [--bucket-window 16] [--checkpoint-every 200] [--system TEXT] [--seed 0] [--out DIR] [--resume]
+defaults: --model ${defaultModelDir()} --data ${defaultDataDir()}, recipe quick`;
+
+function evalMode(v: string | undefined): EvalMode | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'both' && v !== 'first-token' && v !== 'generate') throw new CliError(`--eval-mode must be both, first-token or generate, got '${v}'`);
+  return v;
+}
+
+function trainOptions(argv: string[]): TrainOptions {
+  const { values: v } = parse('train', argv, TRAIN_FLAGS);
+  if (v.help) {
+    console.log(TRAIN_USAGE);
+    process.exit(0);
+  }
+  let fromFile: Partial<TrainOptions> = {};
+  if (v.config) {
+    try {
+      fromFile = JSON.parse(readFileSync(v.config, 'utf8'));
+    } catch (e) {
+      throw new CliError(`--config ${v.config}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  const n = (flag: keyof typeof TRAIN_FLAGS, check: Parameters<typeof num>[4] = {}) => {
+    const raw = v[flag] as string | undefined;
+    return raw === undefined ? undefined : num('train', flag, raw, 0, check);
+  };
+  const schedule = v.schedule as ScheduleName | undefined;
+  if (schedule !== undefined && !SCHEDULES.includes(schedule)) throw new CliError(`--schedule must be one of ${SCHEDULES.join(', ')}, got '${schedule}'`);
+  if (v.recipe !== undefined && !RECIPES[v.recipe]) throw new CliError(`--recipe must be one of ${Object.keys(RECIPES).join(', ')}, got '${v.recipe}'`);
+  const targets = v.targets === undefined ? undefined : v.targets === 'all-linear' ? 'all-linear' : v.targets.split(',').map((s) => s.trim()).filter(Boolean);
+  if (Array.isArray(targets) && targets.length === 0) throw new CliError('--targets is empty');
+  const over: Partial<TrainOptions> = {
+    ...fromFile,
+    recipe: v.recipe ?? fromFile.recipe,
+    model: v.model ?? fromFile.model,
+    data: v.data ?? fromFile.data,
+    out: v.out ?? fromFile.out,
+    targets,
+    r: n('r', { int: true, min: 1 }),
+    alpha: n('alpha', { minExclusive: 0 }),
+    dropout: n('dropout', { min: 0, max: 0.99 }),
+    lr: n('lr', { minExclusive: 0 }),
+    weightDecay: n('weight-decay', { min: 0 }),
+    schedule,
+    warmup: n('warmup', { min: 0, max: 0.99 }),
+    epochs: n('epochs', { int: true, min: 1 }),
+    batchSize: n('batch-size', { int: true, min: 1 }),
+    gradAccum: n('grad-accum', { int: true, min: 1 }),
+    clip: n('clip', { min: 0 }),
+    maxTrain: n('max-train', { int: true, min: 1 }),
+    maxEval: n('max-eval', { int: true, min: 1 }),
+    maxSteps: n('max-steps', { int: true, min: 1 }),
+    evalBatchSize: n('eval-batch-size', { int: true, min: 1 }),
+    evalMode: evalMode(v['eval-mode']),
+    evalBefore: v['no-eval-before'] ? false : undefined,
+    bucketWindow: n('bucket-window', { int: true, min: 0 }),
+    checkpointEvery: n('checkpoint-every', { int: true, min: 0 }),
+    system: v.system,
+    seed: n('seed', { int: true, min: 0 }),
+    resume: v.resume ? true : undefined,
+    command: ['dawngrad', 'train', ...argv].map((a) => (/^[\w./:,=@+-]+$/.test(a) ? a : JSON.stringify(a))).join(' '),
+  };
+  if (over.resume && !over.out) throw new CliError('--resume needs --out DIR (the run to continue)');
+  try {
+    return resolveOptions(over);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+}
+
+export const train: Command = {
+  summary: 'LoRA fine-tune the model on tweet sentiment (default: the shared tiny model, quick recipe)',
+  async run(argv) {
+    const o = trainOptions(argv);
+    console.log(`dawngrad train: recipe ${o.recipe} → ${o.out}`);
+    try {
+      const s = await runTraining(o);
+      const b = s.before ? (s.before.generate ?? s.before.firstToken)!.macroF1.toFixed(4) : '—';
+      const a = (s.after.generate ?? s.after.firstToken)!.macroF1.toFixed(4);
+      console.log(`\ntest macro-F1 ${b} → ${a}; wall ${s.wallSeconds.toFixed(0)} s, training ${s.trainTokensPerSecond.toFixed(0)} tokens/s`);
+      console.log(`run directory: ${o.out} (summary.json, metrics.jsonl, confusion_*.png|svg, loss.png|svg, adapter-best/, adapter-last/)`);
+      return 0;
+    } finally {
+      dispose();
+    }
+  },
+};
+
+const EVAL_FLAGS = {
+  model: { type: 'string' },
+  adapter: { type: 'string' },
+  data: { type: 'string' },
+  split: { type: 'string' },
+  'max-eval': { type: 'string' },
+  'batch-size': { type: 'string' },
+  mode: { type: 'string' },
+  seed: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const evalCmd: Command = {
+  summary: 'evaluate a model (+ adapter) on a split: macro-F1, per-class scores, confusion matrix',
+  async run(argv) {
+    const { values: v } = parse('eval', argv, EVAL_FLAGS);
+    if (v.help) {
+      console.log('usage: dawngrad eval [--model DIR] [--adapter DIR] [--data DIR] [--split test] [--max-eval N] [--batch-size 64] [--mode both|first-token|generate]');
+      return 0;
+    }
+    const split = v.split ?? 'test';
+    const maxEval = v['max-eval'] === undefined ? undefined : num('eval', 'max-eval', v['max-eval'], 0, { int: true, min: 1 });
+    const bs = num('eval', 'batch-size', v['batch-size'], 64, { int: true, min: 1 });
+    const mode = evalMode(v.mode) ?? 'both';
+    const seed = num('eval', 'seed', v.seed, 0, { int: true, min: 0 });
+    const modelDir = v.model ?? defaultModelDir();
+    let ds = await loadSplit(v.data ?? defaultDataDir(), split);
+    if (maxEval && maxEval < ds.texts.length) ds = stratifiedSubset(ds, maxEval, { seed });
+    await init();
+    try {
+      const { model, fmt } = await loadWithAdapter(modelDir, v.adapter);
+      const r = await evaluate(model, fmt, ds.texts, ds.labels, { batchSize: bs, mode, progress: new Progress({ total: ds.texts.length, label: 'eval', unit: 'tweets' }) });
+      console.log(describe(r));
+      console.log(formatEvaluation((r.generate ?? r.firstToken)!.metrics.matrix));
+      return 0;
+    } finally {
+      dispose();
+    }
+  },
+};
+
+async function loadWithAdapter(modelDir: string, adapter: string | undefined) {
+  const tokenizer = HfTokenizer.fromDir(modelDir);
+  const model = await loadModel(modelDir);
+  checkVocab(tokenizer, model.config);
+  if (adapter) (await loadAdapter(adapter, model)).eval();
+  return { model, fmt: new PromptFormat(tokenizer) };
+}
+
+export const predict: Command = {
+  summary: 'classify tweets given as arguments (or one per line on stdin)',
+  async run(argv) {
+    const { values: v, positionals } = parse('predict', argv, { model: { type: 'string' }, adapter: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
+    if (v.help) {
+      console.log('usage: dawngrad predict [--model DIR] [--adapter DIR] "tweet text" ...   (or tweets on stdin, one per line)');
+      return 0;
+    }
+    let texts = positionals;
+    if (texts.length === 0) {
+      if (process.stdin.isTTY) throw new CliError('predict: give tweets as arguments or on stdin');
+      texts = readFileSync(0, 'utf8').split('\n').filter((l) => l.trim() !== '');
+    }
+    await init();
+    try {
+      const { model, fmt } = await loadWithAdapter(v.model ?? defaultModelDir(), v.adapter);
+      const g = await generate(model, texts.map((t) => fmt.prompt(t)), { maxNewTokens: 4, stopTokens: [fmt.endToken] });
+      texts.forEach((t, i) => {
+        const label = fmt.parseAnswer(g.ids[i]!);
+        console.log(`${label >= 0 ? LABEL_NAMES[label] : 'invalid'}\t${t}`);
+      });
+      return 0;
+    } finally {
+      dispose();
+    }
+  },
+};

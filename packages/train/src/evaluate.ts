@@ -1,0 +1,108 @@
+// Evaluation two ways, both reported:
+//  - first-token scoring: one forward per batch, compare the logits of the three answers' first tokens (fast);
+//  - greedy generation of the answer (up to 4 tokens, as the reference run), first word parsed; anything else is
+//    invalid and counts as wrong.
+import { Tensor, take, scope } from '@dawngrad/tensor';
+import { noGrad } from '@dawngrad/autograd';
+import { generate, type MistralForCausalLM } from '@dawngrad/model';
+import { computeMetrics, type Metrics } from './metrics.ts';
+import type { PromptFormat } from './prompts.ts';
+import { PAD_ID } from './batching.ts';
+import type { Progress } from './progress.ts';
+
+export type EvalMode = 'first-token' | 'generate' | 'both';
+
+export interface EvalOptions {
+  batchSize?: number;
+  mode?: EvalMode;
+  maxNewTokens?: number;
+  progress?: Progress;
+}
+
+export interface EvalResult {
+  n: number;
+  /** by generation (when run) */
+  generate?: { metrics: Metrics; predictions: number[]; invalidRate: number; outputs: number[][] };
+  /** by first-token scoring (when run) */
+  firstToken?: { metrics: Metrics; predictions: number[] };
+  seconds: number;
+  tokens: number;
+}
+
+/** Evaluate on (texts, labels). Rows are sorted by length into batches to cut padding; results come back in order. */
+export async function evaluate(
+  model: MistralForCausalLM,
+  fmt: PromptFormat,
+  texts: readonly string[],
+  labels: readonly number[],
+  o: EvalOptions = {},
+): Promise<EvalResult> {
+  const mode = o.mode ?? 'both';
+  const bs = o.batchSize ?? 64;
+  const t0 = performance.now();
+  const prompts = texts.map((t) => fmt.prompt(t));
+  const order = [...prompts.keys()].sort((a, b) => prompts[a]!.length - prompts[b]!.length);
+  const ftPred = new Array<number>(texts.length).fill(-1);
+  const genPred = new Array<number>(texts.length).fill(-1);
+  const outputs: number[][] = texts.map(() => []);
+  const firstIds = Tensor.fromArray(Int32Array.from(fmt.firstTokens), [fmt.firstTokens.length], 'i32');
+  let tokens = 0;
+  try {
+    for (let s = 0; s < order.length; s += bs) {
+      const idx = order.slice(s, s + bs);
+      const rows = idx.map((i) => prompts[i]!);
+      tokens += rows.reduce((a, r) => a + r.length, 0);
+      if (mode !== 'generate') {
+        const scores = await firstTokenScores(model, rows, firstIds);
+        idx.forEach((i, r) => (ftPred[i] = argmaxRow(scores, r, fmt.firstTokens.length)));
+      }
+      if (mode !== 'first-token') {
+        const g = await generate(model, rows, { maxNewTokens: o.maxNewTokens ?? 4, stopTokens: [fmt.endToken], padId: PAD_ID });
+        idx.forEach((i, r) => {
+          outputs[i] = g.ids[r]!;
+          genPred[i] = fmt.parseAnswer(g.ids[r]!);
+        });
+      }
+      o.progress?.tick(idx.length, { tokens: rows.reduce((a, r) => a + r.length, 0) });
+    }
+  } finally {
+    firstIds.dispose();
+  }
+  const res: EvalResult = { n: texts.length, seconds: (performance.now() - t0) / 1000, tokens };
+  if (mode !== 'generate') res.firstToken = { metrics: computeMetrics(labels, ftPred), predictions: ftPred };
+  if (mode !== 'first-token') {
+    const invalid = genPred.filter((p) => p < 0).length;
+    res.generate = { metrics: computeMetrics(labels, genPred), predictions: genPred, invalidRate: invalid / Math.max(1, texts.length), outputs };
+  }
+  return res;
+}
+
+/** Logits of the answers' first tokens after each prompt, [B, 3] read back. */
+async function firstTokenScores(model: MistralForCausalLM, rows: Int32Array[], firstIds: Tensor): Promise<Float32Array> {
+  const B = rows.length;
+  const T = Math.max(...rows.map((r) => r.length));
+  const ids = new Int32Array(B * T).fill(PAD_ID);
+  const mask = new Int32Array(B * T);
+  const last = new Int32Array(B);
+  rows.forEach((r, b) => {
+    ids.set(r, b * T);
+    mask.fill(1, b * T, b * T + r.length);
+    last[b] = b * T + r.length - 1;
+  });
+  const scores = noGrad(() =>
+    scope(() => {
+      const batch = { inputIds: Tensor.fromArray(ids, [B, T], 'i32'), attentionMask: Tensor.fromArray(mask, [B, T], 'i32') };
+      const logits = model.forward(batch, { logitsAt: Tensor.fromArray(last, [B], 'i32') }).data; // [B, V]
+      return take(logits, firstIds, 1); // [B, 3]
+    }),
+  );
+  const out = (await scores.toArray()) as Float32Array;
+  scores.dispose();
+  return out;
+}
+
+function argmaxRow(a: Float32Array, r: number, n: number): number {
+  let best = 0;
+  for (let k = 1; k < n; k++) if (a[r * n + k]! > a[r * n + best]!) best = k;
+  return best;
+}

@@ -1,0 +1,117 @@
+// What a run leaves behind: summary.json (everything measured), confusion-matrix heatmaps before and after, the loss
+// curve, the terminal rendering — and the model card, written from summary.json alone.
+import { join } from 'node:path';
+import { writeConfusionMatrixPlot, writeLossCurvePlot } from './plots.ts';
+import { writeFileAtomic } from './svg.ts';
+import { formatEvaluation } from './terminal.ts';
+import type { EvalResult } from './evaluate.ts';
+import type { TrainOptions } from './options.ts';
+import type { LoraModel } from '@dawngrad/lora';
+import type { DeviceInfo } from '@dawngrad/tensor';
+import type { Metrics } from './metrics.ts';
+import { modelCard } from './model-card.ts';
+
+export interface EvalSummary {
+  n: number;
+  seconds: number;
+  tokensPerSecond: number;
+  generate?: { macroF1: number; invalidRate: number; metrics: Metrics };
+  firstToken?: { macroF1: number; metrics: Metrics };
+  /** a few test tweets (seeded draw), their label and what the model answered */
+  samples?: { text: string; expected: string; output: string }[];
+}
+
+export interface RunSummary {
+  recipe: string;
+  command: string;
+  options: TrainOptions;
+  model: string;
+  lora: { r: number; alpha: number; dropout: number; targetModules: string[] | string; layers: number; trainable: number };
+  steps: number;
+  trainSeconds: number;
+  wallSeconds: number;
+  trainTokensPerSecond: number;
+  before: EvalSummary | null;
+  after: EvalSummary;
+  validation: { step: number; epoch: number; macroF1: number }[];
+  finalLoss: number | null;
+  hardware: { adapter: string; cpus: number };
+  files: Record<string, string>;
+}
+
+export function evalSummary(r: EvalResult, samples?: EvalSummary['samples']): EvalSummary {
+  return {
+    n: r.n,
+    seconds: r.seconds,
+    tokensPerSecond: r.tokens / Math.max(1e-9, r.seconds),
+    generate: r.generate && { macroF1: r.generate.metrics.macroF1, invalidRate: r.generate.invalidRate, metrics: r.generate.metrics },
+    firstToken: r.firstToken && { macroF1: r.firstToken.metrics.macroF1, metrics: r.firstToken.metrics },
+    samples,
+  };
+}
+
+/** The headline metrics of an evaluation: generation if it ran, else first-token scoring. */
+export function headline(e: EvalSummary): Metrics {
+  return (e.generate ?? e.firstToken)!.metrics;
+}
+
+export interface ReportInput {
+  before: EvalResult | null;
+  after: EvalResult;
+  samples: EvalSummary['samples'];
+  history: { step: number; loss: number }[];
+  valHistory: RunSummary['validation'];
+  lora: LoraModel;
+  trainSeconds: number;
+  trainTokens: number;
+  wallSeconds: number;
+  adapter: DeviceInfo;
+  command: string;
+}
+
+export async function writeRunReport(o: TrainOptions, r: ReportInput, log: (l: string) => void): Promise<RunSummary> {
+  const files: Record<string, string> = {};
+  const after = evalSummary(r.after, r.samples);
+  const before = r.before ? evalSummary(r.before) : null;
+  if (before) {
+    const f = await writeConfusionMatrixPlot(join(o.out, 'confusion_before'), headline(before).matrix, { title: 'before (base model)' });
+    files.confusionBeforePng = 'confusion_before.png';
+    files.confusionBeforeSvg = 'confusion_before.svg';
+    if (f.warning) log(f.warning);
+  }
+  const f = await writeConfusionMatrixPlot(join(o.out, 'confusion_after'), headline(after).matrix, { title: 'after LoRA fine-tuning' });
+  if (f.warning) log(f.warning);
+  files.confusionAfterPng = 'confusion_after.png';
+  files.confusionAfterSvg = 'confusion_after.svg';
+  if (r.history.length > 0) {
+    await writeLossCurvePlot(join(o.out, 'loss'), { steps: r.history.map((h) => h.step), losses: r.history.map((h) => h.loss) }, { title: 'training loss' });
+    files.lossPng = 'loss.png';
+    files.lossSvg = 'loss.svg';
+  }
+  files.metrics = 'metrics.jsonl';
+  files.adapterBest = 'adapter-best';
+  files.adapterLast = 'adapter-last';
+  const c = r.lora.config;
+  const summary: RunSummary = {
+    recipe: o.recipe,
+    command: r.command,
+    options: o,
+    model: o.model,
+    lora: { r: c.r, alpha: c.lora_alpha, dropout: c.lora_dropout, targetModules: r.lora.targetModules, layers: r.lora.layers.length, trainable: r.lora.numTrainable() },
+    steps: r.history.at(-1)?.step ?? 0,
+    trainSeconds: r.trainSeconds,
+    wallSeconds: r.wallSeconds,
+    trainTokensPerSecond: r.trainTokens / Math.max(1e-9, r.trainSeconds),
+    before,
+    after,
+    validation: r.valHistory,
+    finalLoss: r.history.at(-1)?.loss ?? null,
+    hardware: { adapter: [r.adapter.vendor, r.adapter.device, r.adapter.description].filter(Boolean).join(' / '), cpus: (await import('node:os')).cpus().length },
+    files,
+  };
+  await writeFileAtomic(join(o.out, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
+  await writeFileAtomic(join(o.out, 'adapter-best', 'README.md'), modelCard(summary, '..'));
+  if (before) log(`\nbefore (base model):\n${formatEvaluation(headline(before).matrix)}`);
+  log(`\nafter:\n${formatEvaluation(headline(after).matrix)}`);
+  return summary;
+}

@@ -1,0 +1,75 @@
+// Parity with Hugging Face transformers on shared/fixtures/hf-tiny: logits, loss and every base-parameter gradient.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { init, dispose, scope } from '@dawngrad/tensor';
+import { backward } from '@dawngrad/autograd';
+import { SafetensorsFile, loadModel, shiftedTargetsFull, causalLmLoss, type MistralForCausalLM } from '@dawngrad/model';
+import { Tensor } from '@dawngrad/tensor';
+import { HF_TINY } from '../shared.ts';
+
+let model: MistralForCausalLM;
+let ref: SafetensorsFile;
+const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
+
+beforeAll(async () => {
+  await init();
+  model = await loadModel(HF_TINY);
+  ref = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
+});
+afterAll(async () => {
+  await ref?.close();
+  dispose();
+});
+
+async function refTensor(name: string) {
+  return (await ref.readTensor(name)).data;
+}
+
+function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += (a[i]! - b[i]!) ** 2;
+    n += b[i]! ** 2;
+  }
+  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-30);
+}
+
+describe('hf-tiny base model parity', () => {
+  it('logits, loss and every base gradient match transformers', async () => {
+    const ids = (await ref.readTensor('input_ids')) as { data: Int32Array; shape: number[] };
+    const mask = (await ref.readTensor('attention_mask')).data as Int32Array;
+    const labels = (await ref.readTensor('labels')).data as Int32Array;
+    const [B, T] = ids.shape as [number, number];
+    model.requiresGrad(true);
+    const batch = {
+      inputIds: Tensor.fromArray(ids.data, [B, T], 'i32'),
+      attentionMask: Tensor.fromArray(mask, [B, T], 'i32'),
+    };
+    const logits = model.forward(batch);
+    const loss = causalLmLoss(logits, shiftedTargetsFull(labels, B, T));
+    backward(loss);
+    const got = await logits.data.toArray();
+    const want = await refTensor('base.logits');
+    expect(got.length).toBe(want.length);
+    expect(maxAbs(got, want)).toBeLessThanOrEqual(1e-4);
+    const l = await loss.data.item();
+    expect(Math.abs(l - meta['base.loss']) / meta['base.loss']).toBeLessThanOrEqual(1e-5);
+    const params = model.namedParameters();
+    expect(params.length).toBe(ref.names().filter((n) => n.startsWith('base.grad.')).length);
+    for (const { name, param } of params) {
+      expect(param.grad, `${name} has a gradient`).toBeTruthy();
+      const g = await param.grad!.toArray();
+      const err = relErr(g, await refTensor(`base.grad.${name}`));
+      expect(err, `gradient of ${name}`).toBeLessThanOrEqual(1e-3);
+    }
+    void scope;
+  });
+});
