@@ -10,3 +10,10 @@ export * from './tokenizer.ts';
 export * from './chat.ts';
 export * from './hub.ts';
 export { HttpError, type FileMeta } from './download.ts';
+
+// The model on the GPU
+export * from './modules.ts';
+export * from './mistral.ts';
+export * from './load.ts';
+export * from './loss.ts';
+export * from './generate.ts';
