@@ -312,7 +312,9 @@ export class SafetensorsFile implements TensorReader {
   /** One tensor converted to Float32Array (F32/F16/BF16/F64) or Int32Array (I32/I64). */
   async readTensor(name: string): Promise<LoadedTensor> {
     const i = this.info(name);
-    if (!FLOAT_DTYPES.includes(i.dtype) && !INT_DTYPES.includes(i.dtype)) convertBytes(new Uint8Array(0), i.dtype, this.where(name));
+    if (!FLOAT_DTYPES.includes(i.dtype) && !INT_DTYPES.includes(i.dtype)) {
+      throw new Error(`${this.where(name)}: dtype ${i.dtype} is not supported for reading (supported: F32, F16, BF16, F64, I32, I64)`);
+    }
     const raw = await this.readBytes(name);
     return { name, dtype: i.dtype, shape: [...i.shape], data: convertBytes(raw, i.dtype, this.where(name)) };
   }

@@ -2,10 +2,11 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// Imported from the files themselves, not index.ts: these tests need no GPU runtime.
 import {
   parseConfig, loadConfig, expectedParameters, checkCheckpoint, validateCheckpoint, loadGenerationConfig, parseGenerationConfig,
-  openCheckpoint,
-} from '../src/index.ts';
+} from '../src/config.ts';
+import { openCheckpoint } from '../src/checkpoint.ts';
 
 const SHARED = resolve(fileURLToPath(import.meta.url), '../../../../../shared');
 const LITE = join(SHARED, 'models/lite-oute-1-300m-instruct');

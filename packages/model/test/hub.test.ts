@@ -9,7 +9,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
-import { resolveModel, hubSettings, repoCacheDir, openCheckpoint, writeShardedSafetensors, SafetensorsFile, type TensorToWrite } from '../src/index.ts';
+// Imported from the files themselves, not index.ts: these tests need no GPU runtime.
+import { resolveModel, hubSettings, repoCacheDir } from '../src/hub.ts';
+import { openCheckpoint } from '../src/checkpoint.ts';
+import { SafetensorsFile } from '../src/safetensors.ts';
+import { writeShardedSafetensors, type TensorToWrite } from '../src/safetensors-write.ts';
 
 const SHARED = resolve(fileURLToPath(import.meta.url), '../../../../../shared');
 const HF = join(SHARED, 'fixtures/hf-tiny');

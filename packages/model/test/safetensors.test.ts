@@ -3,10 +3,11 @@ import { mkdtempSync, readFileSync, writeFileSync, symlinkSync, mkdirSync, readd
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  SafetensorsFile, ShardedCheckpoint, openCheckpoint, writeSafetensors, writeShardedSafetensors, loadConfig, validateCheckpoint,
-  f32ToBf16, f32ToF16, type TensorToWrite,
-} from '../src/index.ts';
+// Imported from the files themselves, not index.ts: these tests need no GPU runtime.
+import { SafetensorsFile, f32ToBf16, f32ToF16 } from '../src/safetensors.ts';
+import { ShardedCheckpoint, openCheckpoint } from '../src/checkpoint.ts';
+import { writeSafetensors, writeShardedSafetensors, type TensorToWrite } from '../src/safetensors-write.ts';
+import { loadConfig, validateCheckpoint } from '../src/config.ts';
 
 const SHARED = resolve(fileURLToPath(import.meta.url), '../../../../../shared');
 const TINY = join(SHARED, 'models/tweet-mistral-tiny');
@@ -196,6 +197,12 @@ describe('malformed files are refused with one line naming the file and the prob
     await expect(f.readTensor('j')).rejects.toThrow(/I64 value 1099511627776 at index 2 does not fit in int32/);
     await expect(f.readTensor('nope')).rejects.toThrow(/no tensor named "nope"/);
     await f.close();
+    // Other safetensors dtypes are valid in a header (info works) but are not converted.
+    const u8 = await SafetensorsFile.open(craft('u8.safetensors', { m: { dtype: 'U8', shape: [3], data_offsets: [0, 3] } }, new Uint8Array([1, 2, 3])));
+    expect(u8.info('m')).toMatchObject({ dtype: 'U8', shape: [3], byteLength: 3 });
+    expect([...(await u8.readBytes('m'))]).toEqual([1, 2, 3]);
+    await expect(u8.readTensor('m')).rejects.toThrow(/tensor "m": dtype U8 is not supported for reading/);
+    await u8.close();
   });
 });
 

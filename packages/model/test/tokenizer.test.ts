@@ -4,7 +4,11 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { HfTokenizer, checkVocab, loadConfig, SafetensorsFile, ChatTemplate, selectChatTemplate } from '../src/index.ts';
+// Imported from the files themselves, not index.ts: these tests need no GPU runtime.
+import { HfTokenizer, checkVocab } from '../src/tokenizer.ts';
+import { ChatTemplate, selectChatTemplate } from '../src/chat.ts';
+import { loadConfig } from '../src/config.ts';
+import { SafetensorsFile } from '../src/safetensors.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
 const SHARED = resolve(ROOT, '../shared');
