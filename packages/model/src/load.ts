@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { Tensor } from '@dawngrad/tensor';
 import { Var, constant } from '@dawngrad/autograd';
-import { loadConfig, validateCheckpoint, type ModelConfig } from './config.ts';
+import { loadConfig, validateCheckpoint, expectedParameters, type ModelConfig } from './config.ts';
 import { openCheckpoint } from './checkpoint.ts';
 import { Linear } from './modules.ts';
 import { DecoderLayer, MistralForCausalLM } from './mistral.ts';
@@ -46,7 +46,9 @@ export async function loadModel(dir: string): Promise<MistralForCausalLM> {
   try {
     validateCheckpoint(cfg, ckpt.infos(), dir);
     const weights = new Map<string, Tensor>();
-    for await (const t of ckpt.tensors()) {
+    // only what the model uses: checkpoints may carry buffers transformers ignores (rotary_emb.inv_freq, a tied lm_head)
+    const wanted = expectedParameters(cfg).map((p) => p.name);
+    for await (const t of ckpt.tensors(wanted)) {
       if (!(t.data instanceof Float32Array)) throw new Error(`${dir}: ${t.name} is not a floating-point tensor`);
       weights.set(t.name, Tensor.fromArray(t.data, t.shape, 'f32'));
     }

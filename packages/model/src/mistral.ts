@@ -55,8 +55,8 @@ export class DecoderLayer {
   forward(x: Var, cfg: ModelConfig, B: number, T: number, positions: Var, mask: Var): Var {
     const { numAttentionHeads: H, numKeyValueHeads: KV, headDim: D, rmsNormEps: eps, ropeTheta: theta } = cfg;
     const h = rmsNorm(x, this.inputNorm, eps);
-    const q = rope(reshape(this.q.forward(h), [B, T, H, D]), positions, { theta }); // [B, T, H, D]
-    const k = rope(reshape(this.k.forward(h), [B, T, KV, D]), positions, { theta }); // [B, T, KV, D]
+    const q = rope(reshape(this.q.forward(h), [B, T, H, D]), positions, theta); // [B, T, H, D]
+    const k = rope(reshape(this.k.forward(h), [B, T, KV, D]), positions, theta); // [B, T, KV, D]
     const v = reshape(this.v.forward(h), [B, T, KV, D]);
     const a = reshape(attention(q, k, v, mask), [B * T, H * D]);
     x = add(x, this.o.forward(a));
