@@ -12,3 +12,4 @@ export * from './ops/softmax.ts';
 export * from './ops/embedding.ts';
 export * from './ops/dropout.ts';
 export * from './ops/rope.ts';
+export * from './ops/swiglu.ts';

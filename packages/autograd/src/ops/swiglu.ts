@@ -1,0 +1,104 @@
+// SwiGLU, the gated MLP activation of Llama/Mistral: y = silu(gate) · up, fused so the MLP's [B*T, intermediate]
+// activation is read and written once per pass (unfused it is silu, then mul: an extra round trip through memory).
+// With s = sigmoid(gate):
+//   dgate = g · up · s · (1 + gate·(1 − s))      (d silu(x)/dx = s + x·s·(1 − s))
+//   dup   = g · silu(gate) = g · gate · s
+// One backward kernel writes both (or only the one that is needed: a frozen up_proj under LoRA still needs dgate).
+import { Tensor, rt, grid, ref, type Kernel } from '@dawngrad/tensor';
+import { defineOp, apply, type F64 } from '../op.ts';
+import type { Var } from '../var.ts';
+
+const WG = 256;
+
+/**
+ * Elementwise kernels over vectors of width 4 when the size allows it (lavapipe runs a vec4 as one SIMD op),
+ * else scalars. `body` sees `gate`, `up`, `g` as needed and assigns the outputs.
+ */
+function kernel(name: string, vec4: boolean, inputs: string[], outputs: string[], body: string): Kernel {
+  const V = vec4 ? 'vec4<f32>' : 'f32';
+  const decl = [...inputs.map((n) => `read> ${n.toUpperCase()}: array<V>`), ...outputs.map((n) => `read_write> ${n.toUpperCase()}: array<V>`)];
+  return {
+    key: `swiglu.${name}:v${vec4 ? 4 : 1}`,
+    wgsl: () => `
+alias V = ${V};
+struct P { n: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+${decl.map((d, i) => `@group(0) @binding(${i + 1}) var<storage, ${d};`).join('\n')}
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let k = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  if (k >= p.n) { return; }
+  ${inputs.map((n) => `let ${n} = ${n.toUpperCase()}[k];`).join(' ')}
+  let s = 1.0 / (1.0 + exp(-gate));
+  ${body}
+}`,
+  };
+}
+
+function run(k: (vec4: boolean) => Kernel, buffers: GPUBuffer[], size: number): void {
+  const vec4 = size % 4 === 0;
+  const n = vec4 ? size / 4 : size;
+  rt().dispatch({ kernel: k(vec4), buffers, params: [n], workgroups: grid(Math.ceil(n / WG)) });
+}
+
+// gate, up: [..., I] -> y: [..., I]
+const fwdKernel = (vec4: boolean) => kernel('fwd', vec4, ['gate', 'up'], ['y'], 'Y[k] = gate * s * up;');
+// g, gate, up -> dgate and/or dup
+const bwdKernel = (dgate: boolean, dup: boolean) => (vec4: boolean) =>
+  kernel(`bwd:dg${+dgate}:du${+dup}`, vec4, dgate ? ['g', 'gate', 'up'] : ['g', 'gate'], [...(dgate ? ['dgate'] : []), ...(dup ? ['dup'] : [])],
+    [dgate ? 'DGATE[k] = g * up * s * (1.0 + gate * (1.0 - s));' : '', dup ? 'DUP[k] = g * gate * s;' : ''].join('\n  '));
+
+function checkInputs(gate: { shape: readonly number[] }, up: { shape: readonly number[] }): void {
+  if (gate.shape.length !== up.shape.length || gate.shape.some((d, i) => d !== up.shape[i])) {
+    throw new Error(`swiglu: gate [${gate.shape.join(', ')}] and up [${up.shape.join(', ')}] must have the same shape`);
+  }
+}
+
+// ---- float64 CPU twin ---------------------------------------------------------------------------------------------------
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+function cpuForward([gate, up]: F64[]): F64 {
+  checkInputs(gate!, up!);
+  const y = ref.empty(gate!.shape);
+  y.data.forEach((_, i) => (y.data[i] = gate!.data[i]! * sigmoid(gate!.data[i]!) * up!.data[i]!));
+  return y;
+}
+
+function cpuBackward(g: F64, [gate, up]: F64[]): F64[] {
+  const dgate = ref.empty(gate!.shape);
+  const dup = ref.empty(up!.shape);
+  for (let i = 0; i < g.data.length; i++) {
+    const x = gate!.data[i]!;
+    const s = sigmoid(x);
+    dgate.data[i] = g.data[i]! * up!.data[i]! * s * (1 + x * (1 - s));
+    dup.data[i] = g.data[i]! * x * s;
+  }
+  return [dgate, dup];
+}
+
+// ---- the op -----------------------------------------------------------------------------------------------------------
+
+export const SWIGLU = defineOp<null>({
+  name: 'swiglu',
+  rule: 'y = silu(gate)·up, s = sigmoid(gate): dgate = g·up·s·(1 + gate·(1−s)), dup = g·gate·s',
+  forward([gate, up]) {
+    checkInputs(gate!, up!);
+    if (gate!.dtype !== 'f32' || up!.dtype !== 'f32') throw new Error(`swiglu: needs f32, got gate ${gate!.dtype} and up ${up!.dtype}`);
+    const y = Tensor.empty(gate!.shape, 'f32');
+    run(fwdKernel, [gate!.buffer, up!.buffer, y.buffer], y.size);
+    return y;
+  },
+  backward(g, [gate, up], _y, _attrs, needs) {
+    const [wantG, wantU] = [needs[0] === true, needs[1] === true];
+    if (!wantG && !wantU) return [null, null];
+    const dgate = wantG ? Tensor.empty(gate!.shape, 'f32') : null;
+    const dup = wantU ? Tensor.empty(up!.shape, 'f32') : null;
+    const ins = wantG ? [g.buffer, gate!.buffer, up!.buffer] : [g.buffer, gate!.buffer];
+    run(bwdKernel(wantG, wantU), [...ins, ...(dgate ? [dgate.buffer] : []), ...(dup ? [dup.buffer] : [])], g.size);
+    return [dgate, dup];
+  },
+  cpu: { forward: cpuForward, backward: cpuBackward },
+});
+
+/** silu(gate) · up, fused. gate, up: [..., I] -> [..., I] */
+export const swiglu = (gate: Var, up: Var) => apply(SWIGLU, [gate, up], null);
