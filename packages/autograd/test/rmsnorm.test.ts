@@ -72,14 +72,14 @@ describe('rmsnorm', () => {
       // the normalised rows have unit RMS: y/w has mean square ≈ 1 (exact up to eps/mean(x²) ≈ 3e-12)
       const xt = ref.toTensor(x);
       const wt = ref.toTensor(w);
-      const y = await ref.fromTensor(RMSNORM.forward([xt, wt], { eps: 1e-6 }));
+      const yt = RMSNORM.forward([xt, wt], { eps: 1e-6 });
+      const y = await ref.fromTensor(yt);
       for (let row = 0; row < 3; row++) {
         let ms = 0;
         for (let k = 0; k < c; k++) ms += (y.data[row * c + k]! / w.data[k]!) ** 2 / c;
         expect(Math.abs(ms - 1)).toBeLessThan(1e-5);
       }
-      xt.dispose();
-      wt.dispose();
+      for (const t of [xt, wt, yt]) t.dispose();
     }
   });
 
@@ -100,9 +100,9 @@ describe('rmsnorm', () => {
     }
     const xt = ref.toTensor(xs);
     const wt = ref.toTensor(ws);
-    expectClose('rmsnorm vs HF formula', await ref.fromTensor(RMSNORM.forward([xt, wt], { eps: 1e-6 })), want, 1e-6);
-    xt.dispose();
-    wt.dispose();
+    const y = RMSNORM.forward([xt, wt], { eps: 1e-6 });
+    expectClose('rmsnorm vs HF formula', await ref.fromTensor(y), want, 1e-6);
+    for (const t of [xt, wt, y]) t.dispose();
   });
 
   it('rejects a weight that does not match the last dim', () => {
