@@ -4,3 +4,10 @@ export { getGpu, onDeviceLost, type GpuContext, type DeviceInfo } from './device
 export { BufferPool, sizeClass, type PoolStats } from './pool.ts';
 export { Tensor, scope, keep, numel, BYTES, type DType, type Shape, type HostArray } from './tensor.ts';
 export * from './kernels/elementwise.ts';
+export * from './kernels/reduce.ts';
+export * from './kernels/softmax.ts';
+export * from './kernels/gather.ts';
+export * from './kernels/layout.ts';
+export * from './kernels/misc.ts';
+export * from './kernels/matmul.ts';
+export * as ref from './cpu/index.ts';
