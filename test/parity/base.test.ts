@@ -2,11 +2,11 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { init, dispose, scope } from '@dawngrad/tensor';
+import { init, dispose } from '@dawngrad/tensor';
 import { backward } from '@dawngrad/autograd';
 import { SafetensorsFile, loadModel, shiftedTargetsFull, causalLmLoss, type MistralForCausalLM } from '@dawngrad/model';
 import { Tensor } from '@dawngrad/tensor';
-import { HF_TINY } from '../shared.ts';
+import { HF_TINY, maxAbs, relErr } from '../shared.ts';
 
 let model: MistralForCausalLM;
 let ref: SafetensorsFile;
@@ -24,22 +24,6 @@ afterAll(async () => {
 
 async function refTensor(name: string) {
   return (await ref.readTensor(name)).data;
-}
-
-function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += (a[i]! - b[i]!) ** 2;
-    n += b[i]! ** 2;
-  }
-  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-30);
 }
 
 describe('hf-tiny base model parity', () => {
@@ -70,6 +54,5 @@ describe('hf-tiny base model parity', () => {
       const err = relErr(g, await refTensor(`base.grad.${name}`));
       expect(err, `gradient of ${name}`).toBeLessThanOrEqual(1e-3);
     }
-    void scope;
   });
 });
