@@ -1,23 +1,17 @@
 // Merging folds an adapter into its base weight: W' = W + scale·B·A ([out, r]·[r, in] = [out, in]). The merged model
 // computes the same function with no adapter overhead (inference, export); unmerge subtracts the same product and
-// gets W back up to f32 rounding. Both run on the GPU; B·A is formed here and nowhere else.
+// gets W back up to f32 rounding. Both run on the GPU as one matmul accumulating into W; B·A appears nowhere else.
 import * as T from '@dawngrad/tensor';
-import { scope } from '@dawngrad/tensor';
-import { setData } from '@dawngrad/model';
 import type { LoraLayer } from './lora.ts';
 
-/** scale·B·A: [out, in], the layer's weight update. */
+/** scale·B·A: [out, in], the layer's weight update (a new tensor; merge itself does not need it). */
 export function deltaWeight(l: LoraLayer): T.Tensor {
-  return scope(() => T.unary('mulScalar', T.matmul(l.B.data, l.A.data), l.scale)); // [out, r]·[r, in]
+  return T.matmul(l.B.data, l.A.data, { alpha: l.scale }); // [out, r]·[r, in]
 }
 
+// W ± scale·B·A accumulated into W's own buffer by the matmul: no [out, in] temporary
 function fold(l: LoraLayer, sign: 1 | -1): void {
-  const w = l.linear.weight;
-  const next = scope(() => {
-    const d = deltaWeight(l);
-    return sign > 0 ? T.add(w.data, d) : T.sub(w.data, d); // W ± scale·B·A: [out, in]
-  });
-  setData(w, T.keep(next));
+  T.matmul(l.B.data, l.A.data, { alpha: sign * l.scale, accumulate: l.linear.weight.data });
 }
 
 /** W += scale·B·A; the adapter is unplugged from the layer (its update now lives in W). */
