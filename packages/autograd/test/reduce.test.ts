@@ -2,7 +2,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
 import { init, dispose, ref, Tensor } from '@dawngrad/tensor';
-import { SUM, MEAN, MAX, max, sum, param, backward } from '../src/index.ts';
+import { SUM, MEAN, MAX, max, sum, param, backward, type F64, type ReduceAttrs } from '../src/index.ts';
 import { checkOp, randomF64, rng } from './gradcheck.ts';
 
 beforeAll(async () => {
@@ -23,16 +23,17 @@ const shapeAndAxes = fc
   });
 
 describe('reductions', () => {
-  for (const def of [SUM, MEAN, MAX]) {
-    it(`gradient of ${def.name} over random axes`, async () => {
-      await fc.assert(
-        fc.asyncProperty(shapeAndAxes, fc.boolean(), fc.integer(), async ({ shape, axes }, keepdim, seed) => {
-          await checkOp(def, [randomF64(shape, rng(seed))], { axes, keepdim }, { seed });
-        }),
-        { numRuns: 14 },
-      );
-    });
-  }
+  // one property per op, each a direct checkOp(OP, ...) call (the registry test looks for exactly that)
+  const property = (check: (x: F64, attrs: ReduceAttrs, seed: number) => Promise<void>) =>
+    fc.assert(
+      fc.asyncProperty(shapeAndAxes, fc.boolean(), fc.integer(), ({ shape, axes }, keepdim, seed) =>
+        check(randomF64(shape, rng(seed)), { axes, keepdim }, seed),
+      ),
+      { numRuns: 14 },
+    );
+  it('gradient of sum over random axes', () => property((x, a, seed) => checkOp(SUM, [x], a, { seed })));
+  it('gradient of mean over random axes', () => property((x, a, seed) => checkOp(MEAN, [x], a, { seed })));
+  it('gradient of max over random axes', () => property((x, a, seed) => checkOp(MAX, [x], a, { seed })));
 
   it('max sends the gradient to the first maximal element on ties', async () => {
     // rows with tied maxima: [1, 3, 3] -> index 1; [2, 2, 0] -> index 0; [5, 5, 5] -> index 0
