@@ -13,3 +13,4 @@ export * from './ops/embedding.ts';
 export * from './ops/dropout.ts';
 export * from './ops/rope.ts';
 export * from './ops/swiglu.ts';
+export * from './ops/loss.ts';

@@ -1,0 +1,276 @@
+// Cross-entropy of logits against integer targets, fused, as torch.nn.functional.cross_entropy(reduction='mean',
+// ignore_index=-100) computes it — the loss Hugging Face's causal-LM models use (the one-token label shift lives in
+// the model, not here). Three kernels, no readback inside the step:
+//   1. rows:  per row r, lse[r] = log Σ_v exp(x[r,v]) and loss[r] = lse[r] − x[r, t[r]] (0 for ignored rows)
+//   2. mean:  one workgroup: count = #rows with t ≠ ignoreIndex, loss = Σ loss[r] / count, both on the GPU
+//             (all rows ignored → loss 0, where PyTorch gives 0/0 = NaN: an all-padding batch should not poison training)
+//   3. back:  dlogits[r, v] = (exp(x[r,v] − lse[r]) − [v = t[r]])·g/count, zero rows where t[r] = ignoreIndex
+// lse and count are saved by the forward (keyed by its output) for the backward. A target outside [0, V) that is not
+// ignoreIndex cannot throw on the GPU: it makes its row's loss, the mean and the gradient NaN (PyTorch raises).
+import { ref, rt, grid, Tensor, WG, FLAT_INDEX, MAIN_SIG, type Kernel } from '@dawngrad/tensor';
+import { defineOp, apply, type F64 } from '../op.ts';
+import type { Var } from '../var.ts';
+
+export interface CrossEntropyAttrs {
+  /** targets equal to this are skipped (default -100, as in PyTorch) */
+  ignoreIndex?: number;
+  /** how kernel 1 reduces a row: 'tree' — one workgroup per row, tree in workgroup memory; 'serial' — one
+   *  invocation per row, a serial loop. Default: chosen from the row count (see rowVariant; measured on lavapipe). */
+  variant?: 'tree' | 'serial';
+}
+
+// a quiet NaN; `& 0u` on a uniform keeps it out of constant evaluation, which rejects NaN
+const NAN = 'bitcast<f32>(0x7fc00000u | (p.V & 0u))';
+const W = 256;
+
+// The online log-sum-exp step: fold value v into (m, s) with s = Σ exp(x − m); guards keep −∞ rows finite-safe.
+const LSE_FNS = `
+fn lseAdd(m: f32, s: f32, v: f32) -> vec2<f32> {
+  if (v <= m) { return vec2<f32>(m, s + exp(v - m)); }
+  return vec2<f32>(v, s * exp(m - v) + 1.0);
+}
+fn lseMerge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+  if (b.y == 0.0) { return a; }
+  if (a.y == 0.0) { return b; }
+  let m = max(a.x, b.x);
+  return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+}
+fn rowLoss(lse: f32, t: i32, xt: f32) -> f32 {
+  if (t == p.ignore) { return 0.0; }
+  if (t < 0 || t >= i32(p.V)) { return ${NAN}; }
+  return lse - xt;
+}`;
+
+const HEAD = `
+struct P { N: u32, V: u32, ignore: i32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> Tg: array<i32>;
+@group(0) @binding(3) var<storage, read_write> Lse: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Loss: array<f32>;
+${LSE_FNS}
+fn targetLogit(r: u32) -> f32 { let t = Tg[r]; if (t < 0 || t >= i32(p.V)) { return 0.0; } return X[r * p.V + u32(t)]; }`;
+
+// x: [N, V], t: [N] -> lse: [N], loss: [N]; one workgroup per row
+const treeKernel: Kernel = {
+  key: `crossEntropyRows:tree:w${W}`,
+  wgsl: () => `${HEAD}
+var<workgroup> sh: array<vec2<f32>, ${W}>;
+@compute @workgroup_size(${W}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let r = wid.y * nwg.x + wid.x;
+  if (r >= p.N) { return; } // uniform per workgroup
+  let base = r * p.V;
+  var acc = vec2<f32>(-3.0e38, 0.0); // (running max, Σ exp(x − max)); s = 0 marks "no element yet"
+  for (var k = lid.x; k < p.V; k += ${W}u) { acc = lseAdd(acc.x, acc.y, X[base + k]); }
+  sh[lid.x] = acc;
+  workgroupBarrier();
+  for (var h = ${W / 2}u; h > 0u; h >>= 1u) {
+    if (lid.x < h) { sh[lid.x] = lseMerge(sh[lid.x], sh[lid.x + h]); }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) {
+    let lse = sh[0].x + log(sh[0].y);
+    Lse[r] = lse;
+    Loss[r] = rowLoss(lse, Tg[r], targetLogit(r));
+  }
+}`,
+};
+
+// the same, one invocation per row
+const serialKernel: Kernel = {
+  key: 'crossEntropyRows:serial',
+  wgsl: () => `${HEAD}
+${MAIN_SIG} {
+  ${FLAT_INDEX}
+  if (i >= p.N) { return; }
+  let base = i * p.V;
+  var acc = vec2<f32>(-3.0e38, 0.0);
+  for (var k = 0u; k < p.V; k++) { acc = lseAdd(acc.x, acc.y, X[base + k]); }
+  let lse = acc.x + log(acc.y);
+  Lse[i] = lse;
+  Loss[i] = rowLoss(lse, Tg[i], targetLogit(i));
+}`,
+};
+
+// loss: [N], t: [N] -> out: [] (the mean), count: [1]; a single workgroup, fixed reduction order
+const meanKernel: Kernel = {
+  key: `crossEntropyMean:w${W}`,
+  wgsl: () => `
+struct P { N: u32, ignore: i32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> Loss: array<f32>;
+@group(0) @binding(2) var<storage, read> Tg: array<i32>;
+@group(0) @binding(3) var<storage, read_write> Out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Count: array<f32>;
+var<workgroup> sh: array<vec2<f32>, ${W}>;
+@compute @workgroup_size(${W}) fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+  var acc = vec2<f32>(0.0, 0.0); // (Σ loss, count)
+  for (var r = lid.x; r < p.N; r += ${W}u) {
+    if (Tg[r] != p.ignore) { acc += vec2<f32>(Loss[r], 1.0); }
+  }
+  sh[lid.x] = acc;
+  workgroupBarrier();
+  for (var h = ${W / 2}u; h > 0u; h >>= 1u) {
+    if (lid.x < h) { sh[lid.x] += sh[lid.x + h]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) {
+    let c = sh[0].y;
+    Out[0] = select(0.0, sh[0].x / c, c > 0.0);
+    Count[0] = c;
+  }
+}`,
+};
+
+// x: [N, V], t: [N], lse: [N], count: [1], g: [] -> dx: [N, V]; one workgroup per row, each invocation a strided
+// loop over the row (lavapipe pays per workgroup: a workgroup per 256 logits was ~10x slower at [1024, 32768])
+const backwardKernel: Kernel = {
+  key: 'crossEntropyBackward',
+  wgsl: () => `
+struct P { N: u32, V: u32, ignore: i32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> Tg: array<i32>;
+@group(0) @binding(3) var<storage, read> Lse: array<f32>;
+@group(0) @binding(4) var<storage, read> Count: array<f32>;
+@group(0) @binding(5) var<storage, read> G: array<f32>;
+@group(0) @binding(6) var<storage, read_write> DX: array<f32>;
+${MAIN_SIG} {
+  let r = wid.y * nwg.x + wid.x;
+  if (r >= p.N) { return; }
+  let base = r * p.V;
+  let t = Tg[r];
+  if (t == p.ignore) {
+    for (var v = lid.x; v < p.V; v += ${WG}u) { DX[base + v] = 0.0; }
+    return;
+  }
+  let lse = Lse[r];
+  var scale = G[0] / Count[0];
+  if (t < 0 || t >= i32(p.V)) { scale = ${NAN}; }
+  for (var v = lid.x; v < p.V; v += ${WG}u) {
+    DX[base + v] = (exp(X[base + v] - lse) - select(0.0, 1.0, i32(v) == t)) * scale;
+  }
+}`,
+};
+
+/** Kernel 1's variant when not given. Measured on lavapipe (bench/src/cross-entropy.ts): see rowVariant's note. */
+export function rowVariant(N: number): 'tree' | 'serial' {
+  void N;
+  return 'tree';
+}
+
+// the tensors the forward saves for the backward, keyed by the forward's output tensor
+const saved = new WeakMap<Tensor, { lse: Tensor; count: Tensor }>();
+
+function check(x: Tensor, t: Tensor): void {
+  if (x.rank !== 2 || x.dtype !== 'f32') throw new Error(`crossEntropy: logits must be f32 [N, V], got ${x.dtype} [${x.shape.join(', ')}]`);
+  if (t.dtype !== 'i32') throw new Error(`crossEntropy: targets must be i32, got ${t.dtype}`);
+  if (t.rank !== 1 || t.shape[0] !== x.shape[0]) {
+    throw new Error(`crossEntropy: targets [${t.shape.join(', ')}] do not match logits [${x.shape.join(', ')}] (want [${x.shape[0]}])`);
+  }
+}
+
+// logits: [N, V], targets: [N] i32 -> loss: [] (and saves lse: [N], count: [1])
+function forward(x: Tensor, t: Tensor, a: CrossEntropyAttrs): Tensor {
+  check(x, t);
+  const [N, V] = x.shape as [number, number];
+  const ignore = a.ignoreIndex ?? -100;
+  const lse = Tensor.empty([N], 'f32');
+  const rowLoss = Tensor.empty([N], 'f32');
+  const out = Tensor.empty([], 'f32');
+  const count = Tensor.empty([1], 'f32');
+  if (N > 0 && V === 0) throw new Error('crossEntropy: logits have V = 0 classes');
+  if (N > 0) {
+    const serial = (a.variant ?? rowVariant(N)) === 'serial';
+    rt().dispatch({
+      kernel: serial ? serialKernel : treeKernel,
+      buffers: [x.buffer, t.buffer, lse.buffer, rowLoss.buffer],
+      params: [N, V, ignore],
+      types: 'uui',
+      workgroups: serial ? grid(Math.ceil(N / WG)) : grid(N),
+    });
+  }
+  rt().dispatch({
+    kernel: meanKernel,
+    buffers: [rowLoss.buffer, t.buffer, out.buffer, count.buffer],
+    params: [N, ignore],
+    types: 'ui',
+    workgroups: [1],
+  });
+  rowLoss.dispose(); // stream-ordered pool: safe once the mean kernel is encoded
+  saved.set(out, { lse, count });
+  return out;
+}
+
+function backward(g: Tensor, x: Tensor, t: Tensor, out: Tensor, a: CrossEntropyAttrs): Tensor {
+  const s = saved.get(out);
+  if (!s || s.lse.disposed || s.count.disposed) throw new Error('crossEntropy: the saved lse was freed before backward()');
+  const [N, V] = x.shape as [number, number];
+  const dx = Tensor.empty(x.shape, 'f32');
+  rt().dispatch({
+    kernel: backwardKernel,
+    buffers: [x.buffer, t.buffer, s.lse.buffer, s.count.buffer, g.buffer, dx.buffer],
+    params: [N, V, a.ignoreIndex ?? -100],
+    types: 'uui',
+    workgroups: grid(N),
+  });
+  return dx;
+}
+
+// ---- the float64 twin ------------------------------------------------------------------------------------------------
+
+function cpuRows(x: F64, t: F64, ignore: number): { lse: number[]; loss: number[]; count: number } {
+  const [N, V] = x.shape as [number, number];
+  const lse: number[] = [];
+  const loss: number[] = [];
+  let count = 0;
+  for (let r = 0; r < N; r++) {
+    const row = x.data.subarray(r * V, r * V + V);
+    let m = -Infinity;
+    for (const v of row) m = Math.max(m, v);
+    let s = 0;
+    for (const v of row) s += Math.exp(v - m);
+    lse.push(m + Math.log(s));
+    const tr = t.data[r]!;
+    if (tr === ignore) loss.push(0);
+    else {
+      count++;
+      loss.push(tr >= 0 && tr < V ? lse[r]! - row[tr]! : NaN);
+    }
+  }
+  return { lse, loss, count };
+}
+
+export const CROSS_ENTROPY = defineOp<CrossEntropyAttrs>({
+  name: 'crossEntropy',
+  rule: 'L = mean over kept rows of lse(x_r) − x_r[t_r]: dx_r = (softmax(x_r) − onehot(t_r))·g/count, 0 for ignored rows',
+  differentiable: [true, false],
+  forward: ([x, t], a) => forward(x!, t!, a),
+  backward: (g, [x, t], out, a, needs) => [needs[0] ? backward(g, x!, t!, out, a) : null, null],
+  cpu: {
+    forward([x, t], a) {
+      const { loss, count } = cpuRows(x!, t!, a.ignoreIndex ?? -100);
+      return { shape: [], data: Float64Array.of(count > 0 ? loss.reduce((p, q) => p + q, 0) / count : 0) };
+    },
+    backward(g, [x, t], _out, a) {
+      const ignore = a.ignoreIndex ?? -100;
+      const [N, V] = x!.shape as [number, number];
+      const { lse, count } = cpuRows(x!, t!, ignore);
+      const dx = ref.empty(x!.shape);
+      for (let r = 0; r < N; r++) {
+        const tr = t!.data[r]!;
+        if (tr === ignore) continue;
+        for (let v = 0; v < V; v++) {
+          const d = Math.exp(x!.data[r * V + v]! - lse[r]!) - (v === tr ? 1 : 0);
+          dx.data[r * V + v] = tr >= 0 && tr < V ? (d * g.data[0]!) / count : NaN;
+        }
+      }
+      return [dx, ref.empty(t!.shape)];
+    },
+  },
+});
+
+/** Mean cross-entropy over the rows whose target is not ignoreIndex (0 when all are ignored).
+ *  logits: [N, V] f32, targets: [N] i32 -> [] */
+export const crossEntropy = (logits: Var, targets: Var, opts: { ignoreIndex?: number } = {}) =>
+  apply(CROSS_ENTROPY, [logits, targets], { ignoreIndex: opts.ignoreIndex ?? -100 });
