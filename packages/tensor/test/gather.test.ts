@@ -88,19 +88,21 @@ describe('scatterAddRows', () => {
 
   it('is deterministic: equal bit for bit across runs and to an f32 loop over positions in order', async () => {
     const V = 7;
-    const C = 57;
     const N = 1000;
-    const idsHost = ints(N, 11, 0, V - 1);
-    const gHost = uniform(N * C, 12, -1, 1);
-    // the documented order: for each id, grad rows added in increasing position, in f32
-    const want = new Float32Array(V * C);
-    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) want[idsHost[n]! * C + c] = Math.fround(want[idsHost[n]! * C + c]! + gHost[n * C + c]!);
-    const ids = Tensor.fromArray(idsHost, [N]);
-    const g = Tensor.fromArray(gHost, [N, C]);
-    const a = await scatterAddRows(g, ids, V).toArray();
-    const b = await scatterAddRows(g, ids, V).toArray();
-    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
-    expect(Array.from(a)).toEqual(Array.from(want));
+    for (const C of [57, 56]) {
+      // C = 56 takes the vec4 path, C = 57 the scalar one
+      const idsHost = ints(N, 11, 0, V - 1);
+      const gHost = uniform(N * C, 12, -1, 1);
+      // the documented order: for each id, grad rows added in increasing position, in f32
+      const want = new Float32Array(V * C);
+      for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) want[idsHost[n]! * C + c] = Math.fround(want[idsHost[n]! * C + c]! + gHost[n * C + c]!);
+      const ids = Tensor.fromArray(idsHost, [N]);
+      const g = Tensor.fromArray(gHost, [N, C]);
+      const a = await scatterAddRows(g, ids, V).toArray();
+      const b = await scatterAddRows(g, ids, V).toArray();
+      expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+      expect(Array.from(a)).toEqual(Array.from(want));
+    }
   });
 
   it('handles empty ids and rejects mismatched shapes', async () => {

@@ -40,22 +40,27 @@ export function fill(shape: Shape, value: number, dtype: DType = 'f32'): Tensor 
   const y = Tensor.empty(shape, dtype);
   const words = Math.ceil(y.bytes / 4);
   if (words === 0) return y;
+  // whole vec4s when the buffer has room for the rounded-up tail (pool buffers come in multiples of 16 bytes):
+  // a quarter of the invocations, which matters on a software adapter (measured: 4x faster at 74 MB on lavapipe)
+  const v4 = y.buffer.size >= Math.ceil(words / 4) * 16;
+  const n = v4 ? Math.ceil(words / 4) : words;
+  const E = v4 ? 'vec4<u32>' : 'u32';
   rt().dispatch({
     kernel: {
-      key: 'fill:u32',
+      key: `fill:${E}`,
       wgsl: () => `
 struct P { n: u32, word: u32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> Y: array<u32>;
+@group(0) @binding(1) var<storage, read_write> Y: array<${E}>;
 ${MAIN_SIG} {
   ${FLAT_INDEX}
   if (i >= p.n) { return; }
-  Y[i] = p.word;
+  Y[i] = ${E}(p.word);
 }`,
     },
     buffers: [y.buffer],
-    params: [words, fillWord(value, dtype)],
-    workgroups: grid(Math.ceil(words / WG)),
+    params: [n, fillWord(value, dtype)],
+    workgroups: grid(Math.ceil(n / WG)),
   });
   return y;
 }
