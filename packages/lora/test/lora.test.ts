@@ -2,8 +2,8 @@
 import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { init, dispose, Tensor } from '@dawngrad/tensor';
-import { backward, param, noGrad } from '@dawngrad/autograd';
+import { init, dispose, Tensor, scope, rt } from '@dawngrad/tensor';
+import { backward, param, constant, noGrad } from '@dawngrad/autograd';
 import { loadModel, type MistralForCausalLM } from '@dawngrad/model';
 import { inject, kaimingUniformBound, type LoraModel } from '../src/index.ts';
 import { HF_TINY, matmul64, maxAbsDiff, maxAbs, randomValues } from './helpers.ts';
@@ -187,3 +187,23 @@ describe('merge / unmerge', () => {
     for (const x of xs) x.dispose();
   });
 });
+
+describe('memory', () => {
+  it('inject, a training step in a scope, merge, unmerge and unload leave nothing live', async () => {
+    const live0 = rt().pool.stats.bytesLive;
+    lora = inject(model, { r: 4, lora_dropout: 0.1, target_modules: 'all-linear', init_lora_weights: false });
+    const lin = model.layers[1]!.up;
+    const x = Tensor.fromArray(randomValues(6 * lin.inFeatures, 4), [6, lin.inFeatures]);
+    const g = Tensor.fromArray(randomValues(6 * lin.outFeatures, 5), [6, lin.outFeatures]);
+    scope(() => backward(lin.forward(constant(x)), { seed: g }));
+    expect(lora.layers.find((l) => l.linear === lin)!.A.grad).not.toBeNull();
+    lora.merge();
+    lora.unmerge();
+    lora.unload();
+    x.dispose();
+    g.dispose();
+    expect(rt().pool.stats.bytesLive).toBe(live0);
+    lora = null;
+  });
+});
+
