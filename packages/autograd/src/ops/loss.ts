@@ -15,8 +15,10 @@ export interface CrossEntropyAttrs {
   /** targets equal to this are skipped (default -100, as in PyTorch) */
   ignoreIndex?: number;
   /** how kernel 1 reduces a row: 'tree' — one workgroup per row, tree in workgroup memory; 'serial' — one
-   *  invocation per row, a serial loop. Default: chosen from the row count (see rowVariant; measured on lavapipe). */
+   *  invocation per row, a serial loop. Default: rowVariant() — serial on a software adapter, else tree. */
   variant?: 'tree' | 'serial';
+  /** rows per workgroup of the serial variant (default 8) */
+  serialRows?: number;
 }
 
 // a quiet NaN; `& 0u` on a uniform keeps it out of constant evaluation, which rejects NaN
@@ -76,12 +78,13 @@ var<workgroup> sh: array<vec2<f32>, ${W}>;
 }`,
 };
 
-// the same, one invocation per row
-const serialKernel: Kernel = {
-  key: 'crossEntropyRows:serial',
-  wgsl: () => `${HEAD}
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+// the same, one invocation per row; S rows per workgroup (small S spreads few rows over more CPU threads)
+function serialKernel(S: number): Kernel {
+  return {
+    key: `crossEntropyRows:serial:s${S}`,
+    wgsl: () => `${HEAD}
+@compute @workgroup_size(${S}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = (wid.y * nwg.x + wid.x) * ${S}u + lid.x;
   if (i >= p.N) { return; }
   let base = i * p.V;
   var acc = vec2<f32>(-3.0e38, 0.0);
@@ -90,7 +93,8 @@ ${MAIN_SIG} {
   Lse[i] = lse;
   Loss[i] = rowLoss(lse, Tg[i], targetLogit(i));
 }`,
-};
+  };
+}
 
 // loss: [N], t: [N] -> out: [] (the mean), count: [1]; a single workgroup, fixed reduction order
 const meanKernel: Kernel = {
@@ -123,7 +127,7 @@ var<workgroup> sh: array<vec2<f32>, ${W}>;
 };
 
 // x: [N, V], t: [N], lse: [N], count: [1], g: [] -> dx: [N, V]; one workgroup per row, each invocation a strided
-// loop over the row (lavapipe pays per workgroup: a workgroup per 256 logits was ~10x slower at [1024, 32768])
+// loop over the row (lavapipe pays per workgroup: a flat grid of one invocation per logit ran 2-3x slower at [48, 32768])
 const backwardKernel: Kernel = {
   key: 'crossEntropyBackward',
   wgsl: () => `
@@ -140,23 +144,25 @@ ${MAIN_SIG} {
   if (r >= p.N) { return; }
   let base = r * p.V;
   let t = Tg[r];
-  if (t == p.ignore) {
-    for (var v = lid.x; v < p.V; v += ${WG}u) { DX[base + v] = 0.0; }
-    return;
-  }
   let lse = Lse[r];
-  var scale = G[0] / Count[0];
-  if (t < 0 || t >= i32(p.V)) { scale = ${NAN}; }
-  for (var v = lid.x; v < p.V; v += ${WG}u) {
-    DX[base + v] = (exp(X[base + v] - lse) - select(0.0, 1.0, i32(v) == t)) * scale;
-  }
+  // an ignored row is exp(·)·0 = 0 (exp(x − lse) ≤ 1, so never ∞·0); an out-of-range target poisons its row with NaN
+  var scale = select(G[0] / Count[0], 0.0, t == p.ignore);
+  let hit = t != p.ignore && t >= 0 && t < i32(p.V);
+  if (t != p.ignore && !hit) { scale = ${NAN}; }
+  for (var v = lid.x; v < p.V; v += ${WG}u) { DX[base + v] = exp(X[base + v] - lse) * scale; }
+  // the one-hot term: the invocation whose stride owns column t rewrites it (no other invocation touches it)
+  if (hit && u32(t) % ${WG}u == lid.x) { DX[base + u32(t)] = (exp(X[base + u32(t)] - lse) - 1.0) * scale; }
 }`,
 };
 
-/** Kernel 1's variant when not given. Measured on lavapipe (bench/src/cross-entropy.ts): see rowVariant's note. */
-export function rowVariant(N: number): 'tree' | 'serial' {
-  void N;
-  return 'tree';
+/**
+ * Kernel 1's variant when not given. Measured on lavapipe (2 cores, loaded machine; min of 7-20 runs, forward only):
+ * [48, 32768]: tree 6.7-9.1 ms, serial 4.4-5.3 ms; [1024, 32768]: tree 392-496 ms, serial 280-296 ms
+ * ([1280, 32768] f32 is 160 MiB, over lavapipe's 128 MiB maxStorageBufferBindingSize, so 1024 rows stood in).
+ * A CPU pays for each workgroup and each barrier; a real GPU wants a workgroup per row (coalesced loads).
+ */
+export function rowVariant(): 'tree' | 'serial' {
+  return rt().ctx.info.isSoftware ? 'serial' : 'tree';
 }
 
 // the tensors the forward saves for the backward, keyed by the forward's output tensor
@@ -181,13 +187,14 @@ function forward(x: Tensor, t: Tensor, a: CrossEntropyAttrs): Tensor {
   const count = Tensor.empty([1], 'f32');
   if (N > 0 && V === 0) throw new Error('crossEntropy: logits have V = 0 classes');
   if (N > 0) {
-    const serial = (a.variant ?? rowVariant(N)) === 'serial';
+    const serial = (a.variant ?? rowVariant()) === 'serial';
+    const S = a.serialRows ?? 8;
     rt().dispatch({
-      kernel: serial ? serialKernel : treeKernel,
+      kernel: serial ? serialKernel(S) : treeKernel,
       buffers: [x.buffer, t.buffer, lse.buffer, rowLoss.buffer],
       params: [N, V, ignore],
       types: 'uui',
-      workgroups: serial ? grid(Math.ceil(N / WG)) : grid(N),
+      workgroups: serial ? grid(Math.ceil(N / S)) : grid(N),
     });
   }
   rt().dispatch({
