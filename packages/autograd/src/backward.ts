@@ -39,6 +39,10 @@ export function backward(root: Var, opts: BackwardOptions = {}): void {
   if (!root.requiresGrad) throw new Error('backward: the output does not require grad (no parameter reaches it)');
   if (!opts.seed && root.size !== 1) throw new Error(`backward: output has ${root.size} values; pass a seed gradient`);
   const order = topoOrder(root);
+  // a non-leaf whose closure is gone was cut by an earlier backward(): going on would treat it as a leaf (its
+  // inputs silently get no gradient, and its .grad is kept forever), so refuse before doing any work
+  const freed = order.find((v) => !v.backwardFn && !v.isLeaf);
+  if (freed) throw new Error(`backward: ${freed} was freed by an earlier backward(); pass { retainGraph: true } to that call to backward through it again`);
   // grads holds tensors this function owns: each is freed once passed on, or handed to a leaf's .grad
   const grads = new Map<Var, Tensor>();
   grads.set(root, opts.seed ? copy(opts.seed) : fill(root.shape, 1));

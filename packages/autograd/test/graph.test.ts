@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { init, dispose, ref, scope, Tensor, type F64 as F64T } from '@dawngrad/tensor';
 import {
   ADD, SUB, MUL, SIGMOID, SILU, NEG, SCALE, MATMUL, SUM, MEAN, MAX, SOFTMAX, LOG_SOFTMAX, PERMUTE, RESHAPE, SLICE, CONCAT,
-  apply, backward, param, constant, noGrad, isGradEnabled, matmul, crossEntropy, scale, mul, sum, slice,
+  apply, backward, param, constant, noGrad, isGradEnabled, matmul, crossEntropy, scale, mul, sum, slice, add,
   type OpDef, type F64, type Var,
 } from '../src/index.ts';
 import { randomF64, rng, expectClose } from './gradcheck.ts';
@@ -234,6 +234,32 @@ describe('the tape', () => {
     backward(scale(loss([B, 2 * B]), 0.5));
     expectClose('accumulated micro-batch gradient', await ref.fromTensor(W.grad!), whole, 1e-5);
     expect(whole.data.some((v) => v !== 0)).toBe(true);
+  });
+
+  it('a second backward() through a graph freed by the first throws instead of dropping gradients; retainGraph allows it', async () => {
+    // two losses share a trunk h. Before the fix the cut h was taken for a leaf: W got only loss 1's gradient, silently,
+    // and h.grad was kept outside every scope (a leak).
+    const r = rng(4);
+    const x = constant(ref.toTensor(randomF64([3, 4], r)));
+    const W = param(ref.toTensor(randomF64([4, 2], r)));
+    const build = () => {
+      const h = matmul(x, W);
+      return [sum(mul(h, h)), sum(scale(h, 3))] as const;
+    };
+    const [l1, l2] = build();
+    backward(l1);
+    expect(() => backward(l2)).toThrow(/was freed by an earlier backward\(\); pass \{ retainGraph: true \}/);
+    expect(() => backward(l1)).toThrow(/was freed by an earlier backward/);
+    W.zeroGrad();
+    // with retainGraph on the first call, the two backward() calls sum to one backward of l1 + l2
+    const [m1, m2] = build();
+    backward(m1, { retainGraph: true });
+    backward(m2);
+    const twice = await ref.fromTensor(W.grad!);
+    W.zeroGrad();
+    const [n1, n2] = build();
+    backward(add(n1, n2));
+    expectClose('retained double backward', twice, await ref.fromTensor(W.grad!), 1e-6);
   });
 
   it('noGrad records nothing and restores recording afterwards, even when it throws', () => {
