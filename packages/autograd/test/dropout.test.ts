@@ -22,7 +22,7 @@ describe('dropout', () => {
         fc.constantFrom(0.1, 0.5, 0.9),
         fc.nat(),
         async (shape, p, seed) => {
-          fc.pre(shape.reduce((a, b) => a * b, 1) <= 4000);
+          fc.pre(shape.reduce<number>((a, b) => a * b, 1) <= 4000);
           await checkOp(DROPOUT, [randomF64(shape, rng(seed))], { p, seed }, { seed });
         },
       ),

@@ -21,7 +21,7 @@ describe('embedding', () => {
         fc.integer(),
         async (V, C, idShape, seed) => {
           const r = rng(seed);
-          const n = idShape.reduce((a, b) => a * b, 1);
+          const n = idShape.reduce<number>((a, b) => a * b, 1);
           // ids in [-1, V]: the two ends are out of range; small V makes repeats certain
           const ids = { shape: idShape, data: Float64Array.from({ length: n }, () => Math.floor(r() * (V + 2)) - 1) };
           await checkOp(EMBEDDING, [randomF64([V, C], r), ids], null, { seed });

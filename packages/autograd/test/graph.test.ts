@@ -4,7 +4,7 @@
 // Then the tape's contracts: gradient accumulation across backward() calls, noGrad, detach.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
-import { init, dispose, ref, scope, Tensor, type F64 as F64T } from '@dawngrad/tensor';
+import { init, dispose, ref, scope, Tensor } from '@dawngrad/tensor';
 import {
   ADD, SUB, MUL, SIGMOID, SILU, NEG, SCALE, MATMUL, SUM, MEAN, MAX, SOFTMAX, LOG_SOFTMAX, PERMUTE, RESHAPE, SLICE, CONCAT,
   apply, backward, param, constant, noGrad, isGradEnabled, matmul, crossEntropy, scale, mul, sum, slice, add,
@@ -216,7 +216,7 @@ describe('the tape', () => {
     const r = rng(11);
     const [B, C, V] = [6, 5, 7];
     const x = randomF64([2 * B, C], r);
-    const t: F64T = { shape: [2 * B], data: Float64Array.from({ length: 2 * B }, () => Math.floor(r() * V)) };
+    const t: F64 = { shape: [2 * B], data: Float64Array.from({ length: 2 * B }, () => Math.floor(r() * V)) };
     const W = param(ref.toTensor(randomF64([C, V], r)));
     const X = constant(ref.toTensor(x));
     const Tg = constant(ref.toTensor(t, 'i32'));

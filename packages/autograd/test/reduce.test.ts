@@ -16,7 +16,7 @@ const dim = fc.constantFrom(...DIMS);
 // a shape (rank 1..3, at most 4000 elements) and a choice of axes: all (undefined), or a subset written either way
 const shapeAndAxes = fc
   .tuple(fc.array(dim, { minLength: 1, maxLength: 3 }), fc.array(fc.boolean(), { minLength: 3, maxLength: 3 }), fc.boolean(), fc.boolean())
-  .filter(([s]) => s.reduce((a, b) => a * b, 1) <= 4000)
+  .filter(([s]) => s.reduce<number>((a, b) => a * b, 1) <= 4000)
   .map(([shape, pick, all, negative]) => {
     const axes = shape.map((_, i) => i).filter((i) => pick[i]).map((a) => (negative ? a - shape.length : a));
     return { shape, axes: all ? undefined : axes };

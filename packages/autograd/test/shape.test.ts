@@ -13,14 +13,14 @@ afterAll(() => dispose());
 const DIMS = [1, 3, 7, 56, 57];
 const dim = fc.constantFrom(...DIMS);
 const smallShape = (maxRank = 3) =>
-  fc.array(dim, { minLength: 1, maxLength: maxRank }).filter((s) => s.reduce((a, b) => a * b, 1) <= 4000);
+  fc.array(dim, { minLength: 1, maxLength: maxRank }).filter((s) => s.reduce<number>((a, b) => a * b, 1) <= 4000);
 
 describe('shape ops', () => {
   it('gradient of reshape (to a random refactoring, sometimes with -1)', async () => {
     await fc.assert(
       fc.asyncProperty(smallShape(), fc.integer(), fc.boolean(), async (shape, seed, hole) => {
         // regroup the same elements: split the flat size into its own factors in another order
-        const n = shape.reduce((a, b) => a * b, 1);
+        const n = shape.reduce<number>((a, b) => a * b, 1);
         const to = [...shape].reverse();
         if (to.length > 1) to.splice(0, 2, to[0]! * to[1]!);
         if (hole) to[0] = -1;

@@ -20,7 +20,7 @@ describe('softmax family', () => {
     fc.assert(
       fc.asyncProperty(lead, last, fc.integer(), (pre, C, seed) => {
         const shape = [...pre, C];
-        fc.pre(shape.reduce((a, b) => a * b, 1) <= 6000);
+        fc.pre(shape.reduce<number>((a, b) => a * b, 1) <= 6000);
         return check(randomF64(shape, rng(seed), -4, 4), seed);
       }),
       { numRuns: 10 },
