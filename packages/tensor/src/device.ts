@@ -26,6 +26,16 @@ const INSTALL_HINT =
   '(or run scripts/bootstrap.sh as root)';
 
 let ctx: GpuContext | null = null;
+const gpuErrors: string[] = [];
+
+/** Throw the first WebGPU error raised since the last check (validation errors, WGSL that fails to compile). */
+export function throwGpuErrors(): void {
+  if (gpuErrors.length === 0) return;
+  const first = gpuErrors[0]!.split('\n').slice(0, 6).join(' | ');
+  const more = gpuErrors.length > 1 ? ` (and ${gpuErrors.length - 1} more)` : '';
+  gpuErrors.length = 0;
+  throw new Error(`WebGPU error: ${first}${more}`);
+}
 let pending: Promise<GpuContext> | null = null;
 const lostHandlers: ((reason: string) => void)[] = [];
 
@@ -78,8 +88,8 @@ async function acquire(): Promise<GpuContext> {
     for (const h of lostHandlers) h(reason);
   });
   device.addEventListener('uncapturederror', (ev) => {
-    const e = (ev as GPUUncapturedErrorEvent).error;
-    console.error(`dawngrad: WebGPU error: ${e.message}`);
+    // a broken kernel would otherwise show up as zeros: keep the error for the next readback to throw
+    gpuErrors.push((ev as GPUUncapturedErrorEvent).error.message);
   });
   return {
     gpu,

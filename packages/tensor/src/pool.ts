@@ -33,10 +33,13 @@ export class BufferPool {
   constructor(
     private device: GPUDevice,
     private maxBufferSize: number,
+    /** buffers are bound whole, so a class must not round a bindable tensor past the binding limit */
+    private maxBindingSize = Infinity,
   ) {}
 
   acquire(bytes: number): GPUBuffer {
-    const size = sizeClass(bytes);
+    const exact = Math.max(256, Math.ceil(bytes / 16) * 16);
+    const size = exact <= this.maxBindingSize ? Math.min(sizeClass(bytes), Math.max(exact, this.maxBindingSize)) : sizeClass(bytes);
     if (size > this.maxBufferSize) {
       throw new Error(
         `tensor of ${bytes} bytes exceeds the adapter's maxBufferSize (${this.maxBufferSize} bytes) by ${bytes - this.maxBufferSize} bytes`,

@@ -1,6 +1,6 @@
 // The thin runtime: one command encoder for the current step, a pipeline cache keyed by specialisation,
 // a uniform arena for kernel parameters, and readback. Ops encode; only flush() and readback submit.
-import { getGpu, gpuSync, destroyGpu, type GpuContext } from './device.ts';
+import { getGpu, gpuSync, destroyGpu, throwGpuErrors, type GpuContext } from './device.ts';
 import { BufferPool } from './pool.ts';
 
 /** A kernel: WGSL made from a template, cached by key (name + everything the template specialises on). */
@@ -43,7 +43,7 @@ export class Runtime {
   private staging: GPUBuffer[] = [];
 
   constructor(readonly ctx: GpuContext) {
-    this.pool = new BufferPool(ctx.device, ctx.limits.maxBufferSize);
+    this.pool = new BufferPool(ctx.device, ctx.limits.maxBufferSize, ctx.limits.maxStorageBufferBindingSize);
     this.arena = ctx.device.createBuffer({ size: SLOT * ARENA_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   }
 
@@ -139,6 +139,7 @@ export class Runtime {
     const out = staging.getMappedRange(0, size).slice(0, bytes);
     staging.unmap();
     this.staging.push(staging);
+    throwGpuErrors();
     return out;
   }
 
@@ -146,6 +147,7 @@ export class Runtime {
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
+    throwGpuErrors();
   }
 
   destroy(): void {
