@@ -3,7 +3,7 @@
 //  (2) the GPU forward and backward against the CPU twins, in float32 tolerance.
 // The loss is L = Σ out · w for a fixed random w, so every output element carries a distinct upstream gradient.
 import { expect } from 'vitest';
-import { ref, type DType, type Tensor } from '@dawngrad/tensor';
+import { ref, mulberry32, type DType, type Tensor } from '@dawngrad/tensor';
 import { type OpDef, type F64, apply, backward, param, constant } from '../src/index.ts';
 
 export interface CheckOptions {
@@ -22,17 +22,8 @@ export interface CheckOptions {
   dtypes?: DType[];
 }
 
-/** A deterministic PRNG (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG so failures reproduce. */
+export const rng = mulberry32;
 
 export function randomF64(shape: number[], rand: () => number, lo = -1, hi = 1): F64 {
   const n = shape.reduce((a, b) => a * b, 1);

@@ -8,24 +8,8 @@
 // be non-zero from the first step.
 import type { InitLoraWeights } from './config.ts';
 
-/** A generator of uniform floats in [0, 1). */
-export type Rng = () => number;
-
-/**
- * mulberry32: a tiny seeded 32-bit generator (the same one @dawngrad/train uses for data order; lora cannot import
- * from train, which sits above it). Math.random() cannot be seeded, and initial weights must be reproducible.
- */
-export function mulberry32(seed: number): Rng {
-  if (!Number.isSafeInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
-  let a = (seed ^ Math.floor(seed / 2 ** 32)) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32, type Rng } from '@dawngrad/tensor';
+import type { Rng } from '@dawngrad/tensor';
 
 /** n values from U(−bound, bound). */
 export function uniform(rng: Rng, n: number, bound: number): Float32Array {

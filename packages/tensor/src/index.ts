@@ -11,3 +11,4 @@ export * from './kernels/layout.ts';
 export * from './kernels/misc.ts';
 export * from './kernels/matmul.ts';
 export * as ref from './cpu/index.ts';
+export { mulberry32, type Rng } from './random.ts';

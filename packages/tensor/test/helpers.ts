@@ -1,5 +1,6 @@
 // Shared test helpers for the kernel property tests: shape arbitraries, seeded values, and a closeness check
 // against the float64 reference that names the worst element when it fails.
+import { mulberry32 } from '../src/random.ts';
 import fc from 'fast-check';
 import { expect } from 'vitest';
 import { Tensor, ref, setRowStrategy, type DType, type RowStrategy } from '../src/index.ts';
@@ -27,17 +28,8 @@ export function broadcastPairArb(opts: { maxRank?: number; maxNumel?: number } =
   );
 }
 
-/** mulberry32: a tiny seeded PRNG, so failing cases replay from fast-check's seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG, so failing cases replay from fast-check's seed. */
+export const rng = mulberry32;
 
 /** n f32-representable values uniform in [lo, hi). */
 export function uniform(n: number, seed: number, lo = -1, hi = 1): Float32Array {

@@ -1,30 +1,11 @@
 // Seeded pseudo-random numbers for data order, sampling and subsets.
 //
 // Everything random in training (which tweets, in which order) must be reproducible from one integer seed, and
-// Math.random() cannot be seeded. mulberry32 is a tiny 32-bit generator (Tommy Ettinger's constants): good enough
-// statistical quality for shuffling, fast, and short enough to read.
+// Math.random() cannot be seeded. The generator itself (mulberry32) lives in @dawngrad/tensor, shared by every package.
 
-/** A generator of uniform floats in [0, 1). */
-export type Rng = () => number;
+import { mulberry32, type Rng } from '@dawngrad/tensor';
 
-/** Validates a seed: any safe integer (negative and large values are folded to 32 bits). */
-function checkSeed(seed: number): number {
-  if (!Number.isSafeInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
-  // Fold the high bits in so that seeds 2^32 apart still differ.
-  return (seed ^ Math.floor(seed / 2 ** 32)) >>> 0;
-}
-
-/** mulberry32: a seeded generator of uniform floats in [0, 1) with a period of 2^32. */
-export function mulberry32(seed: number): Rng {
-  let a = checkSeed(seed);
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32, type Rng };
 
 /** A uniform integer in [0, n). */
 export function randomInt(rng: Rng, n: number): number {
