@@ -41,7 +41,8 @@ const lostHandlers: ((reason: string) => void)[] = [];
 
 /** Dawn flags from the environment: DAWNGRAD_BACKEND=vulkan|..., DAWNGRAD_ADAPTER=<substring of the adapter name>. */
 function dawnFlags(): string[] {
-  const flags: string[] = [];
+  // full-resolution GPU timestamps for the profiler (Dawn rounds them to ~65 µs by default, against timing attacks)
+  const flags: string[] = ['disable-dawn-features=timestamp_quantization'];
   const backend = process.env.DAWNGRAD_BACKEND;
   if (backend) flags.push(`backend=${backend}`);
   const adapter = process.env.DAWNGRAD_ADAPTER;
@@ -81,6 +82,7 @@ async function acquire(): Promise<GpuContext> {
     maxStorageBuffersPerShaderStage: al.maxStorageBuffersPerShaderStage,
   };
   const requiredFeatures: GPUFeatureName[] = hasF16 ? ['shader-f16'] : [];
+  if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query'); // the profiler's GPU clock
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   device.lost.then((info) => {
     if (ctx?.device !== device) return; // we destroyed it ourselves

@@ -1,5 +1,5 @@
 // @dawngrad/tensor: tensors on Dawn WebGPU, their kernels, and a float64 CPU reference of every kernel.
-export { init, dispose, rt, grid, Runtime, type Kernel, type Dispatch, type RuntimeStats } from './runtime.ts';
+export { init, dispose, rt, grid, Runtime, type Kernel, type Dispatch, type RuntimeStats, type RuntimeObserver } from './runtime.ts';
 export { getGpu, onDeviceLost, type GpuContext, type DeviceInfo } from './device.ts';
 export { BufferPool, sizeClass, type PoolStats } from './pool.ts';
 export { Tensor, scope, keep, numel, BYTES, type DType, type Shape, type HostArray } from './tensor.ts';
@@ -10,5 +10,6 @@ export * from './kernels/gather.ts';
 export * from './kernels/layout.ts';
 export * from './kernels/misc.ts';
 export * from './kernels/matmul.ts';
+export { startProfile, stopProfile, profile, profiling, formatProfile, type ProfileReport, type KernelProfile, type ProfileOptions } from './profile.ts';
 export * as ref from './cpu/index.ts';
 export { mulberry32, type Rng } from './random.ts';

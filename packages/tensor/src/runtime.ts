@@ -30,9 +30,30 @@ export interface RuntimeStats {
   readbacks: number;
 }
 
+/**
+ * Watches every dispatch, copy and submit: the per-kernel profiler (profile.ts) plugs in here. Null by default, so a
+ * normal run pays one null check per dispatch.
+ */
+export interface RuntimeObserver {
+  /** no room for another timed dispatch in this encoder: the runtime flushes first */
+  full(): boolean;
+  /** timestamp writes for the pass that will hold this one dispatch of `key` (undefined: untimed) */
+  timestamps(key: string): GPUComputePassTimestampWrites | undefined;
+  /** CPU time spent encoding one dispatch (uniforms, bind group, pass), pipeline compiles excluded */
+  encoded(key: string, cpuMs: number, workgroups: Dispatch['workgroups']): void;
+  compiled(key: string, cpuMs: number): void;
+  copied(bytes: number): void;
+  /** the encoder is about to be finished: resolve its queries into it */
+  beforeSubmit(encoder: GPUCommandEncoder): void;
+  afterSubmit(): void;
+  destroyed(): void;
+}
+
 export class Runtime {
   readonly pool: BufferPool;
   readonly stats: RuntimeStats = { dispatches: 0, submits: 0, pipelines: 0, readbacks: 0 };
+  /** set by startProfile(); see RuntimeObserver */
+  observer: RuntimeObserver | null = null;
   private pipelines = new Map<string, GPUComputePipeline>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
@@ -54,10 +75,12 @@ export class Runtime {
   pipeline(k: Kernel): GPUComputePipeline {
     let p = this.pipelines.get(k.key);
     if (!p) {
+      const t0 = this.observer ? performance.now() : 0;
       const module = this.device.createShaderModule({ code: k.wgsl(), label: k.key });
       p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k.key });
       this.pipelines.set(k.key, p);
       this.stats.pipelines++;
+      this.observer?.compiled(k.key, performance.now() - t0);
     }
     return p;
   }
@@ -79,7 +102,10 @@ export class Runtime {
     const [x, y = 1, z = 1] = d.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
     if (x > MAX_WG || y > MAX_WG || z > MAX_WG) throw new Error(`${d.kernel.key}: grid ${x}x${y}x${z} exceeds ${MAX_WG}`);
+    const obs = this.observer;
+    if (obs?.full()) this.flush();
     const pipeline = this.pipeline(d.kernel);
+    const t0 = obs ? performance.now() : 0;
     const entries: GPUBindGroupEntry[] = [];
     if (d.params) {
       if (this.arenaUsed === ARENA_SLOTS) this.flush();
@@ -95,15 +121,26 @@ export class Runtime {
     }
     d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    const pass = this.computePass();
+    const pass = obs ? this.timedPass(obs.timestamps(d.kernel.key)) : this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     this.stats.dispatches++;
+    if (obs) obs.encoded(d.kernel.key, performance.now() - t0, d.workgroups);
+  }
+
+  /** Profiling: every dispatch gets a pass of its own, whose begin and end the GPU timestamps. */
+  private timedPass(timestampWrites: GPUComputePassTimestampWrites | undefined): GPUComputePassEncoder {
+    this.pass?.end();
+    this.encoder ??= this.device.createCommandEncoder();
+    this.pass = this.encoder.beginComputePass(timestampWrites ? { timestampWrites } : {});
+    return this.pass;
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
-    if (bytes > 0) this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    if (bytes <= 0) return;
+    this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.observer?.copied(bytes);
   }
 
   /** Submit everything encoded so far. */
@@ -112,10 +149,12 @@ export class Runtime {
     this.pass?.end();
     this.pass = null;
     if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaData, 0, this.arenaUsed * SLOT);
+    this.observer?.beforeSubmit(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
     this.arenaUsed = 0;
     this.stats.submits++;
+    this.observer?.afterSubmit();
   }
 
   /** Upload host data. Pending commands may still read a recycled buffer, so they go first. */
@@ -151,6 +190,8 @@ export class Runtime {
   }
 
   destroy(): void {
+    this.observer?.destroyed();
+    this.observer = null;
     this.pass = null;
     this.encoder = null;
     this.pool.trim();
@@ -173,7 +214,10 @@ let runtime: Runtime | null = null;
 export async function init(): Promise<Runtime> {
   if (runtime) return runtime;
   const ctx = await getGpu();
-  runtime ??= new Runtime(ctx);
+  if (runtime) return runtime;
+  runtime = new Runtime(ctx);
+  // DAWNGRAD_PROFILE=1: profile the whole process and print the table at dispose() (loaded only then: no cycle)
+  if (process.env.DAWNGRAD_PROFILE === '1') (await import('./profile.ts')).startProfile({ report: 'stderr' });
   return runtime;
 }
 

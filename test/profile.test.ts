@@ -1,0 +1,103 @@
+// The per-kernel profiler: known dispatches show up under their keys with the right counts and GPU time > 0, the
+// totals add up to what the runtime counted, results are the same with it on, and with it off nothing observes.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import {
+  init, dispose, rt, Tensor, unary, binary, matmul, ref,
+  startProfile, stopProfile, profile, profiling, formatProfile, type ProfileReport,
+} from '@dawngrad/tensor';
+
+beforeAll(async () => {
+  await init();
+});
+afterAll(() => dispose());
+
+function seeded(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = Math.sin(seed * 7.3 + i * 0.37);
+  return a;
+}
+
+const keyOf = (r: ProfileReport, prefix: string) => r.kernels.filter((k) => k.key.startsWith(prefix));
+
+describe('profile', () => {
+  it('reports each kernel with its dispatch count and non-zero GPU time', async () => {
+    const a = Tensor.fromArray(seeded(64 * 48, 1), [64, 48]);
+    const b = Tensor.fromArray(seeded(48 * 40, 2), [48, 40]);
+    await rt().sync();
+    const before = { ...rt().stats };
+    startProfile();
+    expect(profiling()).toBe(true);
+    const outs = [matmul(a, b), matmul(a, b), unary('exp', a), unary('exp', a), unary('exp', a)];
+    const r = await stopProfile();
+    expect(profiling()).toBe(false);
+
+    const mm = keyOf(r, 'matmul');
+    const ex = keyOf(r, 'unary:exp');
+    expect(mm.reduce((s, k) => s + k.count, 0)).toBe(2);
+    expect(ex.reduce((s, k) => s + k.count, 0)).toBe(3);
+    for (const k of [...mm, ...ex]) {
+      expect(k.gpuMs).toBeGreaterThan(0);
+      expect(k.encodeMs).toBeGreaterThan(0);
+    }
+    // every dispatch the runtime made is in the table, and the shares add up to 100%
+    expect(r.dispatches).toBe(rt().stats.dispatches - before.dispatches);
+    expect(r.kernels.reduce((s, k) => s + k.count, 0)).toBe(r.dispatches);
+    expect(r.kernels.reduce((s, k) => s + k.share, 0)).toBeCloseTo(100, 6);
+    expect(r.submits).toBeGreaterThanOrEqual(1);
+    // the span from first begin to last end holds every kernel
+    expect(r.gpuSpanMs).toBeGreaterThanOrEqual(r.gpuMs * 0.999);
+    expect(r.kernels[0]!.gpuMs).toBeGreaterThanOrEqual(r.kernels.at(-1)!.gpuMs);
+    expect(formatProfile(r)).toContain('unary:exp');
+
+    // profiled results are the same numbers as the float64 reference says
+    const want = ref.matmul(ref.array(seeded(64 * 48, 1), [64, 48]), ref.array(seeded(48 * 40, 2), [48, 40]));
+    const got = await outs[1]!.toArray();
+    for (let i = 0; i < got.length; i++) expect(Math.abs(got[i]! - want.data[i]!)).toBeLessThan(1e-4);
+    for (const t of [a, b, ...outs]) t.dispose();
+  });
+
+  it('keeps counting across the flush forced by a full query set (more than 2,048 dispatches)', async () => {
+    const x = Tensor.fromArray(seeded(16, 3), [16]);
+    const { result: n, report: r } = await profile(() => {
+      let y = x;
+      for (let i = 0; i < 2100; i++) {
+        const z = binary('add', y, x);
+        if (y !== x) y.dispose();
+        y = z;
+      }
+      y.dispose();
+      return 2100;
+    });
+    expect(keyOf(r, 'binary:add').reduce((s, k) => s + k.count, 0)).toBe(n);
+    expect(r.submits).toBeGreaterThanOrEqual(2);
+    x.dispose();
+  });
+
+  it('groups by grid size when asked', async () => {
+    const a = Tensor.fromArray(seeded(4096, 4), [4096]);
+    const b = Tensor.fromArray(seeded(16, 5), [16]);
+    const { report: r } = await profile(() => [unary('exp', a), unary('exp', b)].forEach((t) => t.dispose()), { byGrid: true });
+    const ex = keyOf(r, 'unary:exp');
+    expect(ex.length).toBe(2);
+    expect(ex.every((k) => /\[\d+,\d+,\d+\]$/.test(k.key) && k.count === 1)).toBe(true);
+    a.dispose();
+    b.dispose();
+  });
+
+  it('off: no observer, no extra passes or submits, and misuse is a clear error', async () => {
+    expect(rt().observer).toBeNull();
+    await expect(stopProfile()).rejects.toThrow(/no profile is running/);
+    startProfile();
+    expect(() => startProfile()).toThrow(/already running/);
+    await stopProfile();
+    expect(rt().observer).toBeNull();
+    // unprofiled: the same work is one submit at sync, however many dispatches it holds
+    const a = Tensor.fromArray(seeded(256, 6), [256]);
+    await rt().sync();
+    const s0 = rt().stats.submits;
+    const ys = [unary('exp', a), unary('exp', a), unary('exp', a)];
+    await rt().sync();
+    expect(rt().stats.submits - s0).toBe(1);
+    for (const t of [a, ...ys]) t.dispose();
+  });
+});
