@@ -83,6 +83,7 @@ async function acquire(): Promise<GpuContext> {
   };
   const requiredFeatures: GPUFeatureName[] = hasF16 ? ['shader-f16'] : [];
   if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query'); // the profiler's GPU clock
+  if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups'); // the matmul's subgroup-broadcast kernel (lavapipe)
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   device.lost.then((info) => {
     if (ctx?.device !== device) return; // we destroyed it ourselves
