@@ -5,6 +5,7 @@ export { defineOp, apply, registry, type OpDef, type F64 } from './op.ts';
 export { backward, zeroGrad, type BackwardOptions } from './backward.ts';
 export * from './ops/elementwise.ts';
 export * from './ops/matmul.ts';
+export * from './ops/attention.ts';
 export * from './ops/reduce.ts';
 export * from './ops/shape.ts';
 export * from './ops/rmsnorm.ts';

@@ -1,0 +1,290 @@
+// WGSL for fused causal attention with grouped KV heads and a key padding mask (the op itself is in attention.ts).
+//
+// Layouts (what the q/k/v projections produce, so nothing is permuted or repeated):
+//   Q, O, dO, dQ: [B, T, H, D]   K, V, dK, dV: [B, T, KV, D]   mask: i32 [B, T]   L, Δ: [B, H, T]
+//   S, P, dS (scores, probabilities and their gradient, scratch): [B, H, T, T], only blocks on or below the diagonal
+// Query head h reads KV head g = h / (H / KV), as Hugging Face's repeat_kv does.
+//
+// Why this shape, on lavapipe (measured, see attention.ts): llvmpipe runs a workgroup on one CPU thread with 8
+// invocations per AVX2 vector, and it turns every storage-buffer load whose address is not a compile-time constant
+// into 8 bounds-checked scalar loads — even when all invocations read the same address. Arithmetic is 8-wide and
+// nearly free next to that, so a kernel is as fast as it is frugal with loads per multiply-add. The one-row-per-
+// invocation flash kernel (q and the output row in registers, a loop over keys) loads 2·D values per (query, key)
+// pair; here every invocation owns a 4×4 register block (4 queries × 4 keys, or 4 rows × 4 head dims) and loads
+// 8 values per 16 multiply-adds. The T×T scores are materialised per (batch, head) — at T = 80 that is 25 KiB — and
+// the loops stay loops, so the pipelines compile in seconds instead of the flash kernel's tens of seconds.
+// No atomics: every output element is written by exactly one invocation, so every result is deterministic.
+import { rt, grid, Tensor } from '@dawngrad/tensor';
+
+/** Shapes of one attention call; `scale` multiplies q·k. */
+export interface AttnDims {
+  B: number;
+  T: number;
+  H: number;
+  KV: number;
+  D: number;
+  scale: number;
+}
+
+const WG = 64;
+const TILE = 4; // the register block: 4×4 multiply-adds per 8 loads
+// A masked score: finite (WGSL has no −∞ literal) and far below any real one, so exp(masked − L) is exactly 0.
+const NEG_BIG = '-3.0e38';
+
+// D travels as a uniform: it is only a loop bound here, and one pipeline per kernel serves every head size (each
+// pipeline costs seconds of LLVM time on lavapipe the first time it is used).
+const HEADER = `
+struct P { B: u32, T: u32, H: u32, KV: u32, D: u32, mode: u32, scale: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+fn qrow(b: u32, i: u32, h: u32) -> u32 { return ((b * p.T + i) * p.H + h) * p.D; }   // a row of Q, O, dO: [B, T, H, D]
+fn kvrow(b: u32, j: u32, g: u32) -> u32 { return ((b * p.T + j) * p.KV + g) * p.D; } // a row of K, V: [B, T, KV, D]
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                                      @builtin(num_workgroups) nwg: vec3<u32>) {
+  let x = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  let T = p.T;
+  let D = p.D;
+  let nb = (T + ${TILE - 1}u) / ${TILE}u;   // 4-blocks along T`;
+
+const bindings = (list: string[]) => list.map((x, n) => `@group(0) @binding(${n + 1}) var<storage, ${x};`).join('\n');
+
+function dispatch(key: string, wgsl: () => string, buffers: Tensor[], d: AttnDims, lanes: number, scale = d.scale, mode = 0): void {
+  rt().dispatch({
+    kernel: { key, wgsl },
+    buffers: buffers.map((t) => t.buffer),
+    params: [d.B, d.T, d.H, d.KV, d.D, mode, scale],
+    types: 'uuuuuuf',
+    workgroups: grid(Math.ceil(lanes / WG)),
+  });
+}
+
+const blocks = (T: number) => Math.ceil(T / TILE);
+
+// ---- rowdot: out[b, h, i, j] = epilogue(Σ_d X[b, i, h, d]·Y[b, j, g, d]) over 4×4 blocks of (i, j) ------------------
+// One pipeline, three epilogues chosen by a uniform (the unused bindings get a read-only stand-in):
+//   logits (0):  scale·q·k, or NEG_BIG where the key is not allowed (forward; the softmax follows)
+//   probs (1):   P = exp(scale·q·k − L_i), 0 where not allowed (backward: recomputed from the saved L)
+//   dscores (2): dS = P·(dO·v − Δ_i), 0 where not allowed (X = dO, Y = V)
+const ROWDOT_MODE = { logits: 0, probs: 1, dscores: 2 } as const;
+type RowdotMode = keyof typeof ROWDOT_MODE;
+
+const ROWDOT_WGSL = () => `
+${bindings(['read> X: array<f32>', 'read> Y: array<f32>', 'read> M: array<i32>', 'read> L: array<f32>', 'read> Pm: array<f32>',
+  'read> Dl: array<f32>', 'read_write> OUT: array<f32>'])}
+${HEADER}
+  if (x >= p.B * p.H * nb * nb) { return; }
+  let jb = x % nb;
+  let ib = (x / nb) % nb;
+  let bh = x / (nb * nb);
+  if (jb > ib) { return; }   // wholly above the diagonal: never read
+  let b = bh / p.H;
+  let h = bh % p.H;
+  let g = h / (p.H / p.KV);
+  let i0 = ib * ${TILE}u;
+  let j0 = jb * ${TILE}u;
+  // rows past T are clamped to T - 1: read, never written
+  var xr: array<u32, ${TILE}>;
+  var yr: array<u32, ${TILE}>;
+  for (var r = 0u; r < ${TILE}u; r++) {
+    xr[r] = qrow(b, min(i0 + r, T - 1u), h);
+    yr[r] = kvrow(b, min(j0 + r, T - 1u), g);
+  }
+  var acc: array<vec4<f32>, ${TILE}>;
+  for (var d = 0u; d < D; d++) {
+    let y = vec4<f32>(Y[yr[0] + d], Y[yr[1] + d], Y[yr[2] + d], Y[yr[3] + d]);
+    for (var r = 0u; r < ${TILE}u; r++) { acc[r] += X[xr[r] + d] * y; }
+  }
+  for (var r = 0u; r < ${TILE}u; r++) {
+    let i = i0 + r;
+    if (i >= T) { break; }
+    for (var c = 0u; c < ${TILE}u; c++) {
+      let j = j0 + c;
+      if (j >= T) { break; }
+      let ok = j <= i && M[b * T + j] != 0;   // causal and not padding
+      let at = (bh * T + i) * T + j;
+      let s = acc[r][c];
+      var v = select(${NEG_BIG}, p.scale * s, ok);
+      if (p.mode == 1u) { v = select(0.0, exp(p.scale * s - L[bh * T + i]), ok); }
+      if (p.mode == 2u) { v = select(0.0, Pm[at] * (s - Dl[bh * T + i]), ok); }
+      OUT[at] = v;
+    }
+  }
+}`;
+
+/** out: [B, H, T, T] for the blocks on or below the diagonal. `rows` = L (probs) or [P, Δ] (dscores). */
+function rowdot(mode: RowdotMode, x: Tensor, y: Tensor, mask: Tensor, rows: Tensor[], d: AttnDims): Tensor {
+  const out = Tensor.empty([d.B, d.H, d.T, d.T]);
+  const [l, pm, dl] = mode === 'probs' ? [rows[0]!, x, x] : mode === 'dscores' ? [x, rows[0]!, rows[1]!] : [x, x, x];
+  const nb = blocks(d.T);
+  dispatch('attention.rowdot', ROWDOT_WGSL, [x, y, mask, l, pm, dl, out], d, d.B * d.H * nb * nb, d.scale, ROWDOT_MODE[mode]);
+  return out;
+}
+
+// ---- softmax over each score row, in place: P = exp(S − L), L = logsumexp of the allowed scores ---------------------
+
+const SOFTMAX_WGSL = () => `
+${bindings(['read_write> S: array<f32>', 'read_write> L: array<f32>'])}
+${HEADER}
+  if (x >= p.B * p.H * T) { return; }   // x = (b * H + h) * T + i
+  let i = x % T;
+  let row = x * T;
+  let jEnd = min(T, (i / ${TILE}u + 1u) * ${TILE}u);   // this row's part of the blocks rowdot wrote
+  // online max and sum: masked scores before the first real one are wiped by the rescale, later ones add exp(−huge) = 0
+  var m = ${NEG_BIG};
+  var l = 0.0;
+  for (var j = 0u; j <= i; j++) {
+    let s = S[row + j];
+    let mNew = max(m, s);
+    l = l * exp(m - mNew) + exp(s - mNew);
+    m = mNew;
+  }
+  // a row with no allowed key (left padding): P = 0 so its output is 0; L = 0 is never used
+  let empty = m < -1.0e38;
+  let lse = select(m + log(l), 0.0, empty);
+  L[x] = lse;
+  for (var j = 0u; j < jEnd; j++) { S[row + j] = select(exp(S[row + j] - lse), 0.0, empty); }
+}`;
+
+// ---- rowmix: out[b, i, h, d] = α·Σ_j A[b, h, i, j]·Y[b, j, g, d] over 4×4 blocks of (i, d) — O = P·V, dQ = scale·dS·K ----
+
+const ROWMIX_WGSL = () => `
+${bindings(['read> A: array<f32>', 'read> Y: array<f32>', 'read_write> OUT: array<f32>'])}
+${HEADER}
+  let nd = (D + ${TILE - 1}u) / ${TILE}u;
+  if (x >= p.B * p.H * nb * nd) { return; }
+  let db = x % nd;
+  let ib = (x / nd) % nb;
+  let bh = x / (nd * nb);
+  let b = bh / p.H;
+  let h = bh % p.H;
+  let g = h / (p.H / p.KV);
+  let i0 = ib * ${TILE}u;
+  let d0 = db * ${TILE}u;
+  var ar: array<u32, ${TILE}>;
+  var dc: array<u32, ${TILE}>;
+  for (var r = 0u; r < ${TILE}u; r++) {
+    ar[r] = (bh * T + min(i0 + r, T - 1u)) * T;
+    dc[r] = min(d0 + r, D - 1u);
+  }
+  var acc: array<vec4<f32>, ${TILE}>;
+  // keys up to the block's last query: A holds zeros for j > i inside the diagonal block
+  let jEnd = min(T, i0 + ${TILE}u);
+  for (var j = 0u; j < jEnd; j++) {
+    let yb = kvrow(b, j, g);
+    let y = vec4<f32>(Y[yb + dc[0]], Y[yb + dc[1]], Y[yb + dc[2]], Y[yb + dc[3]]);
+    for (var r = 0u; r < ${TILE}u; r++) { acc[r] += A[ar[r] + j] * y; }
+  }
+  for (var r = 0u; r < ${TILE}u; r++) {
+    if (i0 + r >= T) { break; }
+    let o = qrow(b, i0 + r, h) + d0;
+    for (var c = 0u; c < ${TILE}u; c++) {
+      if (d0 + c < D) { OUT[o + c] = p.scale * acc[r][c]; }
+    }
+  }
+}`;
+
+function rowmix(a: Tensor, y: Tensor, d: AttnDims, alpha: number): Tensor {
+  const out = Tensor.empty([d.B, d.T, d.H, d.D]);
+  dispatch('attention.rowmix', ROWMIX_WGSL, [a, y, out], d, d.B * d.H * blocks(d.T) * blocks(d.D), alpha);
+  return out;
+}
+
+// ---- colmix: out[b, j, g, d] = α·Σ_{h in group g} Σ_i A[b, h, i, j]·X[b, i, h, d] — dK = scale·dSᵀ·Q, dV = Pᵀ·dO ------
+
+const COLMIX_WGSL = () => `
+${bindings(['read> A: array<f32>', 'read> X: array<f32>', 'read_write> OUT: array<f32>'])}
+${HEADER}
+  let nd = (D + ${TILE - 1}u) / ${TILE}u;
+  if (x >= p.B * p.KV * nb * nd) { return; }
+  let db = x % nd;
+  let jb = (x / nd) % nb;
+  let bg = x / (nd * nb);
+  let b = bg / p.KV;
+  let g = bg % p.KV;
+  let G = p.H / p.KV;
+  let j0 = jb * ${TILE}u;
+  let d0 = db * ${TILE}u;
+  var jc: array<u32, ${TILE}>;
+  var dc: array<u32, ${TILE}>;
+  for (var c = 0u; c < ${TILE}u; c++) {
+    jc[c] = min(j0 + c, T - 1u);
+    dc[c] = min(d0 + c, D - 1u);
+  }
+  var acc: array<vec4<f32>, ${TILE}>;   // acc[c] = row j0 + c, columns d0..d0+3
+  for (var hh = 0u; hh < G; hh++) {
+    let h = g * G + hh;
+    // queries from the block's first key on: A holds zeros for i < j inside the diagonal block
+    for (var i = j0; i < T; i++) {
+      let arow = ((b * p.H + h) * T + i) * T;
+      let xb = qrow(b, i, h);
+      let xv = vec4<f32>(X[xb + dc[0]], X[xb + dc[1]], X[xb + dc[2]], X[xb + dc[3]]);
+      for (var c = 0u; c < ${TILE}u; c++) { acc[c] += A[arow + jc[c]] * xv; }
+    }
+  }
+  for (var c = 0u; c < ${TILE}u; c++) {
+    if (j0 + c >= T) { break; }
+    let o = kvrow(b, j0 + c, g) + d0;
+    for (var k = 0u; k < ${TILE}u; k++) {
+      if (d0 + k < D) { OUT[o + k] = p.scale * acc[c][k]; }
+    }
+  }
+}`;
+
+function colmix(a: Tensor, x: Tensor, d: AttnDims, alpha: number): Tensor {
+  const out = Tensor.empty([d.B, d.T, d.KV, d.D]);
+  dispatch('attention.colmix', COLMIX_WGSL, [a, x, out], d, d.B * d.KV * blocks(d.T) * blocks(d.D), alpha);
+  return out;
+}
+
+// ---- delta: Δ_i = dO_i·O_i per query row (= Σ_j P_ij dP_ij, the softmax backward's row term) -------------------------
+
+const DELTA_WGSL = () => `
+${bindings(['read> O: array<f32>', 'read> G: array<f32>', 'read_write> Dl: array<f32>'])}
+${HEADER}
+  if (x >= p.B * p.H * T) { return; }   // x = (b * H + h) * T + i
+  let bh = x / T;
+  let o = qrow(bh / p.H, x % T, bh % p.H);
+  var s = 0.0;
+  for (var d = 0u; d < D; d++) { s += O[o + d] * G[o + d]; }
+  Dl[x] = s;
+}`;
+
+// ---- the two passes -------------------------------------------------------------------------------------------------
+
+/** O: [B, T, H, D] and the logsumexp L: [B, H, T] of each query row. */
+export function attentionForward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, d: AttnDims): { o: Tensor; lse: Tensor } {
+  const probs = rowdot('logits', q, k, mask, [], d); // scores now, probabilities after the softmax
+  const lse = Tensor.empty([d.B, d.H, d.T]);
+  dispatch('attention.softmax', SOFTMAX_WGSL, [probs, lse], d, d.B * d.H * d.T);
+  const o = rowmix(probs, v, d, 1);
+  probs.dispose(); // stream-ordered: the kernels above run first
+  return { o, lse };
+}
+
+/** dQ: [B, T, H, D], dK, dV: [B, T, KV, D], each null where not asked for. `lse` is the forward's L. */
+export function attentionBackward(
+  dO: Tensor,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor,
+  o: Tensor,
+  lse: Tensor,
+  d: AttnDims,
+  want: { q: boolean; k: boolean; v: boolean },
+): { dq: Tensor | null; dk: Tensor | null; dv: Tensor | null } {
+  const probs = rowdot('probs', q, k, mask, [lse], d);
+  let dq: Tensor | null = null;
+  let dk: Tensor | null = null;
+  if (want.q || want.k) {
+    const delta = Tensor.empty([d.B, d.H, d.T]);
+    dispatch('attention.delta', DELTA_WGSL, [o, dO, delta], d, d.B * d.H * d.T);
+    const dscores = rowdot('dscores', dO, v, mask, [probs, delta], d);
+    if (want.q) dq = rowmix(dscores, k, d, d.scale);
+    if (want.k) dk = colmix(dscores, q, d, d.scale);
+    delta.dispose();
+    dscores.dispose();
+  }
+  const dv = want.v ? colmix(probs, dO, d, 1) : null;
+  probs.dispose();
+  return { dq, dk, dv };
+}

@@ -1,0 +1,177 @@
+// Fused causal self-attention with grouped KV heads and a key padding mask: forward, backward and the float64 twin.
+//
+//   q: [B, T, H, D]   k, v: [B, T, KV, D]   mask: i32 [B, T] (1 = real token, 0 = padding)   ->   out: [B, T, H, D]
+//
+// The semantics are Hugging Face's eager attention with a causal and a padding mask: query i of head h attends to the
+// keys j ≤ i with mask[b, j] = 1 of KV head h / (H / KV) (repeat_kv), with a float32 softmax of scale·q·k over them.
+// Right and left padding are both exact for the real positions. A query row with no allowed key at all (a position
+// before the first real token under left padding) gets out = 0 and zero gradients; HF produces an arbitrary row there
+// (a softmax over all −∞ / min-float scores), and those positions are never read by the loss or by generation.
+//
+// The layouts are what the q/k/v projections produce and what o_proj consumes (reshape the output to [B*T, H*D]), so
+// there is no permute and no repeat_kv copy anywhere. The kernels are in attention-kernels.ts: the forward keeps the
+// per-row logsumexp L: [B, H, T] for the backward, which recomputes the probabilities from it.
+import type { Tensor } from '@dawngrad/tensor';
+import { defineOp, apply, type F64 } from '../op.ts';
+import { Var, constant, isGradEnabled } from '../var.ts';
+import { attentionForward, attentionBackward, type AttnDims } from './attention-kernels.ts';
+
+export interface AttentionAttrs {
+  /** multiplies q·k before the softmax; default 1/√D */
+  scale?: number;
+}
+
+/** Check the four shapes against each other; one clear line on failure. */
+function attnDims(q: readonly number[], k: readonly number[], v: readonly number[], mask: readonly number[], attrs: AttentionAttrs): AttnDims {
+  const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
+  if (q.length !== 4) throw new Error(`attention: q must be [B, T, H, D], got ${fmt(q)}`);
+  const [B, T, H, D] = q as [number, number, number, number];
+  if (k.length !== 4 || k[0] !== B || k[1] !== T || k[3] !== D) {
+    throw new Error(`attention: k must be [B, T, KV, D] = [${B}, ${T}, KV, ${D}] to match q ${fmt(q)}, got ${fmt(k)}`);
+  }
+  if (fmt(v) !== fmt(k)) throw new Error(`attention: v ${fmt(v)} must have the shape of k ${fmt(k)}`);
+  const KV = k[2]!;
+  if (KV < 1 || H % KV !== 0) throw new Error(`attention: query heads (${H}) must be a multiple of KV heads (${KV})`);
+  if (mask.length !== 2 || mask[0] !== B || mask[1] !== T) throw new Error(`attention: mask must be [B, T] = [${B}, ${T}], got ${fmt(mask)}`);
+  if (D < 1) throw new Error(`attention: head dim must be at least 1, got ${D}`);
+  const scale = attrs.scale ?? 1 / Math.sqrt(D);
+  if (!Number.isFinite(scale)) throw new Error(`attention: scale must be a finite number, got ${attrs.scale}`);
+  return { B, T, H, KV, D, scale };
+}
+
+// The forward's logsumexp L: [B, H, T], keyed by the output tensor the backward will be handed. It is made only while
+// gradients are recorded, lives in the same scope as the output, and the backward disposes it; a missing one (a second
+// backward with retainGraph) is recomputed by running the forward again.
+const savedLse = new WeakMap<Tensor, Tensor>();
+
+function dropSaved(out: Tensor): void {
+  savedLse.get(out)?.dispose();
+  savedLse.delete(out);
+}
+
+// ---- float64 twin: plain loops over the textbook formulas ---------------------------------------------------------
+
+/** For each (b, h, i): the allowed keys, their probabilities P_ij and the KV head; skipped when the row is empty. */
+function eachRow(
+  [q, k, , mask]: F64[],
+  d: AttnDims,
+  f: (b: number, h: number, i: number, g: number, keys: number[], p: number[]) => void,
+): void {
+  const { B, T, H, KV, D, scale } = d;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / (H / KV));
+      for (let i = 0; i < T; i++) {
+        const keys: number[] = [];
+        for (let j = 0; j <= i; j++) if (mask!.data[b * T + j] !== 0) keys.push(j);
+        if (keys.length === 0) continue; // no allowed key: out = 0, gradients 0
+        const s = keys.map((j) => {
+          let dot = 0;
+          for (let c = 0; c < D; c++) dot += q!.data[((b * T + i) * H + h) * D + c]! * k!.data[((b * T + j) * KV + g) * D + c]!;
+          return scale * dot;
+        });
+        const m = Math.max(...s);
+        const e = s.map((x) => Math.exp(x - m));
+        const z = e.reduce((a, x) => a + x, 0);
+        f(b, h, i, g, keys, e.map((x) => x / z));
+      }
+    }
+  }
+}
+
+function cpuForward(xs: F64[], attrs: AttentionAttrs): F64 {
+  const d = attnDims(xs[0]!.shape, xs[1]!.shape, xs[2]!.shape, xs[3]!.shape, attrs);
+  const { T, H, KV, D } = d;
+  const v = xs[2]!;
+  const out = { shape: [...xs[0]!.shape], data: new Float64Array(xs[0]!.data.length) };
+  eachRow(xs, d, (b, h, i, g, keys, p) => {
+    const o = ((b * T + i) * H + h) * D;
+    keys.forEach((j, n) => {
+      for (let c = 0; c < D; c++) out.data[o + c] += p[n]! * v.data[((b * T + j) * KV + g) * D + c]!;
+    });
+  });
+  return out;
+}
+
+function cpuBackward(gOut: F64, xs: F64[], attrs: AttentionAttrs): F64[] {
+  const [q, k, v, mask] = xs as [F64, F64, F64, F64];
+  const d = attnDims(q.shape, k.shape, v.shape, mask.shape, attrs);
+  const { T, H, KV, D, scale } = d;
+  const zerosLike = (x: F64) => ({ shape: [...x.shape], data: new Float64Array(x.data.length) });
+  const [dq, dk, dv] = [zerosLike(q), zerosLike(k), zerosLike(v)];
+  eachRow(xs, d, (b, h, i, g, keys, p) => {
+    const qi = ((b * T + i) * H + h) * D;
+    // dP_ij = dO_i·V_j;  dS_ij = P_ij (dP_ij − Σ_j' P_ij' dP_ij')
+    const dp = keys.map((j) => {
+      let s = 0;
+      for (let c = 0; c < D; c++) s += gOut.data[qi + c]! * v.data[((b * T + j) * KV + g) * D + c]!;
+      return s;
+    });
+    const rowDot = keys.reduce((a, _, n) => a + p[n]! * dp[n]!, 0);
+    keys.forEach((j, n) => {
+      const kj = ((b * T + j) * KV + g) * D;
+      const ds = p[n]! * (dp[n]! - rowDot);
+      for (let c = 0; c < D; c++) {
+        dq.data[qi + c] += scale * ds * k.data[kj + c]!;
+        dk.data[kj + c] += scale * ds * q.data[qi + c]!;
+        dv.data[kj + c] += p[n]! * gOut.data[qi + c]!;
+      }
+    });
+  });
+  return [dq, dk, dv, zerosLike(mask)];
+}
+
+// ---- the op ---------------------------------------------------------------------------------------------------------
+
+function gpuDims([q, k, v, mask]: Tensor[], attrs: AttentionAttrs): AttnDims {
+  const d = attnDims(q!.shape, k!.shape, v!.shape, mask!.shape, attrs);
+  for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    if (t!.dtype !== 'f32') throw new Error(`attention: ${n} must be f32, got ${t!.dtype}`);
+  }
+  if (mask!.dtype !== 'i32') throw new Error(`attention: mask must be i32 (1 = token, 0 = padding), got ${mask!.dtype}`);
+  return d;
+}
+
+export const ATTENTION = defineOp<AttentionAttrs>({
+  name: 'attention',
+  rule:
+    'O = P·V, P = softmax(scale·Q·Kᵀ over keys j ≤ i with mask 1): dV = Pᵀ·dO, dS = P∘(dO·Vᵀ − rowsum(dO∘O)), ' +
+    'dQ = scale·dS·K, dK = scale·dSᵀ·Q (dK, dV summed over the query heads sharing a KV head)',
+  differentiable: [true, true, true, false],
+  forward(inputs, attrs) {
+    const d = gpuDims(inputs, attrs);
+    const [q, k, v, mask] = inputs as [Tensor, Tensor, Tensor, Tensor];
+    const { o, lse } = attentionForward(q, k, v, mask, d);
+    if (isGradEnabled()) savedLse.set(o, lse);
+    else lse.dispose(); // no backward can follow
+    return o;
+  },
+  backward(g, inputs, out, attrs, needs) {
+    const d = gpuDims(inputs, attrs);
+    const [q, k, v, mask] = inputs as [Tensor, Tensor, Tensor, Tensor];
+    let lse = savedLse.get(out);
+    savedLse.delete(out);
+    if (!lse || lse.disposed) {
+      const again = attentionForward(q, k, v, mask, d); // temporaries of the backward's scope
+      again.o.dispose();
+      lse = again.lse;
+    }
+    const r = attentionBackward(g, q, k, v, mask, out, lse, d, { q: !!needs[0], k: !!needs[1], v: !!needs[2] });
+    lse.dispose(); // stream-ordered: the kernels encoded above still read it
+    return [r.dq, r.dk, r.dv, null];
+  },
+  cpu: {
+    forward: cpuForward,
+    backward: (g, xs, _out, attrs) => cpuBackward(g, xs, attrs),
+  },
+});
+
+/**
+ * Causal self-attention over grouped KV heads with a padding mask.
+ * q: [B, T, H, D], k and v: [B, T, KV, D], mask: i32 [B, T] (1 = token, 0 = padding) -> [B, T, H, D].
+ */
+export function attention(q: Var, k: Var, v: Var, mask: Var | Tensor, attrs: AttentionAttrs = {}): Var {
+  const y = apply(ATTENTION, [q, k, v, mask instanceof Var ? mask : constant(mask)], attrs);
+  if (!y.requiresGrad) dropSaved(y.data); // nothing will run the backward
+  return y;
+}
