@@ -4,7 +4,7 @@
 //  - exact zeros where the mask says padding, and only the gradients that are asked for.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
-import { init, dispose, ref, rt, Tensor, type DType } from '@dawngrad/tensor';
+import { init, dispose, ref, rt, scope, Tensor, type DType } from '@dawngrad/tensor';
 import { ATTENTION, attention, param, constant, backward, noGrad, type F64 } from '../src/index.ts';
 import { checkOp, randomF64, rng, expectClose } from './gradcheck.ts';
 
@@ -170,6 +170,29 @@ describe('attention', () => {
     const y3 = attention(constant(q.data), constant(k.data), v3, ref.toTensor(mask, 'i32'));
     backward(y3, { seed: ref.toTensor(randomF64([B, T, H, D], rng(3))) });
     expectClose('dV alone', await ref.fromTensor(v3.grad!), dv, 1e-6);
+  });
+
+  it('keeps no GPU memory: the saved logsumexp goes with the backward, or at once when no gradient can follow', async () => {
+    const B = 2, T = 6, H = 2, KV = 1, D = 4;
+    const xs = inputs({ B, T, heads: [H, KV], D, kind: 'right', seed: 11 });
+    const [q, k, v] = xs.slice(0, 3).map((x) => param(ref.toTensor(x)));
+    const mask = ref.toTensor(xs[3]!, 'i32');
+    const g = ref.toTensor(randomF64([B, T, H, D], rng(2)));
+    const live = () => rt().pool.stats.bytesLive;
+    await rt().sync();
+    const base = live();
+    scope(() => {
+      const y = attention(q!, k!, v!, mask);
+      backward(y, { seed: g });
+    });
+    for (const p of [q!, k!, v!]) p.zeroGrad();
+    expect(live(), 'after a scoped forward + backward').toBe(base);
+    // nothing requires grad: only the output stays, and disposing it frees everything
+    const y = attention(constant(q!.data), constant(k!.data), constant(v!.data), mask);
+    y.data.dispose();
+    expect(live(), 'after a forward without gradients').toBe(base);
+    noGrad(() => attention(q!, k!, v!, mask)).data.dispose();
+    expect(live(), 'after a noGrad forward').toBe(base);
   });
 
   it('rejects mismatched shapes with one clear line', () => {
