@@ -73,13 +73,19 @@ describe('profile', () => {
     x.dispose();
   });
 
-  it('groups by grid size when asked', async () => {
+  it('groups by grid size or by uniforms when asked', async () => {
     const a = Tensor.fromArray(seeded(4096, 4), [4096]);
     const b = Tensor.fromArray(seeded(16, 5), [16]);
-    const { report: r } = await profile(() => [unary('exp', a), unary('exp', b)].forEach((t) => t.dispose()), { byGrid: true });
+    const { report: r } = await profile(() => [unary('exp', a), unary('exp', b)].forEach((t) => t.dispose()), { by: 'grid' });
     const ex = keyOf(r, 'unary:exp');
     expect(ex.length).toBe(2);
     expect(ex.every((k) => /\[\d+,\d+,\d+\]$/.test(k.key) && k.count === 1)).toBe(true);
+    const m = Tensor.fromArray(seeded(12 * 20, 7), [12, 20]);
+    const n = Tensor.fromArray(seeded(20 * 4, 8), [20, 4]);
+    const { report: q } = await profile(() => matmul(m, n).dispose(), { by: 'params' });
+    expect(keyOf(q, 'matmul').map((k) => k.key.replace(/^.* /, ''))).toEqual(['(12,4,20)']); // M, N, K
+    m.dispose();
+    n.dispose();
     a.dispose();
     b.dispose();
   });

@@ -8,7 +8,7 @@
 //   startProfile();            // or DAWNGRAD_PROFILE=1 for a whole process (the table goes to stderr at dispose())
 //   ...one training step...
 //   console.log(formatProfile(await stopProfile()));
-import { rt, type Runtime, type RuntimeObserver, type RuntimeStats } from './runtime.ts';
+import { rt, type Dispatch, type Runtime, type RuntimeObserver, type RuntimeStats } from './runtime.ts';
 
 /** One kernel key's totals. */
 export interface KernelProfile {
@@ -45,8 +45,11 @@ export interface ProfileReport {
 }
 
 export interface ProfileOptions {
-  /** group by key and grid size (e.g. `matmul:basic4x4 [14,56,1]`) to tell the call sites of one kernel apart */
-  byGrid?: boolean;
+  /**
+   * Rows of the table: 'key' (default) one per kernel key; 'grid' per key and grid size (`matmul:... [7,142,1]`);
+   * 'params' per key and its first three uniforms (`matmul:... (1136,224,896)`: M, N, K) to tell call sites apart.
+   */
+  by?: 'key' | 'grid' | 'params';
   /** print the table to stderr when the runtime is disposed (what DAWNGRAD_PROFILE=1 uses) */
   report?: 'stderr';
 }
@@ -93,8 +96,11 @@ class Profiler implements RuntimeObserver {
     return t;
   }
 
-  private label(key: string, wg: readonly number[]): string {
-    return this.opts.byGrid ? `${key} [${wg.join(',')}]` : key;
+  private label(d: Dispatch): string {
+    const [x, y = 1, z = 1] = d.workgroups;
+    if (this.opts.by === 'grid') return `${d.kernel.key} [${x},${y},${z}]`;
+    if (this.opts.by === 'params') return `${d.kernel.key} (${(d.params ?? []).slice(0, 3).join(',')})`;
+    return d.kernel.key;
   }
 
   full(): boolean {
@@ -110,10 +116,9 @@ class Profiler implements RuntimeObserver {
     return { querySet: this.slot.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
   }
 
-  encoded(key: string, cpuMs: number, workgroups: readonly (number | undefined)[]): void {
-    const [x, y = 1, z = 1] = workgroups;
-    const label = this.label(key, [x ?? 1, y, z]);
-    if (label !== key && this.timed) this.keys[this.keys.length - 1] = label;
+  encoded(d: Dispatch, cpuMs: number): void {
+    const label = this.label(d);
+    if (label !== d.kernel.key && this.timed) this.keys[this.keys.length - 1] = label;
     const t = this.entry(label);
     t.encodeMs += cpuMs;
     if (!this.timed) t.count++;

@@ -40,7 +40,7 @@ export interface RuntimeObserver {
   /** timestamp writes for the pass that will hold this one dispatch of `key` (undefined: untimed) */
   timestamps(key: string): GPUComputePassTimestampWrites | undefined;
   /** CPU time spent encoding one dispatch (uniforms, bind group, pass), pipeline compiles excluded */
-  encoded(key: string, cpuMs: number, workgroups: Dispatch['workgroups']): void;
+  encoded(d: Dispatch, cpuMs: number): void;
   compiled(key: string, cpuMs: number): void;
   copied(bytes: number): void;
   /** the encoder is about to be finished: resolve its queries into it */
@@ -126,7 +126,7 @@ export class Runtime {
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     this.stats.dispatches++;
-    if (obs) obs.encoded(d.kernel.key, performance.now() - t0, d.workgroups);
+    if (obs) obs.encoded(d, performance.now() - t0);
   }
 
   /** Profiling: every dispatch gets a pass of its own, whose begin and end the GPU timestamps. */
