@@ -31,6 +31,15 @@ const TILE = 4; // the register block: 4×4 multiply-adds per 8 loads
 // A masked score: finite (WGSL has no −∞ literal) and far below any real one, so exp(masked − L) is exactly 0.
 const NEG_BIG = '-3.0e38';
 
+// For the kernels that bind the mask M.
+const ANY_REAL_KEY = `
+fn anyRealKey(b: u32, j0: u32) -> bool {   // is any of the keys j0..j0+3 a real token?
+  var found = false;
+  for (var c = 0u; c < ${TILE}u; c++) { found = found || (j0 + c < p.T && M[b * p.T + j0 + c] != 0); }
+  return found;
+}
+`;
+
 // D travels as a uniform: it is only a loop bound here, and one pipeline per kernel serves every head size (each
 // pipeline costs seconds of LLVM time on lavapipe the first time it is used).
 const HEADER = `
@@ -70,6 +79,7 @@ type RowdotMode = keyof typeof ROWDOT_MODE;
 const ROWDOT_WGSL = () => `
 ${bindings(['read> X: array<f32>', 'read> Y: array<f32>', 'read> M: array<i32>', 'read> L: array<f32>', 'read> Pm: array<f32>',
   'read> Dl: array<f32>', 'read_write> OUT: array<f32>'])}
+${ANY_REAL_KEY}
 ${HEADER}
   if (x >= p.B * p.H * nb * nb) { return; }
   let jb = x % nb;
@@ -89,9 +99,11 @@ ${HEADER}
     yr[r] = kvrow(b, min(j0 + r, T - 1u), g);
   }
   var acc: array<vec4<f32>, ${TILE}>;
-  for (var d = 0u; d < D; d++) {
-    let y = vec4<f32>(Y[yr[0] + d], Y[yr[1] + d], Y[yr[2] + d], Y[yr[3] + d]);
-    for (var r = 0u; r < ${TILE}u; r++) { acc[r] += X[xr[r] + d] * y; }
+  if (anyRealKey(b, j0)) {   // a block of padding keys only needs its sentinels written
+    for (var d = 0u; d < D; d++) {
+      let y = vec4<f32>(Y[yr[0] + d], Y[yr[1] + d], Y[yr[2] + d], Y[yr[3] + d]);
+      for (var r = 0u; r < ${TILE}u; r++) { acc[r] += X[xr[r] + d] * y; }
+    }
   }
   for (var r = 0u; r < ${TILE}u; r++) {
     let i = i0 + r;
@@ -147,7 +159,7 @@ ${HEADER}
 // ---- rowmix: out[b, i, h, d] = α·Σ_j A[b, h, i, j]·Y[b, j, g, d] over 4×4 blocks of (i, d) — O = P·V, dQ = scale·dS·K ----
 
 const ROWMIX_WGSL = () => `
-${bindings(['read> A: array<f32>', 'read> Y: array<f32>', 'read_write> OUT: array<f32>'])}
+${bindings(['read> A: array<f32>', 'read> Y: array<f32>', 'read> M: array<i32>', 'read_write> OUT: array<f32>'])}
 ${HEADER}
   let nd = (D + ${TILE - 1}u) / ${TILE}u;
   if (x >= p.B * p.H * nb * nd) { return; }
@@ -169,6 +181,7 @@ ${HEADER}
   // keys up to the block's last query: A holds zeros for j > i inside the diagonal block
   let jEnd = min(T, i0 + ${TILE}u);
   for (var j = 0u; j < jEnd; j++) {
+    if (M[b * T + j] == 0) { continue; }   // a padding key: A is 0 there, one load saves eight
     let yb = kvrow(b, j, g);
     let y = vec4<f32>(Y[yb + dc[0]], Y[yb + dc[1]], Y[yb + dc[2]], Y[yb + dc[3]]);
     for (var r = 0u; r < ${TILE}u; r++) { acc[r] += A[ar[r] + j] * y; }
@@ -182,16 +195,17 @@ ${HEADER}
   }
 }`;
 
-function rowmix(a: Tensor, y: Tensor, d: AttnDims, alpha: number): Tensor {
+function rowmix(a: Tensor, y: Tensor, mask: Tensor, d: AttnDims, alpha: number): Tensor {
   const out = Tensor.empty([d.B, d.T, d.H, d.D]);
-  dispatch('attention.rowmix', ROWMIX_WGSL, [a, y, out], d, d.B * d.H * blocks(d.T) * blocks(d.D), alpha);
+  dispatch('attention.rowmix', ROWMIX_WGSL, [a, y, mask, out], d, d.B * d.H * blocks(d.T) * blocks(d.D), alpha);
   return out;
 }
 
 // ---- colmix: out[b, j, g, d] = α·Σ_{h in group g} Σ_i A[b, h, i, j]·X[b, i, h, d] — dK = scale·dSᵀ·Q, dV = Pᵀ·dO ------
 
 const COLMIX_WGSL = () => `
-${bindings(['read> A: array<f32>', 'read> X: array<f32>', 'read_write> OUT: array<f32>'])}
+${bindings(['read> A: array<f32>', 'read> X: array<f32>', 'read> M: array<i32>', 'read_write> OUT: array<f32>'])}
+${ANY_REAL_KEY}
 ${HEADER}
   let nd = (D + ${TILE - 1}u) / ${TILE}u;
   if (x >= p.B * p.KV * nb * nd) { return; }
@@ -210,7 +224,8 @@ ${HEADER}
     dc[c] = min(d0 + c, D - 1u);
   }
   var acc: array<vec4<f32>, ${TILE}>;   // acc[c] = row j0 + c, columns d0..d0+3
-  for (var hh = 0u; hh < G; hh++) {
+  // a block of padding keys gets exact zeros: no query attends to it
+  for (var hh = select(G, 0u, anyRealKey(b, j0)); hh < G; hh++) {
     let h = g * G + hh;
     // queries from the block's first key on: A holds zeros for i < j inside the diagonal block
     for (var i = j0; i < T; i++) {
@@ -229,9 +244,9 @@ ${HEADER}
   }
 }`;
 
-function colmix(a: Tensor, x: Tensor, d: AttnDims, alpha: number): Tensor {
+function colmix(a: Tensor, x: Tensor, mask: Tensor, d: AttnDims, alpha: number): Tensor {
   const out = Tensor.empty([d.B, d.T, d.KV, d.D]);
-  dispatch('attention.colmix', COLMIX_WGSL, [a, x, out], d, d.B * d.KV * blocks(d.T) * blocks(d.D), alpha);
+  dispatch('attention.colmix', COLMIX_WGSL, [a, x, mask, out], d, d.B * d.KV * blocks(d.T) * blocks(d.D), alpha);
   return out;
 }
 
@@ -255,7 +270,7 @@ export function attentionForward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, 
   const probs = rowdot('logits', q, k, mask, [], d); // scores now, probabilities after the softmax
   const lse = Tensor.empty([d.B, d.H, d.T]);
   dispatch('attention.softmax', SOFTMAX_WGSL, [probs, lse], d, d.B * d.H * d.T);
-  const o = rowmix(probs, v, d, 1);
+  const o = rowmix(probs, v, mask, d, 1);
   probs.dispose(); // stream-ordered: the kernels above run first
   return { o, lse };
 }
@@ -279,12 +294,12 @@ export function attentionBackward(
     const delta = Tensor.empty([d.B, d.H, d.T]);
     dispatch('attention.delta', DELTA_WGSL, [o, dO, delta], d, d.B * d.H * d.T);
     const dscores = rowdot('dscores', dO, v, mask, [probs, delta], d);
-    if (want.q) dq = rowmix(dscores, k, d, d.scale);
-    if (want.k) dk = colmix(dscores, q, d, d.scale);
+    if (want.q) dq = rowmix(dscores, k, mask, d, d.scale);
+    if (want.k) dk = colmix(dscores, q, mask, d, d.scale);
     delta.dispose();
     dscores.dispose();
   }
-  const dv = want.v ? colmix(probs, dO, d, 1) : null;
+  const dv = want.v ? colmix(probs, dO, mask, d, 1) : null;
   probs.dispose();
   return { dq, dk, dv };
 }
