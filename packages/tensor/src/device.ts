@@ -66,9 +66,22 @@ function describe(adapter: GPUAdapter): DeviceInfo {
 async function acquire(): Promise<GpuContext> {
   if (process.env.XDG_RUNTIME_DIR === undefined) process.env.XDG_RUNTIME_DIR = '/tmp';
   Object.assign(globalThis, globals);
-  const gpu = create(dawnFlags());
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  let gpu: GPU;
+  let adapter: GPUAdapter | null;
+  try {
+    gpu = create(dawnFlags());
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    // Dawn refuses a DAWNGRAD_BACKEND / DAWNGRAD_ADAPTER that matches nothing with a multi-line list: name the cause
+    const chosen = ['DAWNGRAD_BACKEND', 'DAWNGRAD_ADAPTER'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);
+    const why = (e as Error).message.trim().replace(/\s*\n\s*/g, ' ');
+    throw new Error(`no WebGPU adapter${chosen.length ? ` for ${chosen.join(' ')}` : ''}: ${why}`);
+  }
   if (!adapter) throw new Error(INSTALL_HINT);
+  if (describe(adapter).device === 'null-backend') {
+    // Dawn's null backend accepts every call and runs nothing: reads return garbage, so refuse it by name
+    throw new Error(`DAWNGRAD_BACKEND=${process.env.DAWNGRAD_BACKEND ?? 'null'} selects Dawn's null backend, which runs no kernels; unset it (or pick vulkan)`);
+  }
   const al = adapter.limits;
   const hasF16 = adapter.features.has('shader-f16');
   // Ask for everything the adapter offers on the limits that bound tensor size and kernel shape.

@@ -39,11 +39,15 @@ export class BufferPool {
 
   acquire(bytes: number): GPUBuffer {
     const exact = Math.max(256, Math.ceil(bytes / 16) * 16);
-    const size = exact <= this.maxBindingSize ? Math.min(sizeClass(bytes), Math.max(exact, this.maxBindingSize)) : sizeClass(bytes);
+    let size = exact <= this.maxBindingSize ? Math.min(sizeClass(bytes), Math.max(exact, this.maxBindingSize)) : sizeClass(bytes);
     if (size > this.maxBufferSize) {
-      throw new Error(
-        `tensor of ${bytes} bytes exceeds the adapter's maxBufferSize (${this.maxBufferSize} bytes) by ${bytes - this.maxBufferSize} bytes`,
-      );
+      // the size class rounds up: a tensor that fits the limit only without rounding gets its exact size
+      if (exact > this.maxBufferSize) {
+        throw new Error(
+          `tensor of ${bytes} bytes exceeds the adapter's maxBufferSize (${this.maxBufferSize} bytes) by ${exact - this.maxBufferSize} bytes`,
+        );
+      }
+      size = exact;
     }
     const list = this.free.get(size);
     let buf = list?.pop();

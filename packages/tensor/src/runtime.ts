@@ -1,6 +1,6 @@
 // The thin runtime: one command encoder for the current step, a pipeline cache keyed by specialisation,
 // a uniform arena for kernel parameters, and readback. Ops encode; only flush() and readback submit.
-import { getGpu, gpuSync, destroyGpu, throwGpuErrors, type GpuContext } from './device.ts';
+import { getGpu, gpuSync, destroyGpu, throwGpuErrors, onDeviceLost, type GpuContext } from './device.ts';
 import { BufferPool } from './pool.ts';
 
 /** A kernel: WGSL made from a template, cached by key (name + everything the template specialises on). */
@@ -174,7 +174,9 @@ export class Runtime {
     this.copy(buffer, offsetBytes, staging, 0, size);
     this.flush();
     this.stats.readbacks++;
-    await staging.mapAsync(GPUMapMode.READ, 0, size);
+    await staging.mapAsync(GPUMapMode.READ, 0, size).catch((e: unknown) => {
+      throw lostReason ? lostError() : e; // a device lost mid-read rejects the map: say why
+    });
     const out = staging.getMappedRange(0, size).slice(0, bytes);
     staging.unmap();
     this.staging.push(staging);
@@ -210,6 +212,17 @@ function padTo4(b: Uint8Array): Uint8Array {
 
 let runtime: Runtime | null = null;
 
+// A lost device (driver reset, GPU out of memory, an external destroy()) would otherwise make every later op a silent
+// no-op and every read garbage: remember Dawn's reason and throw it from the next op instead.
+let lostReason: string | null = null;
+onDeviceLost((reason) => {
+  if (runtime) lostReason = reason;
+});
+
+function lostError(): Error {
+  return new Error(`${lostReason}; the GPU state is gone: dispose() and init() again (or restart the process)`);
+}
+
 /** Acquire the device (once) and the runtime. Every op needs this first. */
 export async function init(): Promise<Runtime> {
   if (runtime) return runtime;
@@ -223,6 +236,7 @@ export async function init(): Promise<Runtime> {
 
 /** The runtime, for synchronous op code. */
 export function rt(): Runtime {
+  if (lostReason) throw lostError();
   if (!runtime) {
     gpuSync(); // throws the "call init()" error
     throw new Error('dawngrad: runtime not initialised');
@@ -234,6 +248,7 @@ export function rt(): Runtime {
 export function dispose(): void {
   runtime?.destroy();
   runtime = null;
+  lostReason = null;
   destroyGpu();
 }
 
