@@ -10,3 +10,4 @@ export * from './gather.ts';
 export * from './layout.ts';
 export * from './misc.ts';
 export * from './matmul.ts';
+export * from './attention-decode.ts';
