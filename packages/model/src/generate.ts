@@ -1,9 +1,13 @@
-// Text generation: greedy, temperature, top-k and top-p sampling, stop tokens, a batch of prompts.
-// Rows are right-padded in one [B, T] buffer; each new token is written just after its row's last token, so every row
-// keeps positions 0..len-1 exactly as if it ran alone (causal attention never looks at the padding behind it).
-import { Tensor, argmax, scope } from '@dawngrad/tensor';
+// Text generation with a KV cache: greedy, temperature, top-k and top-p sampling, stop tokens, a batch of prompts.
+//
+// Rows are right-padded: row b's prompt fills positions 0..len_b-1 and each new token goes just after its row's last
+// token, so every row keeps positions 0..len-1 exactly as if it ran alone. One prefill (a forward over the prompts
+// [B, T] that also stores each layer's keys and values, kv-cache.ts) gives the first token; each later token costs one
+// decode step over B single tokens. Greedy reads back B argmax ids per step; sampling reads back the B rows of logits.
+import { Tensor, argmax, scope, keep, take } from '@dawngrad/tensor';
 import { noGrad } from '@dawngrad/autograd';
 import type { MistralForCausalLM } from './mistral.ts';
+import { KVCache, prefill, decodeStep } from './kv-cache.ts';
 
 export interface GenerateOptions {
   maxNewTokens?: number;
@@ -16,59 +20,104 @@ export interface GenerateOptions {
   /** generation stops for a row at any of these ids (they are included in the output) */
   stopTokens?: readonly number[];
   padId?: number;
+  /**
+   * Also return the logits of these token ids at the first generated position (after the prompt), from the same
+   * prefill: first-token scoring at no extra cost.
+   */
+  firstTokenIds?: readonly number[];
 }
 
 export interface GenerateResult {
   /** the new ids of each row (prompt excluded) */
   ids: number[][];
+  /** with opts.firstTokenIds: their logits after each prompt, row-major [B, firstTokenIds.length] */
+  firstTokenLogits?: Float32Array;
 }
 
 /** Greedy/sampled continuation of each prompt. */
 export async function generate(model: MistralForCausalLM, prompts: readonly ArrayLike<number>[], o: GenerateOptions = {}): Promise<GenerateResult> {
   const maxNew = o.maxNewTokens ?? 32;
+  if (!Number.isInteger(maxNew) || maxNew < 0) throw new Error(`generate: maxNewTokens must be a non-negative integer, got ${maxNew}`);
   const greedy = o.greedy ?? o.temperature === undefined;
   const stop = new Set(o.stopTokens ?? []);
   const pad = o.padId ?? 0;
+  const V = model.config.vocabSize;
+  const firstIds = o.firstTokenIds ?? [];
+  for (const id of firstIds) if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`generate: firstTokenIds holds ${id}, not an id of a ${V}-token vocabulary`);
   const B = prompts.length;
-  if (B === 0) return { ids: [] };
+  const out: number[][] = prompts.map(() => []);
+  if (B === 0 || (maxNew === 0 && !o.firstTokenIds)) return { ids: out };
   if (prompts.some((p) => p.length === 0)) throw new Error('generate: empty prompt');
   const lens = prompts.map((p) => p.length);
-  const T = Math.max(...lens) + maxNew;
-  if (T > model.config.maxPositionEmbeddings) {
-    throw new Error(`generate: ${T} positions exceed max_position_embeddings ${model.config.maxPositionEmbeddings}`);
+  const T = Math.max(...lens);
+  if (T + maxNew > model.config.maxPositionEmbeddings) {
+    throw new Error(`generate: ${T + maxNew} positions exceed max_position_embeddings ${model.config.maxPositionEmbeddings}`);
   }
-  const ids = new Int32Array(B * T).fill(pad);
-  const mask = new Int32Array(B * T);
-  prompts.forEach((p, b) => {
-    ids.set(Array.from(p), b * T);
-    mask.fill(1, b * T, b * T + p.length);
-  });
-  const out: number[][] = prompts.map(() => []);
+  // the last new token is never fed back, so the cache needs T + maxNew - 1 positions
+  const cache = keepAll(() => new KVCache(model.config, B, T + Math.max(0, maxNew - 1)));
   const done = new Array<boolean>(B).fill(false);
-  const rand = mulberry(o.seed ?? 0);
-  for (let step = 0; step < maxNew && done.some((d) => !d); step++) {
-    const rows = Int32Array.from(lens, (n, b) => b * T + n - 1);
-    const picked = noGrad(() =>
+  const rand = seededRandom(o.seed ?? 0);
+  const res: GenerateResult = { ids: out };
+  try {
+    // prefill: the prompts [B, T] right-padded -> logits at each prompt's last token [B, V]
+    const ids = new Int32Array(B * T).fill(pad);
+    const mask = new Int32Array(B * T);
+    prompts.forEach((p, b) => {
+      ids.set(Array.from(p), b * T);
+      mask.fill(1, b * T, b * T + p.length);
+    });
+    const last = Int32Array.from(lens, (n, b) => b * T + n - 1);
+    const first = noGrad(() =>
       scope(() => {
-        const batch = { inputIds: Tensor.fromArray(ids, [B, T], 'i32'), attentionMask: Tensor.fromArray(mask, [B, T], 'i32') };
-        const logits = model.forward(batch, { logitsAt: Tensor.fromArray(rows, [B], 'i32') }).data; // [B, V]
-        return greedy ? argmax(logits, -1) : logits; // greedy reads back B ids, not B×V logits
+        const t = (a: Int32Array, shape: number[]) => Tensor.fromArray(a, shape, 'i32');
+        const logits = prefill(model, cache, t(ids, [B, T]), t(mask, [B, T]), t(last, [B])).data; // [B, V]
+        const scores = firstIds.length > 0 ? take(logits, t(Int32Array.from(firstIds), [firstIds.length]), 1) : null; // [B, n]
+        return { next: maxNew === 0 ? null : greedy ? argmax(logits, -1) : logits, scores };
       }),
     );
-    const next = await picked.toArray();
-    picked.dispose();
-    const V = model.config.vocabSize;
-    for (let b = 0; b < B; b++) {
-      if (done[b]) continue;
-      const tok = greedy ? next[b]! : sample(next.subarray(b * V, (b + 1) * V) as Float32Array, o, rand);
-      out[b]!.push(tok);
-      ids[b * T + lens[b]!] = tok;
-      mask[b * T + lens[b]!] = 1;
-      lens[b]!++;
-      if (stop.has(tok)) done[b] = true;
+    if (first.scores) res.firstTokenLogits = (await readAndFree(first.scores)) as Float32Array;
+    let next = first.next ? await readAndFree(first.next) : new Int32Array(0);
+    for (let step = 0; step < maxNew; step++) {
+      // the token each row feeds to the next step and its position; a finished row keeps the batch rectangular by
+      // feeding token 0 at position 0 (overwriting its own cache, which nothing reads any more)
+      const fed = new Int32Array(B);
+      const pos = new Int32Array(B);
+      for (let b = 0; b < B; b++) {
+        if (done[b]) continue;
+        const tok = greedy ? next[b]! : sample(next.subarray(b * V, (b + 1) * V) as Float32Array, o, rand);
+        out[b]!.push(tok);
+        if (stop.has(tok)) done[b] = true;
+        fed[b] = tok;
+        pos[b] = lens[b]!++;
+      }
+      if (step + 1 === maxNew || done.every((d) => d)) break;
+      const stepOut = noGrad(() =>
+        scope(() => {
+          const logits = decodeStep(model, cache, Tensor.fromArray(fed, [B], 'i32'), Tensor.fromArray(pos, [B], 'i32')).data; // [B, V]
+          return greedy ? argmax(logits, -1) : logits; // greedy reads back B ids, not B×V logits
+        }),
+      );
+      next = await readAndFree(stepOut);
     }
+  } finally {
+    cache.dispose();
   }
-  return { ids: out };
+  return res;
+}
+
+/** Build something outside any enclosing scope: its tensors live until disposed explicitly. */
+function keepAll(make: () => KVCache): KVCache {
+  const c = make();
+  for (const t of [...c.keys, ...c.values, c.mask]) keep(t);
+  return c;
+}
+
+async function readAndFree(t: Tensor): Promise<Float32Array | Int32Array> {
+  try {
+    return (await t.toArray()) as Float32Array | Int32Array;
+  } finally {
+    t.dispose();
+  }
 }
 
 /** Sample one id from logits with temperature, top-k and top-p (nucleus), as transformers orders them. */
@@ -98,7 +147,8 @@ export function sample(logits: Float32Array, o: GenerateOptions, rand: () => num
   return idx[idx.length - 1]!;
 }
 
-function mulberry(seed: number): () => number {
+/** A seeded uniform [0, 1) generator (mulberry32): the same seed samples the same tokens. */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

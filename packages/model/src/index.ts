@@ -16,4 +16,5 @@ export * from './modules.ts';
 export * from './mistral.ts';
 export * from './load.ts';
 export * from './loss.ts';
+export * from './kv-cache.ts';
 export * from './generate.ts';

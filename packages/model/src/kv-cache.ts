@@ -1,0 +1,108 @@
+// The model's cached path for generation. A prefill runs the prompts through the decoder once and stores every
+// layer's post-RoPE keys and values in a preallocated cache; each decode step then runs ONE new token per row: its
+// q/k/v, RoPE at the row's own position, the scatter of its k/v into the cache at that position, attention of the single
+// query over the cached keys, the MLP and the head — B rows instead of B·T. Forward-only: call inside noGrad.
+//
+// Layout: rows are right-padded; row b's token t sits at cache position t with RoPE position t, exactly as when the row
+// runs alone, and the i32 key mask [B, Tmax] says which cache positions hold real tokens. The layer below mirrors
+// DecoderLayer.forward (mistral.ts) with the attention swapped for a function, so both paths share every other op.
+import { Tensor, zeros, ones, writeRowsAt, attentionDecode } from '@dawngrad/tensor';
+import { Var, constant, add, reshape, embedding, rmsNorm, rope, attention, swiglu, take } from '@dawngrad/autograd';
+import type { ModelConfig } from './config.ts';
+import type { DecoderLayer, MistralForCausalLM } from './mistral.ts';
+
+/** Keys and values of every layer for B rows of up to maxLen positions, and which positions are filled. */
+export class KVCache {
+  /** per layer, post-RoPE keys [B, maxLen, KV, D] */
+  readonly keys: Tensor[] = [];
+  /** per layer, values [B, maxLen, KV, D] */
+  readonly values: Tensor[] = [];
+  /** 1 where a position holds a real token, i32 [B, maxLen] */
+  readonly mask: Tensor;
+
+  constructor(
+    cfg: ModelConfig,
+    readonly batch: number,
+    readonly maxLen: number,
+  ) {
+    const shape = [batch, maxLen, cfg.numKeyValueHeads, cfg.headDim];
+    for (let i = 0; i < cfg.numHiddenLayers; i++) {
+      this.keys.push(Tensor.empty(shape, 'f32'));
+      this.values.push(Tensor.empty(shape, 'f32'));
+    }
+    this.mask = zeros([batch, maxLen], 'i32');
+  }
+
+  dispose(): void {
+    for (const t of [...this.keys, ...this.values, this.mask]) t.dispose();
+  }
+}
+
+/** The attention of one layer given its q [B, S, H, D], k and v [B, S, KV, D]; returns [B*S, H*D]. */
+type Attend = (layer: number, q: Var, k: Var, v: Var) => Var;
+
+// x: [B*S, C] -> [B*S, C]; DecoderLayer.forward with the attention supplied by the caller
+function layerForward(l: DecoderLayer, x: Var, cfg: ModelConfig, B: number, S: number, positions: Var, attend: Attend): Var {
+  const { numAttentionHeads: H, numKeyValueHeads: KV, headDim: D, rmsNormEps: eps, ropeTheta: theta } = cfg;
+  const h = rmsNorm(x, l.inputNorm, eps);
+  const q = rope(reshape(l.q.forward(h), [B, S, H, D]), positions, theta); // [B, S, H, D]
+  const k = rope(reshape(l.k.forward(h), [B, S, KV, D]), positions, theta); // [B, S, KV, D]
+  const v = reshape(l.v.forward(h), [B, S, KV, D]);
+  x = add(x, l.o.forward(attend(l.index, q, k, v)));
+  const h2 = rmsNorm(x, l.postNorm, eps);
+  return add(x, l.down.forward(swiglu(l.gate.forward(h2), l.up.forward(h2))));
+}
+
+// x: [N, C] -> logits [N, V]
+function head(model: MistralForCausalLM, x: Var): Var {
+  return model.lmHead.forward(rmsNorm(x, model.norm, model.config.rmsNormEps));
+}
+
+/**
+ * Run right-padded prompts through the model, filling the cache's positions 0..T-1 and its mask.
+ * inputIds, attentionMask: i32 [B, T] (T ≤ cache.maxLen); lastRows: i32 [B], the flat row b*T + len_b - 1 of each prompt's
+ * last token -> logits at those rows [B, V]. The same ops as model.forward, so these logits are the forward's.
+ */
+export function prefill(model: MistralForCausalLM, cache: KVCache, inputIds: Tensor, attentionMask: Tensor, lastRows: Tensor): Var {
+  const [B, T] = inputIds.shape as [number, number];
+  const cfg = model.config;
+  if (B !== cache.batch || T > cache.maxLen) throw new Error(`prefill: prompts [${B}, ${T}] do not fit a cache of [${cache.batch}, ${cache.maxLen}]`);
+  const start = zeros([B], 'i32');
+  const rowsOf = (t: Var) => t.data.reshape([B, T, cfg.numKeyValueHeads * cfg.headDim]);
+  const p = new Int32Array(B * T);
+  for (let i = 0; i < p.length; i++) p[i] = i % T;
+  const positions = constant(Tensor.fromArray(p, [B, T], 'i32'));
+  const mask = constant(attentionMask);
+  writeRowsAt(cache.mask.reshape([B, cache.maxLen, 1]), attentionMask.reshape([B, T, 1]), start);
+  const attend: Attend = (i, q, k, v) => {
+    writeRowsAt(cache.keys[i]!.reshape([B, cache.maxLen, -1]), rowsOf(k), start);
+    writeRowsAt(cache.values[i]!.reshape([B, cache.maxLen, -1]), rowsOf(v), start);
+    return reshape(attention(q, k, v, mask), [B * T, cfg.numAttentionHeads * cfg.headDim]);
+  };
+  let x = reshape(embedding(model.embedTokens, constant(inputIds)), [B * T, cfg.hiddenSize]);
+  for (const layer of model.layers) x = layerForward(layer, x, cfg, B, T, positions, attend);
+  return head(model, take(x, constant(lastRows)));
+}
+
+/**
+ * One decode step: token ids i32 [B], each written at cache position pos[b] (i32 [B], < cache.maxLen), attending to
+ * the cached positions ≤ pos[b] -> logits [B, V].
+ */
+export function decodeStep(model: MistralForCausalLM, cache: KVCache, ids: Tensor, pos: Tensor): Var {
+  const B = cache.batch;
+  const cfg = model.config;
+  const { numAttentionHeads: H, numKeyValueHeads: KV, headDim: D } = cfg;
+  if (ids.size !== B || pos.size !== B) throw new Error(`decodeStep: ids and pos must hold ${B} entries, got ${ids.size} and ${pos.size}`);
+  writeRowsAt(cache.mask.reshape([B, cache.maxLen, 1]), ones([B, 1, 1], 'i32'), pos);
+  const attend: Attend = (i, q, k, v) => {
+    const keys = cache.keys[i]!;
+    const values = cache.values[i]!;
+    writeRowsAt(keys.reshape([B, cache.maxLen, KV * D]), k.data.reshape([B, 1, KV * D]), pos);
+    writeRowsAt(values.reshape([B, cache.maxLen, KV * D]), v.data.reshape([B, 1, KV * D]), pos);
+    return constant(attentionDecode(q.data.reshape([B, H, D]), keys, values, cache.mask, pos).reshape([B, H * D]));
+  };
+  let x = embedding(model.embedTokens, constant(ids.reshape([B]))); // [B, C]
+  const positions = constant(pos.reshape([B, 1]));
+  for (const layer of model.layers) x = layerForward(layer, x, cfg, B, 1, positions, attend);
+  return head(model, x);
+}
