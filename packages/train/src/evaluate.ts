@@ -1,5 +1,6 @@
 // Evaluation two ways, both reported:
-//  - first-token scoring: one forward per batch, compare the logits of the three answers' first tokens (fast);
+//  - first-token scoring: one forward per batch, compare the logits of the three answers' first tokens (fast; in
+//    'both' mode they come from the generation's prefill instead of a forward of their own);
 //  - greedy generation of the answer (up to 4 tokens, as the reference run), first word parsed; anything else is
 //    invalid and counts as wrong.
 import { Tensor, take, scope } from '@dawngrad/tensor';
@@ -52,15 +53,21 @@ export async function evaluate(
       const idx = order.slice(s, s + bs);
       const rows = idx.map((i) => prompts[i]!);
       tokens += rows.reduce((a, r) => a + r.length, 0);
-      if (mode !== 'generate') {
+      if (mode === 'first-token') {
         const scores = await firstTokenScores(model, rows, firstIds);
         idx.forEach((i, r) => (ftPred[i] = argmaxRow(scores, r, fmt.firstTokens.length)));
-      }
-      if (mode !== 'first-token') {
-        const g = await generate(model, rows, { maxNewTokens: o.maxNewTokens ?? 4, stopTokens: [fmt.endToken], padId: PAD_ID });
+      } else {
+        // 'both' scores the first tokens from generation's own prefill: one pass over the prompts, not two
+        const g = await generate(model, rows, {
+          maxNewTokens: o.maxNewTokens ?? 4,
+          stopTokens: [fmt.endToken],
+          padId: PAD_ID,
+          firstTokenIds: mode === 'both' ? fmt.firstTokens : undefined,
+        });
         idx.forEach((i, r) => {
           outputs[i] = g.ids[r]!;
           genPred[i] = fmt.parseAnswer(g.ids[r]!);
+          if (g.firstTokenLogits) ftPred[i] = argmaxRow(g.firstTokenLogits, r, fmt.firstTokens.length);
         });
       }
       o.progress?.tick(idx.length, { tokens: rows.reduce((a, r) => a + r.length, 0) });
