@@ -43,9 +43,8 @@ export class BufferPool {
     if (size > this.maxBufferSize) {
       // the size class rounds up: a tensor that fits the limit only without rounding gets its exact size
       if (exact > this.maxBufferSize) {
-        throw new Error(
-          `tensor of ${bytes} bytes exceeds the adapter's maxBufferSize (${this.maxBufferSize} bytes) by ${exact - this.maxBufferSize} bytes`,
-        );
+        const over = bytes > this.maxBufferSize ? `by ${bytes - this.maxBufferSize} bytes` : `once rounded up to ${exact} bytes`;
+        throw new Error(`tensor of ${bytes} bytes exceeds the adapter's maxBufferSize (${this.maxBufferSize} bytes) ${over}`);
       }
       size = exact;
     }
