@@ -12,5 +12,6 @@ export * from './kernels/misc.ts';
 export * from './kernels/matmul.ts';
 export * from './kernels/finite.ts';
 export { startProfile, stopProfile, profile, profiling, formatProfile, type ProfileReport, type KernelProfile, type ProfileOptions } from './profile.ts';
+export * from './kernels/attention-decode.ts';
 export * as ref from './cpu/index.ts';
 export { mulberry32, type Rng } from './random.ts';
