@@ -3,6 +3,7 @@
 export { Var, param, constant, noGrad, isGradEnabled, type BackwardFn } from './var.ts';
 export { defineOp, apply, registry, type OpDef, type F64 } from './op.ts';
 export { backward, zeroGrad, type BackwardOptions } from './backward.ts';
+export { detectAnomaly, anomalyDetection, checkAnomalies, checkFinite, AnomalyError } from './anomaly.ts';
 export * from './ops/elementwise.ts';
 export * from './ops/matmul.ts';
 export * from './ops/attention.ts';

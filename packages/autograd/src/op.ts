@@ -2,7 +2,8 @@
 // defineOp() puts it in the registry — the one table listing what autograd can differentiate, with each gradient rule
 // written out as math. apply() runs the GPU forward and records the backward on the tape.
 import { type Tensor } from '@dawngrad/tensor';
-import { Var, isGradEnabled } from './var.ts';
+import { Var, isGradEnabled, type BackwardFn } from './var.ts';
+import { anomalyDetection, checkFinite, checkLeaves, describeVar } from './anomaly.ts';
 
 /** A float64 CPU tensor: the oracle representation. */
 export interface F64 {
@@ -39,8 +40,19 @@ export function defineOp<A>(def: OpDef<A>): OpDef<A> {
 /** Run an op on Vars: GPU forward now, backward recorded when any differentiable input requires grad. */
 export function apply<A>(def: OpDef<A>, inputs: Var[], attrs: A, name?: string): Var {
   const xs = inputs.map((v) => v.data);
+  const anomaly = anomalyDetection(); // debug mode (anomaly.ts): count NaN/Inf after every op
+  if (anomaly) checkLeaves(def.name, inputs);
   const out = def.forward(xs, attrs);
+  const what = anomaly ? `${def.name}(${inputs.map(describeVar).join(', ')})${name ? ` "${name}"` : ''}` : '';
+  if (anomaly) checkFinite(`${what} forward -> [${out.shape.join(', ')}]`, out);
   const needs = inputs.map((v, i) => v.requiresGrad && def.differentiable?.[i] !== false);
   if (!isGradEnabled() || !needs.some(Boolean)) return new Var(out, false, def.name, [], null, name);
-  return new Var(out, true, def.name, inputs, (g, n) => def.backward(g, xs, out, attrs, n), name);
+  const back: BackwardFn = anomaly
+    ? (g, n) => {
+        const gs = def.backward(g, xs, out, attrs, n);
+        gs.forEach((t, i) => t && checkFinite(`${what} backward -> gradient of input ${i} (${describeVar(inputs[i]!)})`, t));
+        return gs;
+      }
+    : (g, n) => def.backward(g, xs, out, attrs, n);
+  return new Var(out, true, def.name, inputs, back, name);
 }
