@@ -161,9 +161,11 @@ export class HfTokenizer {
 }
 
 /** Refuse a tokenizer that can produce ids the model's embedding has no row for. Returns the unused row count. */
-export function checkVocab(tokenizer: HfTokenizer, cfg: ModelConfig): number {
+export function checkVocab(tokenizer: HfTokenizer, cfg: ModelConfig, source?: string): number {
   if (tokenizer.vocabSize > cfg.vocabSize) {
-    throw new Error(`tokenizer has ${tokenizer.vocabSize} token ids but the model's embedding has only ${cfg.vocabSize} rows (vocab_size)`);
+    throw new Error(
+      `${source ? `${source}: ` : ''}tokenizer has ${tokenizer.vocabSize} token ids but the model's embedding has only ${cfg.vocabSize} rows (vocab_size)`,
+    );
   }
   return cfg.vocabSize - tokenizer.vocabSize;
 }

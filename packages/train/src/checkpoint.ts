@@ -2,9 +2,10 @@
 // the epoch, seed), written into a temporary directory and renamed into place — a run directory never holds a
 // half-written checkpoint, and a kill at any moment leaves the previous one intact.
 import { mkdir, rename, rm, writeFile, readFile, open } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { join, dirname, basename } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, dirname, basename, resolve } from 'node:path';
 import { writeSafetensors, SafetensorsFile } from '@dawngrad/model';
+import type { TrainOptions } from './options.ts';
 
 export interface TrainerState {
   /** optimizer steps done */
@@ -16,6 +17,39 @@ export interface TrainerState {
   /** metrics history so far (to rebuild the loss curve after a resume) */
   history: { step: number; loss: number; lr: number; gradNorm: number }[];
   bestValF1: number | null;
+  /** the options that shape the trajectory (see trajectoryOptions); a resume with other values is refused */
+  options?: Record<string, unknown>;
+}
+
+/** The options a resumed run must share with the run it continues: they fix the data order, the model and the updates. */
+const TRAJECTORY: readonly (keyof TrainOptions)[] = [
+  'model', 'data', 'targets', 'r', 'alpha', 'dropout', 'lr', 'weightDecay', 'schedule', 'warmup', 'epochs', 'batchSize',
+  'gradAccum', 'clip', 'maxTrain', 'maxSteps', 'seed', 'system', 'bucketWindow',
+];
+
+export function trajectoryOptions(o: TrainOptions): Record<string, unknown> {
+  const abs = (p: string) => resolve(p);
+  return Object.fromEntries(TRAJECTORY.map((k) => [k, k === 'model' || k === 'data' ? abs(o[k]) : o[k] ?? null]));
+}
+
+/** Refuse a --resume whose options differ from the checkpoint's, naming the first difference. */
+export function checkResumeOptions(o: TrainOptions, state: TrainerState, runDir: string): void {
+  if (!state.options) return; // a checkpoint from before options were recorded
+  const now = trajectoryOptions(o);
+  for (const k of TRAJECTORY) {
+    const [was, is] = [JSON.stringify(state.options[k] ?? null), JSON.stringify(now[k])];
+    if (was !== is) throw new Error(`--resume: ${runDir} was trained with ${k} = ${was}, this run has ${is}; resume with the same options`);
+  }
+}
+
+/** The trainer state of the checkpoint in `runDir` (after requireCheckpoint). */
+export async function readTrainerState(runDir: string): Promise<TrainerState> {
+  const path = join(runDir, CHECKPOINT_DIR, 'trainer_state.json');
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as TrainerState;
+  } catch (e) {
+    throw new Error(`--resume: ${path}: ${(e as Error).message.split('\n')[0]}`);
+  }
 }
 
 export const CHECKPOINT_DIR = 'checkpoint';
@@ -38,19 +72,52 @@ export async function writeDurable(path: string, data: string | Uint8Array): Pro
 export async function replaceDirAtomic(dir: string, fill: (tmp: string) => Promise<void>): Promise<void> {
   const parent = dirname(dir);
   await mkdir(parent, { recursive: true });
+  await recoverDir(dir); // a run killed mid-replace left its temp or its old copy behind
   const tmp = join(parent, `.${basename(dir)}.tmp-${process.pid}`);
   const old = join(parent, `.${basename(dir)}.old-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp);
   try {
     await fill(tmp);
+    await syncDir(tmp);
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
   if (existsSync(dir)) await rename(dir, old);
   await rename(tmp, dir);
+  await syncDir(parent); // the renames themselves survive a power cut
   await rm(old, { recursive: true, force: true });
+}
+
+/** fsync a directory (its entries), best effort: not every platform can open one. */
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r').catch(() => null);
+  if (!d) return;
+  await d.sync().catch(() => {});
+  await d.close();
+}
+
+/**
+ * Undo what a kill in the middle of replaceDirAtomic(dir) left: between the two renames, `dir` is missing and its
+ * previous version waits as `.name.old-PID` — put it back. Stray `.name.tmp-PID` (a half-filled new version) and
+ * `.name.old-PID` (a replaced version not yet deleted) directories are removed.
+ */
+export async function recoverDir(dir: string): Promise<void> {
+  const parent = dirname(dir);
+  if (!existsSync(parent)) return;
+  const prefix = `.${basename(dir)}.`;
+  const strays = readdirSync(parent).filter((n) => n.startsWith(prefix) && /\.(tmp|old)-\d+$/.test(n));
+  const old = strays.find((n) => /\.old-\d+$/.test(n));
+  if (!existsSync(dir) && old) await rename(join(parent, old), dir);
+  for (const n of strays) await rm(join(parent, n), { recursive: true, force: true }); // (old is gone if it went back)
+}
+
+/** Throw the one-line reason `--resume` cannot continue the run in `runDir` (cheap: before any model is loaded). */
+export async function requireCheckpoint(runDir: string): Promise<void> {
+  const dir = join(runDir, CHECKPOINT_DIR);
+  await recoverDir(dir);
+  if (!existsSync(join(dir, 'trainer_state.json'))) throw new Error(`--resume: no checkpoint in ${runDir} (expected ${dir}/trainer_state.json)`);
 }
 
 export interface OptimizerMoments {
@@ -80,8 +147,8 @@ export async function saveCheckpoint(
 
 export async function loadCheckpoint(runDir: string, names: string[]): Promise<{ state: TrainerState; moments: OptimizerMoments; adapterDir: string }> {
   const dir = join(runDir, CHECKPOINT_DIR);
-  if (!existsSync(join(dir, 'trainer_state.json'))) throw new Error(`--resume: no checkpoint in ${runDir} (expected ${dir}/trainer_state.json)`);
-  const state = JSON.parse(await readFile(join(dir, 'trainer_state.json'), 'utf8')) as TrainerState;
+  await requireCheckpoint(runDir);
+  const state = await readTrainerState(runDir);
   const f = await SafetensorsFile.open(join(dir, 'optimizer.safetensors'));
   try {
     const m: Float32Array[] = [];

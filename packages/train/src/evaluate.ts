@@ -38,7 +38,11 @@ export async function evaluate(
   labels: readonly number[],
   o: EvalOptions = {},
 ): Promise<EvalResult> {
-  const mode = o.mode ?? 'both';
+  let mode = o.mode ?? 'both';
+  if (fmt.firstTokenAmbiguous) {
+    if (mode === 'first-token') fmt.checkFirstTokenScoring(); // throws: asked for the one thing we cannot do
+    mode = 'generate'; // 'both' keeps the half that works
+  }
   const bs = o.batchSize ?? 64;
   const t0 = performance.now();
   const prompts = texts.map((t) => fmt.prompt(t));

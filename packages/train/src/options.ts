@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ScheduleName } from './optim/schedule.ts';
+import { SCHEDULES, type ScheduleName } from './optim/schedule.ts';
 import type { EvalMode } from './evaluate.ts';
 
 export interface TrainOptions {
@@ -38,6 +38,8 @@ export interface TrainOptions {
   recipe: string;
   /** the command line that started the run (for the model card) */
   command?: string;
+  /** debug: check every op's output for NaN/Inf and name the first op that made one (slow: a readback per micro-batch) */
+  detectAnomaly?: boolean;
 }
 
 /** ../shared beside the repository: the embedded defaults. */
@@ -110,10 +112,35 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** Every key a --config file may hold (TrainOptions' fields): anything else is a typo, refused by name. */
+export const TRAIN_OPTION_KEYS: readonly (keyof TrainOptions)[] = [
+  'model', 'data', 'out', 'targets', 'r', 'alpha', 'dropout', 'lr', 'weightDecay', 'schedule', 'warmup', 'epochs',
+  'batchSize', 'gradAccum', 'clip', 'maxTrain', 'maxEval', 'maxSteps', 'seed', 'system', 'evalBatchSize', 'evalMode',
+  'evalBefore', 'bucketWindow', 'checkpointEvery', 'resume', 'recipe', 'command', 'detectAnomaly',
+];
+
 export function validateOptions(o: TrainOptions): void {
   const bad = (m: string) => {
     throw new Error(m);
   };
+  // the flags check these too; a --config file reaches here unchecked
+  const int = (v: number | undefined, flag: string, min: number, optional = false) => {
+    if (optional && v === undefined) return;
+    if (!(Number.isInteger(v) && v! >= min)) bad(`--${flag} must be ${min === 1 ? 'a positive' : 'a non-negative'} integer, got ${v}`);
+  };
+  int(o.maxTrain, 'max-train', 1, true);
+  int(o.maxEval, 'max-eval', 1, true);
+  int(o.maxSteps, 'max-steps', 1, true);
+  int(o.evalBatchSize, 'eval-batch-size', 1);
+  int(o.bucketWindow, 'bucket-window', 0);
+  int(o.checkpointEvery, 'checkpoint-every', 0);
+  int(o.seed, 'seed', 0);
+  if (!(o.weightDecay >= 0)) bad(`--weight-decay must be ≥ 0, got ${o.weightDecay}`);
+  if (!SCHEDULES.includes(o.schedule)) bad(`--schedule must be one of ${SCHEDULES.join(', ')}, got ${JSON.stringify(o.schedule)}`);
+  if (!['both', 'first-token', 'generate'].includes(o.evalMode)) bad(`--eval-mode must be both, first-token or generate, got ${JSON.stringify(o.evalMode)}`);
+  if (!(typeof o.targets === 'string' ? o.targets !== '' : Array.isArray(o.targets) && o.targets.length > 0 && o.targets.every((t) => typeof t === 'string'))) {
+    bad(`--targets must be all-linear or a list of module names, got ${JSON.stringify(o.targets)}`);
+  }
   if (!(Number.isInteger(o.r) && o.r > 0)) bad(`--r must be a positive integer, got ${o.r}`);
   if (!(o.alpha > 0)) bad(`--alpha must be > 0, got ${o.alpha}`);
   if (!(o.dropout >= 0 && o.dropout < 1)) bad(`--dropout must be in [0, 1), got ${o.dropout}`);

@@ -20,6 +20,8 @@ export class PromptFormat {
   readonly firstTokens: number[];
   /** the end-of-answer token (<|im_end|>) */
   readonly endToken: number;
+  /** true when two label answers start with the same token, so first-token scoring cannot separate them */
+  readonly firstTokenAmbiguous: boolean;
 
   constructor(
     readonly tokenizer: HfTokenizer,
@@ -31,8 +33,18 @@ export class PromptFormat {
     this.endToken = tokenizer.eosTokenId;
     this.answers = LABEL_NAMES.map((n) => Int32Array.from(tokenizer.encode(`${n}${end}`, { addSpecialTokens: false })));
     this.firstTokens = this.answers.map((a) => a[0]!);
-    if (new Set(this.firstTokens).size !== this.firstTokens.length) {
-      throw new Error(`label answers share their first token (${this.firstTokens.join(', ')}): first-token scoring is ambiguous`);
+    // a small vocabulary may split "negative" and "neutral" into the same first piece: training still works, only
+    // first-token scoring cannot tell them apart (evaluate() refuses it then; generation still works)
+    this.firstTokenAmbiguous = new Set(this.firstTokens).size !== this.firstTokens.length;
+  }
+
+  /** Throw the one-line reason first-token scoring is impossible with this tokenizer (no-op when it is possible). */
+  checkFirstTokenScoring(): void {
+    if (this.firstTokenAmbiguous) {
+      throw new Error(
+        `the label answers share their first token (${LABEL_NAMES.map((n, i) => `${n} → ${this.firstTokens[i]}`).join(', ')}): ` +
+          'first-token scoring is ambiguous with this tokenizer; use --eval-mode generate',
+      );
     }
   }
 

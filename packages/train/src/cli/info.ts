@@ -1,5 +1,4 @@
 // dawngrad info: the adapter Dawn picked, its limits and features, and a matmul smoke run checked on the CPU.
-import { init, dispose, Tensor, rt } from '@dawngrad/tensor';
 import { parse, type Command } from './args.ts';
 
 const LIMITS = [
@@ -19,6 +18,7 @@ export const info: Command = {
       console.log('usage: dawngrad info [--json]');
       return 0;
     }
+    const { init, dispose } = await import('@dawngrad/tensor'); // after the flags: a usage error starts no GPU
     const { ctx } = await init();
     try {
       const limits = Object.fromEntries(LIMITS.map((k) => [k, ctx.limits[k]]));
@@ -31,8 +31,6 @@ export const info: Command = {
       console.log(`backend   ${i.backend || 'unknown'}${i.isSoftware ? ' (software: runs on the CPU)' : ''}`);
       for (const [k, v] of Object.entries(limits)) console.log(`${k.padEnd(34)} ${v}`);
       console.log(`features  ${ctx.features.join(', ')}`);
-      void rt;
-      void Tensor;
       return 0;
     } finally {
       dispose();

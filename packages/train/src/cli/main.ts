@@ -5,8 +5,9 @@ import { CliError, type Command } from './args.ts';
 import { info } from './info.ts';
 import { train, evalCmd, predict } from './train.ts';
 import { merge } from './merge.ts';
+import { benchModel } from './bench-model.ts';
 
-const COMMANDS: Record<string, Command> = { train, eval: evalCmd, predict, merge, info };
+const COMMANDS: Record<string, Command> = { train, eval: evalCmd, predict, merge, info, 'bench-model': benchModel };
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  dawngrad ${name.padEnd(12)} ${c.summary}`);
@@ -27,7 +28,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const msg = err instanceof Error ? err.message : String(err);
+    // one line, always: some messages (Dawn's adapter list, parser errors) carry newlines
+    const msg = (err instanceof Error ? err.message : String(err)).trim().replace(/\s*\n\s*/g, '; ');
     console.error(`dawngrad: ${msg}`);
     if (process.env.DAWNGRAD_DEBUG && err instanceof Error) console.error(err.stack);
     process.exit(err instanceof CliError ? 2 : 1);

@@ -1,18 +1,28 @@
 // dawngrad train / eval / predict.
+// Only the light modules load at the top: flags are parsed and refused before the GPU stack (Dawn, the model, the
+// trainer) is imported, so a usage error costs a fraction of a second and starts nothing.
 import { readFileSync } from 'node:fs';
-import { init, dispose } from '@dawngrad/tensor';
-import { loadModel, HfTokenizer, checkVocab } from '@dawngrad/model';
-import { loadAdapter } from '@dawngrad/lora';
+import { join } from 'node:path';
 import { parse, num, CliError, type Command } from './args.ts';
-import { resolveOptions, RECIPES, defaultModelDir, defaultDataDir, type TrainOptions } from '../options.ts';
+import { resolveOptions, RECIPES, TRAIN_OPTION_KEYS, defaultModelDir, defaultDataDir, type TrainOptions } from '../options.ts';
 import { SCHEDULES, type ScheduleName } from '../optim/schedule.ts';
-import { runTraining, describe } from '../trainer.ts';
-import { evaluate, type EvalMode } from '../evaluate.ts';
-import { PromptFormat } from '../prompts.ts';
-import { loadSplit, stratifiedSubset, LABEL_NAMES } from '../data.ts';
-import { generate } from '@dawngrad/model';
-import { formatEvaluation } from '../terminal.ts';
-import { Progress } from '../progress.ts';
+import type { EvalMode } from '../evaluate.ts';
+
+/** The GPU stack and everything that needs it, loaded once the flags have passed. */
+async function heavy() {
+  const [tensor, model, lora, trainer, evaluate, prompts, data, terminal, progress] = await Promise.all([
+    import('@dawngrad/tensor'),
+    import('@dawngrad/model'),
+    import('@dawngrad/lora'),
+    import('../trainer.ts'),
+    import('../evaluate.ts'),
+    import('../prompts.ts'),
+    import('../data.ts'),
+    import('../terminal.ts'),
+    import('../progress.ts'),
+  ]);
+  return { ...tensor, ...model, ...lora, ...trainer, ...evaluate, ...prompts, ...data, ...terminal, ...progress };
+}
 
 const TRAIN_FLAGS = {
   config: { type: 'string' },
@@ -43,6 +53,7 @@ const TRAIN_FLAGS = {
   seed: { type: 'string' },
   out: { type: 'string' },
   resume: { type: 'boolean' },
+  'detect-anomaly': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -51,6 +62,7 @@ const TRAIN_USAGE = `usage: dawngrad train [--recipe ${Object.keys(RECIPES).join
   [--schedule ${SCHEDULES.join('|')}] [--warmup 0.1] [--epochs 1] [--batch-size 16] [--grad-accum 1] [--clip 1]
   [--max-train N] [--max-eval N] [--max-steps N] [--eval-batch-size 64] [--eval-mode both|first-token|generate]
   [--no-eval-before] [--bucket-window 16] [--checkpoint-every 200] [--system TEXT] [--seed 0] [--out DIR] [--resume]
+  [--detect-anomaly]  (debug: name the first op that makes a NaN/Inf; slow)
 defaults: --model ${defaultModelDir()} --data ${defaultDataDir()}, recipe quick`;
 
 function evalMode(v: string | undefined): EvalMode | undefined {
@@ -72,6 +84,11 @@ function trainOptions(argv: string[]): TrainOptions {
     } catch (e) {
       throw new CliError(`--config ${v.config}: ${(e as Error).message.split('\n')[0]}`);
     }
+    if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) throw new CliError(`--config ${v.config}: expected a JSON object`);
+    const unknown = Object.keys(fromFile).filter((k) => !(TRAIN_OPTION_KEYS as readonly string[]).includes(k));
+    if (unknown.length) {
+      throw new CliError(`--config ${v.config}: unknown option ${JSON.stringify(unknown[0])} (options: ${TRAIN_OPTION_KEYS.join(', ')})`);
+    }
   }
   const n = (flag: keyof typeof TRAIN_FLAGS, check: Parameters<typeof num>[4] = {}) => {
     const raw = v[flag] as string | undefined;
@@ -82,12 +99,12 @@ function trainOptions(argv: string[]): TrainOptions {
   if (v.recipe !== undefined && !RECIPES[v.recipe]) throw new CliError(`--recipe must be one of ${Object.keys(RECIPES).join(', ')}, got '${v.recipe}'`);
   const targets = v.targets === undefined ? undefined : v.targets === 'all-linear' ? 'all-linear' : v.targets.split(',').map((s) => s.trim()).filter(Boolean);
   if (Array.isArray(targets) && targets.length === 0) throw new CliError('--targets is empty');
-  const over: Partial<TrainOptions> = {
-    ...fromFile,
-    recipe: v.recipe ?? fromFile.recipe,
-    model: v.model ?? fromFile.model,
-    data: v.data ?? fromFile.data,
-    out: v.out ?? fromFile.out,
+  // flags override the --config file, which overrides the recipe (an absent flag must not erase a file value)
+  const flags: Partial<TrainOptions> = {
+    recipe: v.recipe,
+    model: v.model,
+    data: v.data,
+    out: v.out,
     targets,
     r: n('r', { int: true, min: 1 }),
     alpha: n('alpha', { minExclusive: 0 }),
@@ -111,8 +128,10 @@ function trainOptions(argv: string[]): TrainOptions {
     system: v.system,
     seed: n('seed', { int: true, min: 0 }),
     resume: v.resume ? true : undefined,
+    detectAnomaly: v['detect-anomaly'] ? true : undefined,
     command: ['dawngrad', 'train', ...argv].map((a) => (/^[\w./:,=@+-]+$/.test(a) ? a : JSON.stringify(a))).join(' '),
   };
+  const over: Partial<TrainOptions> = { ...fromFile, ...Object.fromEntries(Object.entries(flags).filter(([, x]) => x !== undefined)) };
   if (over.resume && !over.out) throw new CliError('--resume needs --out DIR (the run to continue)');
   try {
     return resolveOptions(over);
@@ -125,6 +144,7 @@ export const train: Command = {
   summary: 'LoRA fine-tune the model on tweet sentiment (default: the shared tiny model, quick recipe)',
   async run(argv) {
     const o = trainOptions(argv);
+    const { runTraining, dispose } = await heavy();
     console.log(`dawngrad train: recipe ${o.recipe} → ${o.out}`);
     try {
       const s = await runTraining(o);
@@ -160,11 +180,13 @@ export const evalCmd: Command = {
       return 0;
     }
     const split = v.split ?? 'test';
+    if (!/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(split)) throw new CliError(`eval: --split must be a split name like test or validation, got '${split}'`);
     const maxEval = v['max-eval'] === undefined ? undefined : num('eval', 'max-eval', v['max-eval'], 0, { int: true, min: 1 });
     const bs = num('eval', 'batch-size', v['batch-size'], 64, { int: true, min: 1 });
     const mode = evalMode(v.mode) ?? 'both';
     const seed = num('eval', 'seed', v.seed, 0, { int: true, min: 0 });
     const modelDir = v.model ?? defaultModelDir();
+    const { loadSplit, stratifiedSubset, init, dispose, evaluate, Progress, describe, formatEvaluation } = await heavy();
     let ds = await loadSplit(v.data ?? defaultDataDir(), split);
     if (maxEval && maxEval < ds.texts.length) ds = stratifiedSubset(ds, maxEval, { seed });
     await init();
@@ -181,9 +203,10 @@ export const evalCmd: Command = {
 };
 
 async function loadWithAdapter(modelDir: string, adapter: string | undefined) {
+  const { HfTokenizer, checkVocab, loadConfig, loadModel, loadAdapter, PromptFormat } = await heavy();
   const tokenizer = HfTokenizer.fromDir(modelDir);
+  checkVocab(tokenizer, loadConfig(join(modelDir, 'config.json')), `model ${modelDir}`); // before any weight reaches the GPU
   const model = await loadModel(modelDir);
-  checkVocab(tokenizer, model.config);
   if (adapter) (await loadAdapter(adapter, model)).eval();
   return { model, fmt: new PromptFormat(tokenizer) };
 }
@@ -201,6 +224,7 @@ export const predict: Command = {
       if (process.stdin.isTTY) throw new CliError('predict: give tweets as arguments or on stdin');
       texts = readFileSync(0, 'utf8').split('\n').filter((l) => l.trim() !== '');
     }
+    const { init, dispose, generate, LABEL_NAMES } = await heavy();
     await init();
     try {
       const { model, fmt } = await loadWithAdapter(v.model ?? defaultModelDir(), v.adapter);
