@@ -1,5 +1,15 @@
-// Batched matmul C = alpha·op(A)·op(B) (+ C0), transposes as flags (strides), never as copies.
-// Baseline kernel: each invocation computes a 4×4 block of C in registers (no shared memory — what lavapipe likes).
+// Batched matmul C = alpha·op(A)·op(B) (+ C0). A transposed operand is a flag (other index math), never a copy.
+//   a: [...batch, M, K] ([...batch, K, M] with transA), b: [...batch, K, N] ([...batch, N, K] with transB),
+//   c: [...batch, M, N]; either operand may drop its batch dims (a shared weight).
+// Two kernels, chosen by adapter (both are correct on any adapter; `setMatmulPath` forces one, for tests and benches):
+// - 'subgroup' (CPU adapters: lavapipe/llvmpipe). lavapipe runs a subgroup as SIMD lanes of one CPU thread, and a
+//   storage-buffer load is its costliest op: every lane checks bounds and loads on its own (~25× an FMA per lane-value,
+//   measured in bench/src/tune/). So each value is loaded once per subgroup: lane l loads row m0+l of A and
+//   subgroupBroadcast hands that row to every lane (a register shuffle, about the cost of an FMA); each lane loads
+//   only its own 4 columns of B. Shared memory is slower there (barriers switch coroutines); so are bigger register
+//   tiles (they spill). One workgroup = one subgroup, so the lane ↔ row mapping is exact.
+// - 'tiled' (discrete GPUs, or any adapter without fixed-size subgroups): the classic 64×64 shared-memory tile,
+//   16×16 threads with 4×4 outputs each, K in steps of 16.
 import { rt } from '../runtime.ts';
 import { Tensor } from '../tensor.ts';
 
@@ -11,48 +21,29 @@ export interface MatmulOptions {
   alpha?: number;
 }
 
-const TILE = 4;
-const WG = 8;
+export type MatmulPath = 'subgroup' | 'tiled';
+let forcedPath: MatmulPath | null = null;
 
-const KERNEL = {
-  key: 'matmul:basic4x4',
-  wgsl: () => `
-struct P { M: u32, N: u32, K: u32, sAm: u32, sAk: u32, sBk: u32, sBn: u32, bA: u32, bB: u32, acc: u32, alpha: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-@compute @workgroup_size(${WG}, ${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let m0 = gid.y * ${TILE}u;
-  let n0 = gid.x * ${TILE}u;
-  if (m0 >= p.M || n0 >= p.N) { return; }
-  let batch = gid.z;
-  let a0 = batch * p.bA;
-  let b0 = batch * p.bB;
-  var acc: array<vec4<f32>, ${TILE}>;
-  for (var k = 0u; k < p.K; k++) {
-    var b = vec4<f32>(0.0);
-    for (var j = 0u; j < ${TILE}u; j++) {
-      if (n0 + j < p.N) { b[j] = B[b0 + k * p.sBk + (n0 + j) * p.sBn]; }
-    }
-    for (var i = 0u; i < ${TILE}u; i++) {
-      if (m0 + i < p.M) { acc[i] += A[a0 + (m0 + i) * p.sAm + k * p.sAk] * b; }
-    }
-  }
-  let c0 = batch * p.M * p.N;
-  for (var i = 0u; i < ${TILE}u; i++) {
-    if (m0 + i >= p.M) { break; }
-    for (var j = 0u; j < ${TILE}u; j++) {
-      if (n0 + j < p.N) {
-        let idx = c0 + (m0 + i) * p.N + n0 + j;
-        var v = p.alpha * acc[i][j];
-        if (p.acc != 0u) { v += C[idx]; }
-        C[idx] = v;
-      }
-    }
-  }
-}`,
-};
+/** Force a kernel ('subgroup' needs the subgroups feature), or null to choose by adapter again. */
+export function setMatmulPath(path: MatmulPath | null): void {
+  forcedPath = path;
+}
+
+/** The subgroup size when the adapter has one fixed size and the device enabled subgroups, else 0. */
+function fixedSubgroupSize(): number {
+  const { device, adapter } = rt().ctx;
+  if (!device.features.has('subgroups')) return 0;
+  const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const s = info.subgroupMinSize ?? 0;
+  return s === info.subgroupMaxSize && s >= 4 && s <= 64 && (s & (s - 1)) === 0 ? s : 0;
+}
+
+/** The kernel matmul uses on this adapter. */
+export function matmulPath(): MatmulPath {
+  if (forcedPath === 'subgroup' && !fixedSubgroupSize()) throw new Error('matmul: the subgroup kernel needs a device with fixed-size subgroups');
+  if (forcedPath) return forcedPath;
+  return rt().ctx.info.isSoftware && fixedSubgroupSize() ? 'subgroup' : 'tiled';
+}
 
 /** The output shape of op(a)·op(b), or a clear error. */
 export function matmulShape(a: readonly number[], b: readonly number[], o: MatmulOptions = {}): { M: number; N: number; K: number; batch: number[] } {
@@ -70,25 +61,163 @@ export function matmulShape(a: readonly number[], b: readonly number[], o: Matmu
   return { M, N, K, batch: ba.length ? ba : bb };
 }
 
+/** op(a)·op(b), batched; `matmul(x, W, { transB: true })` is x·Wᵀ for an HF-layout weight W: [out, in]. */
 export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new Error(`matmul: needs f32 operands, got ${a.dtype} and ${b.dtype}`);
   const { M, N, K, batch } = matmulShape(a.shape, b.shape, o);
   const nb = batch.reduce((x, y) => x * y, 1);
   const outShape = [...batch, M, N];
-  let c = o.accumulate;
-  if (c && (c.shape.length !== outShape.length || c.shape.some((d, i) => d !== outShape[i]))) {
-    throw new Error(`matmul: accumulate has shape [${c.shape.join(', ')}], product is [${outShape.join(', ')}]`);
+  const acc = o.accumulate;
+  if (acc && (acc.dtype !== 'f32' || acc.shape.length !== outShape.length || acc.shape.some((d, i) => d !== outShape[i]))) {
+    throw new Error(`matmul: accumulate is [${acc.shape.join(', ')}] ${acc.dtype}, the product is [${outShape.join(', ')}] f32`);
   }
-  c ??= Tensor.empty(outShape, 'f32');
-  if (nb > 65535) throw new Error(`matmul: ${nb} batches exceed the dispatch limit`);
+  if (nb > 65535) throw new Error(`matmul: ${nb} batches exceed the dispatch limit of 65535`);
+  const c = acc ?? Tensor.empty(outShape, 'f32');
+  if (M === 0 || N === 0 || nb === 0) return c;
+  // element strides of op(A)(m, k) and op(B)(k, n), and batch strides (0: the operand is shared by every batch)
   const [sAm, sAk] = o.transA ? [1, M] : [K, 1];
   const [sBk, sBn] = o.transB ? [1, K] : [N, 1];
-  rt().dispatch({
-    kernel: KERNEL,
-    buffers: [a.buffer, b.buffer, c.buffer],
-    params: [M, N, K, sAm, sAk, sBk, sBn, a.rank > 2 ? M * K : 0, b.rank > 2 ? K * N : 0, o.accumulate ? 1 : 0, o.alpha ?? 1],
-    types: 'uuuuuuuuuuf',
-    workgroups: [Math.ceil(N / (TILE * WG)), Math.ceil(M / (TILE * WG)), nb],
-  });
+  const params = [M, N, K, a.rank > 2 ? M * K : 0, b.rank > 2 ? K * N : 0, o.alpha ?? 1, acc ? 1 : 0, sAm, sAk, sBk, sBn, o.transA ? 1 : 0, o.transB ? 1 : 0];
+  const common = { buffers: [a.buffer, b.buffer, c.buffer], params, types: 'uuuuufuuuuuuu' };
+  if (matmulPath() === 'subgroup') {
+    const sg = fixedSubgroupSize();
+    // vec4 loads need K and N to be multiples of 4 (true of every model shape); other shapes share one strided kernel
+    const kernel = K % 4 === 0 && N % 4 === 0 ? subgroupKernel(sg, !!o.transA, !!o.transB) : subgroupKernel(sg, null, null);
+    rt().dispatch({ kernel, ...common, workgroups: [Math.ceil(N / (4 * sg)), Math.ceil(M / sg), nb] });
+  } else {
+    rt().dispatch({ kernel: TILED, ...common, workgroups: [Math.ceil(N / TILE), Math.ceil(M / TILE), nb] });
+  }
   return c;
 }
+
+// Sizes, strides, alpha and the accumulate flag travel as uniforms: a kernel specialises only where the layout changes
+// its loads (the vec4 subgroup kernels). Fewer pipelines matter on a CPU adapter, where each compile takes seconds.
+const HEADER = `struct P { M: u32, N: u32, K: u32, bA: u32, bB: u32, alpha: f32, acc: u32, sAm: u32, sAk: u32, sBk: u32, sBn: u32, tA: u32, tB: u32 }
+@group(0) @binding(0) var<uniform> p: P;`;
+
+const range = (n: number) => [...Array(n).keys()];
+
+/** Store alpha·v (a scalar or vec4) at C[i], plus what C held there when accumulating. */
+const store = (i: string, v: string) => `if (p.acc != 0u) { C[${i}] += p.alpha * ${v}; } else { C[${i}] = p.alpha * ${v}; }`;
+
+// ---------------------------------------------------------------------------------------------------------------
+// The subgroup kernel. Workgroup (x, y, z) = one subgroup of SG lanes computing rows m0..m0+SG-1 and columns
+// n0..n0+4·SG-1 of batch z; lane l holds columns n0+4l..n0+4l+3 of every row (acc_r: vec4). Each step of 4 k:
+//   lane l loads a = A[m0+l, k..k+3] (one vec4); b_j = B[k+j, its 4 columns] for j < 4;
+//   acc_r += broadcast(a.j from lane r) · b_j, for every row r and j.
+// Indices are clamped, so the loop has no branches: a lane past the M or N edge reads the last row or column, and its
+// results are not stored. tA/tB given: the vec4 kernel for that layout (K % 4 == 0 and N % 4 == 0); null: the kernel
+// for any other shape, one k per step, scalar loads through the strides in the uniforms.
+function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | null) {
+  const rows = range(SG);
+  const xyzw = (i: number) => 'xyzw'[i]!;
+  const vec = tA !== null;
+  const cols = range(4).map((c) => `nc.${xyzw(c)}`);
+  let loadA: string; // a: A(ma, k..k+3)
+  let loadB: string; // b0..b3: rows k..k+3 of op(B) over this lane's 4 columns
+  if (!vec) {
+    // one k per step: this kernel is for rare odd shapes, and a smaller loop compiles faster
+    loadA = `let a = A[aBase + ma * p.sAm + k * p.sAk];`;
+    loadB = `let b = vec4<f32>(${cols.map((c) => `B[bBase + k * p.sBk + ${c} * p.sBn]`).join(', ')});`;
+  } else {
+    loadA = tA ? `let a = vec4<f32>(${range(4).map((j) => `A[aBase + (k + ${j}u) * M + ma]`).join(', ')});` : `let a = A[(aBase + ma * K) / 4u + q];`;
+    if (!tB) loadB = range(4).map((j) => `let b${j} = B[(bBase + (k + ${j}u) * N) / 4u + nq];`).join('\n    ');
+    else {
+      // each of the lane's columns is a stored row of B: load 4 k's of each, then regroup (free: SoA registers)
+      loadB = `${cols.map((c, i) => `let c${i} = B[(bBase + ${c} * K) / 4u + q];`).join(' ')}
+    ${range(4).map((j) => `let b${j} = vec4<f32>(${range(4).map((i) => `c${i}.${xyzw(j)}`).join(', ')});`).join('\n    ')}`;
+    }
+  }
+  const vecA = vec && !tA;
+  const vecC = vec; // N % 4 == 0: this lane's 4 columns are one aligned vec4 of C
+  const fma = (r: number, j: number) =>
+    vec ? `acc${r} = fma(vec4<f32>(subgroupBroadcast(a.${xyzw(j)}, ${r}u)), b${j}, acc${r});` : j ? '' : `acc${r} = fma(vec4<f32>(subgroupBroadcast(a, ${r}u)), b, acc${r});`;
+  const stores = vecC
+    ? `if (n < N) {
+    ${rows.map((r) => `if (m0 + ${r}u < M) { let i = (cBase + (m0 + ${r}u) * N + n) / 4u; ${store('i', `acc${r}`)} }`).join('\n    ')}
+  }`
+    : rows.map((r) => `if (m0 + ${r}u < M) { for (var j = 0u; j < 4u; j++) { if (n + j < N) { let i = cBase + (m0 + ${r}u) * N + n + j; ${store('i', `acc${r}[j]`)} } } }`).join('\n  ');
+  return {
+    key: `matmul:sg${SG}:${vec ? `${tA ? 't' : 'n'}${tB ? 't' : 'n'}:vec4` : 'strided'}`,
+    wgsl: () => `enable subgroups;
+${HEADER}
+@group(0) @binding(1) var<storage, read> A: array<${vecA ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(2) var<storage, read> B: array<${vec ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(3) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;
+@compute @workgroup_size(${SG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let M = p.M; let N = p.N; let K = p.K;
+  let m0 = wid.y * ${SG}u;
+  let n = wid.x * ${4 * SG}u + 4u * lane; // this lane's first column
+  let ma = min(m0 + lane, M - 1u); // the row of A this lane loads for the whole subgroup
+  let nc = min(vec4<u32>(n) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(N - 1u));
+  let nq = min(n, N - 1u) / 4u;
+  let aBase = wid.z * p.bA; let bBase = wid.z * p.bB; let cBase = wid.z * M * N;
+  ${rows.map((r) => `var acc${r} = vec4<f32>();`).join(' ')}
+  for (var q = 0u; q < ${vec ? 'K / 4u' : 'K'}; q++) {
+    let k = ${vec ? '4u * q' : 'q'};
+    ${loadA}
+    ${loadB}
+    ${rows.map((r) => range(4).map((j) => fma(r, j)).join(' ')).join('\n    ')}
+  }
+  ${stores}
+}`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The tiled kernel (discrete GPUs): a 64×64 tile of C per workgroup of 16×16 threads, each thread 4×4 outputs.
+// Each K-step of 16 stages a 64×16 slab of op(A) and a 16×64 slab of op(B) in workgroup memory (zero past the
+// edges), laid out [k][row or column / 4] so the inner loop reads one vec4 of A and one of B per k. Threads fill a
+// slab in the order that walks the operand's memory contiguously (coalesced reads), whichever way it is stored.
+const TILE = 64;
+const BK = 16;
+
+const TILED = {
+  key: 'matmul:tiled',
+  wgsl: () => `${HEADER}
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+var<workgroup> As: array<vec4<f32>, ${BK * (TILE / 4)}>; // [k][m / 4]
+var<workgroup> Bs: array<vec4<f32>, ${BK * (TILE / 4)}>; // [k][n / 4]
+@compute @workgroup_size(16, 16) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let M = p.M; let N = p.N; let K = p.K;
+  let m0 = wid.y * ${TILE}u; let n0 = wid.x * ${TILE}u;
+  let aBase = wid.z * p.bA; let bBase = wid.z * p.bB; let cBase = wid.z * M * N;
+  var acc: array<vec4<f32>, 4>; // rows m0 + 4·ty + i, columns n0 + 4·tx ..+3
+  for (var k0 = 0u; k0 < K; k0 += ${BK}u) {
+    for (var e = li; e < ${TILE * BK}u; e += 256u) {
+      // element e of each slab -> (row or column within the tile, k within the step), contiguous in memory
+      var mm = e / ${BK}u; var ka = e % ${BK}u;
+      if (p.tA != 0u) { mm = e % ${TILE}u; ka = e / ${TILE}u; }
+      let m = m0 + mm; let kA = k0 + ka;
+      var av = 0.0;
+      if (m < M && kA < K) { av = A[aBase + m * p.sAm + kA * p.sAk]; }
+      As[ka * ${TILE / 4}u + mm / 4u][mm % 4u] = av;
+      var nn = e % ${TILE}u; var kb = e / ${TILE}u;
+      if (p.tB != 0u) { nn = e / ${BK}u; kb = e % ${BK}u; }
+      let nB = n0 + nn; let kB = k0 + kb;
+      var bv = 0.0;
+      if (nB < N && kB < K) { bv = B[bBase + kB * p.sBk + nB * p.sBn]; }
+      Bs[kb * ${TILE / 4}u + nn / 4u][nn % 4u] = bv;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${BK}u; kk++) {
+      let a = As[kk * ${TILE / 4}u + lid.y];
+      let b = Bs[kk * ${TILE / 4}u + lid.x];
+      acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
+      acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
+      acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
+      acc[3] = fma(vec4<f32>(a.w), b, acc[3]);
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let m = m0 + 4u * lid.y + i;
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + 4u * lid.x + j;
+      if (m < M && n < N) { let idx = cBase + m * N + n; ${store('idx', 'acc[i][j]')} }
+    }
+  }
+}`,
+};
