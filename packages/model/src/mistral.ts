@@ -113,6 +113,18 @@ export class MistralForCausalLM {
     return this.lmHead.forward(x);
   }
 
+  // inputIds: [B, T] -> the final-normed hidden states [B*T, C] that lm_head reads: forward() without the head, for
+  // callers that apply lm_head to row chunks (all B*T×V logits at once can exceed the adapter's binding limit)
+  hiddenStates(batch: Batch): Var {
+    const [B, T] = batch.inputIds.shape as [number, number];
+    const cfg = this.config;
+    const positions = constant(batch.positions ?? defaultPositions(B, T));
+    const mask = constant(batch.attentionMask);
+    let x = reshape(embedding(this.embedTokens, constant(batch.inputIds)), [B * T, cfg.hiddenSize]);
+    for (const layer of this.layers) x = layer.forward(x, cfg, B, T, positions, mask);
+    return rmsNorm(x, this.norm, cfg.rmsNormEps);
+  }
+
   /** Free every parameter's GPU memory. */
   dispose(): void {
     for (const { param } of this.namedParameters()) {

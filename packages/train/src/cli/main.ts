@@ -5,9 +5,11 @@ import { CliError, type Command } from './args.ts';
 import { info } from './info.ts';
 import { train, evalCmd, predict } from './train.ts';
 import { merge } from './merge.ts';
+import { forward } from './forward.ts';
+import { generateCmd } from './generate.ts';
 import { benchModel } from './bench-model.ts';
 
-const COMMANDS: Record<string, Command> = { train, eval: evalCmd, predict, merge, info, 'bench-model': benchModel };
+const COMMANDS: Record<string, Command> = { train, eval: evalCmd, predict, merge, info, 'bench-model': benchModel, forward, generate: generateCmd };
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  dawngrad ${name.padEnd(12)} ${c.summary}`);
