@@ -249,3 +249,44 @@ export function cropRows(raw: RawSafetensors, name: string, rows: number): RawSa
   }
   return { header, data: Buffer.concat(parts) };
 }
+
+// ---- one refusal through one command ----
+
+export type Command = 'train' | 'eval' | 'merge';
+
+export interface Inputs {
+  model?: string;
+  adapter?: string;
+  data: string;
+}
+
+/** The smallest useful invocation of `cmd` on these inputs; `out` is where train/merge would write. */
+export function commandLine(cmd: Command, i: Inputs, out: string): string[] {
+  const model = i.model ?? HF_TINY;
+  switch (cmd) {
+    case 'train':
+      return ['train', '--model', model, '--data', i.data, '--out', out, '--max-train', '8', '--max-eval', '3', '--batch-size', '4',
+        '--targets', 'q_proj,v_proj', '--r', '4', '--eval-mode', 'generate', '--no-eval-before', '--system', 'x'];
+    case 'eval':
+      return ['eval', '--model', model, '--data', i.data, '--max-eval', '3', '--batch-size', '4', '--mode', 'generate',
+        ...(i.adapter ? ['--adapter', i.adapter] : [])];
+    case 'merge':
+      return ['merge', '--model', model, '--adapter', i.adapter ?? ADAPTER, '--out', out];
+  }
+}
+
+/**
+ * Run `cmd` from an empty working directory and check the refusal contract: exit `code`, one line matching `msg`,
+ * and nothing written — no run directory, no merged model, no temp sibling, nothing in the working directory.
+ */
+export async function expectRefused(cmd: Command, inputs: Inputs, msg: RegExp, code = 1): Promise<CliResult> {
+  const cwd = tempDir('dawngrad-cwd-');
+  try {
+    const r = await dawngrad(commandLine(cmd, inputs, join(cwd, 'out')), { cwd });
+    expectRefusal(r, code, msg);
+    expect(tree(cwd), `${cmd} wrote something before refusing`).toEqual([]);
+    return r;
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+}

@@ -44,7 +44,7 @@ export async function loadModel(dir: string): Promise<MistralForCausalLM> {
   const cfg = loadConfig(join(dir, 'config.json'));
   const ckpt = await openCheckpoint(dir);
   try {
-    validateCheckpoint(cfg, ckpt.infos(), dir);
+    validateCheckpoint(cfg, ckpt.infos(), `model ${dir}`);
     const weights = new Map<string, Tensor>();
     // only what the model uses: checkpoints may carry buffers transformers ignores (rotary_emb.inv_freq, a tied lm_head)
     const wanted = expectedParameters(cfg).map((p) => p.name);
