@@ -1,0 +1,257 @@
+// One LoRA training step of the tiny model, timed: real tweet batches built exactly as the trainer builds them
+// (PromptFormat → epochBatches → trainBatch → forwardBackward → optimizerStep), all-linear r 8, batch 16.
+// Warm-up steps, then the median of N steps with a sync after each; the per-kernel GPU profile of one more step;
+// and, when Debian's PyTorch is installed (bench/peers/install.sh), the same step in PyTorch on the CPU for the ratio.
+//
+//   pnpm exec tsx bench/src/step.ts [--warmup 2] [--steps 5] [--batch 16] [--top 15] [--no-peer] [--no-profile]
+//
+// Writes bench/results/step.json; the batches the peer replays go to bench/results/step-batches.json.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { init, dispose, rt, startProfile, stopProfile, formatProfile, type ProfileReport } from '@dawngrad/tensor';
+import { loadModel, HfTokenizer } from '@dawngrad/model';
+import { inject } from '@dawngrad/lora';
+import { PromptFormat, loadSplit, epochBatches, trainBatch, forwardBackward, optimizerStep, AdamW, type Example } from '@dawngrad/train';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const SHARED = resolve(REPO, '../shared');
+const MODEL = resolve(SHARED, 'models/tweet-mistral-tiny');
+const DATA = resolve(SHARED, 'data/tweet_eval/sentiment');
+const RESULTS = resolve(REPO, 'bench/results');
+const PEER = resolve(REPO, 'bench/peers/torch_step.py');
+const PYTHON = '/usr/bin/python3'; // Debian's python3-torch lives here, not in pyenv's python
+const FULL_RECIPE_STEPS = 2851; // ⌈45,615 train tweets / 16⌉: one epoch of the `full` recipe
+
+const { values: a } = parseArgs({
+  options: {
+    warmup: { type: 'string', default: '2' },
+    steps: { type: 'string', default: '5' },
+    batch: { type: 'string', default: '16' },
+    top: { type: 'string', default: '15' },
+    'no-peer': { type: 'boolean', default: false },
+    'no-profile': { type: 'boolean', default: false },
+  },
+});
+const WARMUP = Number(a.warmup);
+const STEPS = Number(a.steps);
+const B = Number(a.batch);
+const TOP = Number(a.top);
+for (const [k, v] of Object.entries({ warmup: WARMUP, steps: STEPS, batch: B, top: TOP })) {
+  if (!Number.isInteger(v) || v < (k === 'warmup' ? 0 : 1)) throw new Error(`step bench: --${k} must be a positive integer`);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+interface StepTiming {
+  T: number;
+  tokens: number; // non-padding tokens
+  ms: number; // encode + GPU, synced
+  encodeMs: number; // the synchronous JS part: batch upload, graph, every dispatch encoded (the GPU may already run)
+  /** CPU time of the whole process (JS + lavapipe's threads, which run in-process): steadier than wall on a loaded box */
+  cpuMs: number;
+  loss: number;
+}
+
+await init();
+const info = rt().ctx.info;
+const tokenizer = HfTokenizer.fromDir(MODEL);
+const model = await loadModel(MODEL);
+const fmt = new PromptFormat(tokenizer);
+const nBatches = WARMUP + STEPS + 1;
+// the full recipe's order (a seeded shuffle, no length bucketing) over the first tweets: the same batch-length spread
+const train = await loadSplit(DATA, 'train', { limit: Math.max(1024, nBatches * B) });
+const examples: Example[] = fmt.examples(train.texts, train.labels);
+const order = epochBatches(examples, 0, { batchSize: B, seed: 0, dropLast: true }).slice(0, nBatches);
+const lora = inject(model, { r: 8, lora_alpha: 16, lora_dropout: 0, target_modules: 'all-linear', seed: 0 });
+const params = lora.parameters();
+const opt = new AdamW(params, { lr: 1e-3, weightDecay: 0.01, maxGradNorm: 1 });
+
+async function step(i: number): Promise<StepTiming> {
+  const rows = order[i]!.map((j) => examples[j]!);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const batch = trainBatch(rows);
+  const loss = forwardBackward(model, batch);
+  batch.dispose();
+  optimizerStep(opt, params, 1e-3);
+  const t1 = performance.now();
+  const value = (await loss.toArray())[0]!; // the readback is queued after the optimizer: it waits for the whole step
+  loss.dispose();
+  await rt().sync();
+  const t2 = performance.now();
+  const c = process.cpuUsage(c0);
+  if (!Number.isFinite(value)) throw new Error(`step bench: non-finite loss at step ${i}`);
+  return { T: batch.T, tokens: batch.tokens, ms: t2 - t0, encodeMs: t1 - t0, cpuMs: (c.user + c.system) / 1000, loss: value };
+}
+
+const c = model.config;
+console.log(`adapter: ${info.description || info.device}${info.isSoftware ? ' (software)' : ''}`);
+console.log(`model: ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, heads ${c.numAttentionHeads}/${c.numKeyValueHeads}, ` +
+  `vocab ${c.vocabSize}; LoRA all-linear r 8 on ${lora.layers.length} layers (${lora.numTrainable().toLocaleString('en')} values); batch ${B}`);
+const warm: StepTiming[] = [];
+for (let i = 0; i < WARMUP; i++) warm.push(await step(i));
+console.log(`warm-up: ${warm.map((s) => `${s.ms.toFixed(0)} ms (T ${s.T})`).join(', ') || 'none'}`);
+const pool0 = { ...rt().pool.stats };
+const timed: StepTiming[] = [];
+for (let i = WARMUP; i < WARMUP + STEPS; i++) {
+  const s = await step(i);
+  timed.push(s);
+  console.log(`step ${i - WARMUP + 1}/${STEPS}: ${s.ms.toFixed(0)} ms (encode ${s.encodeMs.toFixed(0)} ms, CPU ${s.cpuMs.toFixed(0)} ms), T ${s.T}, ${s.tokens} tokens, loss ${s.loss.toFixed(4)}`);
+}
+const ms = median(timed.map((s) => s.ms));
+const encodeMs = median(timed.map((s) => s.encodeMs));
+const cpuMs = median(timed.map((s) => s.cpuMs));
+const tokens = timed.reduce((n, s) => n + s.tokens, 0);
+const tokensPerSecond = tokens / (timed.reduce((n, s) => n + s.ms, 0) / 1000);
+const epochHours = (FULL_RECIPE_STEPS * ms) / 3.6e6;
+console.log(`\nmedian ${ms.toFixed(0)} ms/step (encode ${encodeMs.toFixed(0)} ms; process CPU ${cpuMs.toFixed(0)} ms), ${tokensPerSecond.toFixed(0)} tokens/s; ` +
+  `one epoch of the full recipe (${FULL_RECIPE_STEPS} steps) ≈ ${epochHours.toFixed(2)} h`);
+console.log(`pool: ${rt().pool.stats.allocations - pool0.allocations} buffers allocated during the timed steps, peak ${(rt().pool.stats.peakBytesLive / 2 ** 20).toFixed(0)} MiB live`);
+
+// one more step under the profiler
+let prof: ProfileReport | null = null;
+let sites: ProfileReport | null = null;
+let roles: Record<string, number> = {};
+let profiledMs = 0;
+if (!a['no-profile']) {
+  const t0 = performance.now();
+  startProfile({ by: 'params' }); // per call site (key + M, N, K for matmuls); folded back per key below
+  const s = await step(WARMUP + STEPS);
+  sites = await stopProfile();
+  profiledMs = performance.now() - t0;
+  prof = perKey(sites);
+  roles = matmulRoles(sites);
+  console.log(`\nprofile of one step (T ${s.T}; profiled wall ${profiledMs.toFixed(0)} ms: a pass and 2 timestamps per dispatch):`);
+  console.log(formatProfile(prof, TOP));
+  console.log(byFamily(prof));
+  console.log('matmul by role: ' + Object.entries(roles).map(([r, v]) => `${r} ${((100 * v) / (prof!.gpuMs || 1)).toFixed(1)}%`).join(', '));
+  console.log(`\ntop call sites (M, N, K for matmuls):\n${formatProfile(sites, 10).split('\n').slice(0, 11).join('\n')}`);
+}
+
+/** Fold a per-call-site report back into one row per kernel key. */
+function perKey(r: ProfileReport): ProfileReport {
+  const m = new Map<string, ProfileReport['kernels'][number]>();
+  for (const k of r.kernels) {
+    const key = k.key.replace(/ \(.*\)$/, '');
+    const e = m.get(key) ?? { key, count: 0, gpuMs: 0, share: 0, encodeMs: 0 };
+    e.count += k.count;
+    e.gpuMs += k.gpuMs;
+    e.share += k.share;
+    e.encodeMs += k.encodeMs;
+    m.set(key, e);
+  }
+  return { ...r, kernels: [...m.values()].sort((x, y) => y.gpuMs - x.gpuMs) };
+}
+
+/** Matmul GPU time by what it computes: the frozen weights, the r-wide LoRA factors, or the vocabulary-wide lm_head. */
+function matmulRoles(r: ProfileReport): Record<string, number> {
+  const out: Record<string, number> = { 'base weights': 0, 'LoRA (r = 8)': 0, 'lm_head (V)': 0 };
+  for (const k of r.kernels) {
+    const m = /^matmul.* \((\d+),(\d+),(\d+)\)$/.exec(k.key);
+    if (!m) continue;
+    const dims = m.slice(1).map(Number);
+    const role = dims.includes(c.vocabSize) ? 'lm_head (V)' : dims.includes(8) ? 'LoRA (r = 8)' : 'base weights';
+    out[role]! += k.gpuMs;
+  }
+  return out;
+}
+
+/** GPU time by kernel family (the key up to its first ':' or '.'). */
+function byFamily(r: ProfileReport): string {
+  const fam = new Map<string, { ms: number; n: number }>();
+  for (const k of r.kernels) {
+    const f = k.key.split(/[:. ]/)[0]!;
+    const e = fam.get(f) ?? { ms: 0, n: 0 };
+    e.ms += k.gpuMs;
+    e.n += k.count;
+    fam.set(f, e);
+  }
+  const rows = [...fam.entries()].sort((x, y) => y[1].ms - x[1].ms);
+  return 'by family: ' + rows.map(([f, e]) => `${f} ${((100 * e.ms) / (r.gpuMs || 1)).toFixed(1)}% (${e.n})`).join(', ');
+}
+
+// the batches the peer replays: token ids, masks, loss rows and targets of the warm-up and timed steps
+mkdirSync(RESULTS, { recursive: true });
+const batchesFile = resolve(RESULTS, 'step-batches.json');
+writeFileSync(
+  batchesFile,
+  JSON.stringify({
+    warmup: WARMUP,
+    batches: order.slice(0, WARMUP + STEPS).map((idx) => {
+      const rows = idx.map((j) => examples[j]!);
+      const T = Math.max(...rows.map((r) => r.prompt.length + r.answer.length));
+      return {
+        input_ids: rows.map((r) => [...r.prompt, ...r.answer, ...new Array(T - r.prompt.length - r.answer.length).fill(0)]),
+        lengths: rows.map((r) => r.prompt.length + r.answer.length),
+        prompt_lengths: rows.map((r) => r.prompt.length),
+        answers: rows.map((r) => [...r.answer]),
+      };
+    }),
+  }),
+);
+
+interface PeerResult {
+  median_ms: number;
+  ms: number[];
+  median_cpu_ms: number;
+  torch: string;
+  threads: number;
+  blas: string;
+  blas_loaded: string;
+}
+let peer: PeerResult | null = null;
+let peerSkipped: string | null = null;
+if (a['no-peer']) peerSkipped = '--no-peer';
+else {
+  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    peerSkipped = `${PYTHON} cannot import torch (${(probe.error?.message ?? probe.stderr.trim().split('\n').at(-1)) || 'unknown'}); run bench/peers/install.sh as root`;
+  } else {
+    console.log('\nPyTorch peer (bench/peers/torch_step.py, 1 thread):');
+    const out = execFileSync(PYTHON, [PEER, '--config', resolve(MODEL, 'config.json'), '--batches', batchesFile, '--json'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const last = out.trim().split('\n').at(-1)!;
+    process.stdout.write(out.trim().split('\n').slice(0, -1).join('\n') + '\n');
+    peer = JSON.parse(last) as PeerResult;
+  }
+}
+const ratio = peer ? ms / peer.median_ms : null;
+const cpuRatio = peer ? cpuMs / peer.median_cpu_ms : null;
+if (peer) {
+  console.log(`PyTorch ${peer.torch} (${peer.blas_loaded}): median ${peer.median_ms.toFixed(0)} ms/step (CPU ${peer.median_cpu_ms.toFixed(0)} ms) → ` +
+    `dawngrad/PyTorch = ${ratio!.toFixed(1)}× wall, ${cpuRatio!.toFixed(1)}× CPU time (goal ≤ 3× wall)`);
+} else console.log(`\nPyTorch peer skipped: ${peerSkipped}`);
+
+const result = {
+  date: new Date().toISOString(),
+  adapter: info,
+  model: MODEL,
+  config: { layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, vocab: c.vocabSize },
+  lora: { r: 8, alpha: 16, targets: 'all-linear', layers: lora.layers.length, trainable: lora.numTrainable() },
+  batch: B,
+  warmup: warm,
+  steps: timed,
+  medianMs: ms,
+  medianEncodeMs: encodeMs,
+  medianCpuMs: cpuMs,
+  tokensPerSecond,
+  epoch: { steps: FULL_RECIPE_STEPS, hours: epochHours },
+  peakBytesLive: rt().pool.stats.peakBytesLive,
+  profile: prof && { ...prof, profiledWallMs: profiledMs, kernels: prof.kernels.slice(0, 40), matmulRolesMs: roles, callSites: sites!.kernels.slice(0, 40) },
+  peer: peer ?? { skipped: peerSkipped },
+  ratio,
+  cpuRatio,
+};
+writeFileSync(resolve(RESULTS, 'step.json'), JSON.stringify(result, null, 2) + '\n');
+console.log(`\nwrote ${resolve(RESULTS, 'step.json')}`);
+lora.dispose();
+opt.dispose();
+dispose();
