@@ -34,6 +34,8 @@ export interface ProfileReport {
   encodeMs: number;
   /** CPU time compiling pipelines (createShaderModule + createComputePipeline) */
   compileMs: number;
+  /** each pipeline compiled while profiling, slowest first */
+  compiles: { key: string; ms: number }[];
   /** host wall time from start to stop */
   wallMs: number;
   dispatches: number;
@@ -76,7 +78,7 @@ class Profiler implements RuntimeObserver {
   private keys: string[] = []; // the timed dispatches of the current encoder, in order
   private pending: Promise<void>[] = [];
   private gpuSpanNs = 0;
-  private compileMs = 0;
+  private compiles: { key: string; ms: number }[] = [];
   private copies = 0;
   private copyBytes = 0;
   private readonly t0 = performance.now();
@@ -124,8 +126,8 @@ class Profiler implements RuntimeObserver {
     if (!this.timed) t.count++;
   }
 
-  compiled(_key: string, cpuMs: number): void {
-    this.compileMs += cpuMs;
+  compiled(key: string, cpuMs: number): void {
+    this.compiles.push({ key, ms: cpuMs });
   }
 
   copied(bytes: number): void {
@@ -197,7 +199,8 @@ class Profiler implements RuntimeObserver {
       gpuMs,
       gpuSpanMs: this.gpuSpanNs / 1e6,
       encodeMs: kernels.reduce((a, k) => a + k.encodeMs, 0),
-      compileMs: this.compileMs,
+      compileMs: this.compiles.reduce((a, c) => a + c.ms, 0),
+      compiles: [...this.compiles].sort((x, y) => y.ms - x.ms),
       wallMs: performance.now() - this.t0,
       dispatches: s.dispatches - this.stats0.dispatches,
       submits: s.submits - this.stats0.submits,
@@ -293,5 +296,8 @@ export function formatProfile(r: ProfileReport, top = 15): string {
     `${r.dispatches} dispatches, ${r.submits} submits, ${r.pipelines} pipelines compiled, ${r.copies} copies (${(r.copyBytes / 1e6).toFixed(1)} MB), ` +
       `${r.readbacks} readbacks`,
   );
+  if (r.compiles.length) {
+    lines.push(`slowest compiles: ${r.compiles.slice(0, 5).map((c) => `${c.key} ${ms(c.ms)} ms`).join(', ')}`);
+  }
   return lines.join('\n');
 }
