@@ -83,12 +83,11 @@ describe.concurrent('a NaN during training (the CLI)', () => {
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   // 8 steps of 4, a checkpoint every 2; the NaN goes in before step 5, so the last good checkpoint is step 4
-  const run = (out: string, ...extra: string[]): Promise<CliResult> =>
-    dawngrad(
-      ['train', '--model', HF_TINY, '--data', data, '--out', out, '--max-train', '32', '--batch-size', '4', '--checkpoint-every', '2',
-        '--targets', 'q_proj,v_proj', '--r', '4', '--eval-mode', 'generate', '--no-eval-before', '--system', 'x', ...extra],
-      { env: { DAWNGRAD_INJECT_NAN_AT_STEP: '5' } },
-    );
+  const args = (out: string, ...extra: string[]) => [
+    'train', '--model', HF_TINY, '--data', data, '--out', out, '--max-train', '32', '--batch-size', '4', '--checkpoint-every', '2',
+    '--targets', 'q_proj,v_proj', '--r', '4', '--eval-mode', 'generate', '--no-eval-before', '--system', 'x', ...extra,
+  ];
+  const run = (out: string, ...extra: string[]): Promise<CliResult> => dawngrad(args(out, ...extra), { env: { DAWNGRAD_INJECT_NAN_AT_STEP: '5' } });
 
   const checkStoppedAt5 = async (r: CliResult, out: string, msg: RegExp) => {
     const errors = r.lines.filter((l) => l.startsWith('dawngrad:'));
@@ -112,6 +111,15 @@ describe.concurrent('a NaN during training (the CLI)', () => {
   it('stops at the step that made it, names it, and keeps the last good checkpoint', async () => {
     const out = join(tmp, 'plain');
     await checkStoppedAt5(await run(out), out, /^dawngrad: non-finite (loss|gradient norm) at step 5; /);
+    // and that checkpoint is usable: resume from it (here with a lower learning rate, as after a real divergence)
+    const r = await dawngrad([...args(out, '--lr', '0.001'), '--resume']);
+    expect(r.code, r.rawStderr).toBe(0);
+    expect(r.stdout).toMatch(/resuming with lr = 0\.001 \(was 0\.003\)/);
+    expect(r.stdout).toMatch(/resumed at step 4 /);
+    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(steps.every((s) => Number.isFinite(s.loss))).toBe(true);
+    expect(existsSync(join(out, 'adapter-last/adapter_model.safetensors'))).toBe(true);
   });
 
   it('--detect-anomaly names the first op or parameter that produced it', async () => {

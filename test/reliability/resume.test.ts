@@ -119,10 +119,12 @@ describe('kill and resume', () => {
     }
   });
 
-  it('a resume with other options is refused before the model loads, naming the option', async () => {
+  it('a resume that would change the data order is refused before the model loads, naming the option', async () => {
     const out = join(tmp, 'straight'); // finished above, with its last checkpoint
-    const r = await dawngrad([...flags(out).map((f) => (f === '0.003' ? '0.001' : f)), '--resume']);
-    expectRefusal(r, 1, /--resume: \S+straight was trained with lr = 0\.003, this run has 0\.001; resume with the same options$/);
+    const r = await dawngrad([...flags(out).map((f) => (f === '4' ? '8' : f)), '--resume']); // --batch-size 4 -> 8 (and --r 4 -> 8)
+    expectRefusal(r, 1, /--resume: \S+straight was trained with r = 4, this run has 8; resume with the same value$/);
     expect(r.rawStderr).not.toMatch(/artificially reduced|llvmpipe/);
+    const s = await dawngrad([...flags(out).map((f) => (f === '7' ? '8' : f)), '--resume']); // --seed 7 -> 8
+    expectRefusal(s, 1, /--resume: \S+straight was trained with seed = 7, this run has 8; resume with the same value$/);
   });
 });

@@ -21,25 +21,31 @@ export interface TrainerState {
   options?: Record<string, unknown>;
 }
 
-/** The options a resumed run must share with the run it continues: they fix the data order, the model and the updates. */
-const TRAJECTORY: readonly (keyof TrainOptions)[] = [
-  'model', 'data', 'targets', 'r', 'alpha', 'dropout', 'lr', 'weightDecay', 'schedule', 'warmup', 'epochs', 'batchSize',
-  'gradAccum', 'clip', 'maxTrain', 'maxSteps', 'seed', 'system', 'bucketWindow',
+/** Options a resumed run must share with the run it continues: they fix the data order and the adapter's shape. */
+const FIXED: readonly (keyof TrainOptions)[] = [
+  'model', 'data', 'targets', 'r', 'alpha', 'epochs', 'batchSize', 'gradAccum', 'maxTrain', 'maxSteps', 'seed', 'system', 'bucketWindow',
 ];
+/** Optimiser settings a resume may change (e.g. a lower --lr after a divergence): recorded, and a change is reported. */
+const TUNABLE: readonly (keyof TrainOptions)[] = ['lr', 'weightDecay', 'clip', 'schedule', 'warmup', 'dropout'];
 
 export function trajectoryOptions(o: TrainOptions): Record<string, unknown> {
-  const abs = (p: string) => resolve(p);
-  return Object.fromEntries(TRAJECTORY.map((k) => [k, k === 'model' || k === 'data' ? abs(o[k]) : o[k] ?? null]));
+  return Object.fromEntries([...FIXED, ...TUNABLE].map((k) => [k, k === 'model' || k === 'data' ? resolve(o[k]) : o[k] ?? null]));
 }
 
-/** Refuse a --resume whose options differ from the checkpoint's, naming the first difference. */
-export function checkResumeOptions(o: TrainOptions, state: TrainerState, runDir: string): void {
-  if (!state.options) return; // a checkpoint from before options were recorded
+/**
+ * Refuse a --resume whose fixed options differ from the checkpoint's, naming the first difference. Returns a line per
+ * optimiser setting that changed (the caller logs them).
+ */
+export function checkResumeOptions(o: TrainOptions, state: TrainerState, runDir: string): string[] {
+  if (!state.options) return []; // a checkpoint from before options were recorded
   const now = trajectoryOptions(o);
-  for (const k of TRAJECTORY) {
-    const [was, is] = [JSON.stringify(state.options[k] ?? null), JSON.stringify(now[k])];
-    if (was !== is) throw new Error(`--resume: ${runDir} was trained with ${k} = ${was}, this run has ${is}; resume with the same options`);
+  const was = (k: string) => JSON.stringify(state.options![k] ?? null);
+  for (const k of FIXED) {
+    if (was(k) !== JSON.stringify(now[k])) {
+      throw new Error(`--resume: ${runDir} was trained with ${k} = ${was(k)}, this run has ${JSON.stringify(now[k])}; resume with the same value`);
+    }
   }
+  return TUNABLE.filter((k) => was(k) !== JSON.stringify(now[k])).map((k) => `resuming with ${k} = ${JSON.stringify(now[k])} (was ${was(k)})`);
 }
 
 /** The trainer state of the checkpoint in `runDir` (after requireCheckpoint). */

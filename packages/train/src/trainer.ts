@@ -64,7 +64,7 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
   if (o.resume) {
     // before the model loads: a checkpoint is there, and this run continues it with the same options
     await requireCheckpoint(o.out);
-    checkResumeOptions(o, await readTrainerState(o.out), o.out);
+    for (const change of checkResumeOptions(o, await readTrainerState(o.out), o.out)) log(change);
   }
   const { model, fmt, train, val, test } = await setup(o, log);
   await mkdir(o.out, { recursive: true }); // only once every input has passed: a refused run leaves nothing behind
@@ -108,7 +108,7 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
     const disk = await readAdapter(ck.adapterDir, model);
     restore(params, lora.layers.flatMap((l) => [disk.factors.get(l.path)!.a, disk.factors.get(l.path)!.b]));
     opt.loadState(ck.moments);
-    state = ck.state;
+    state = { ...ck.state, options: trajectoryOptions(o) }; // the next checkpoint records what this run uses
     log(`resumed at step ${state.step} (epoch ${state.epoch}, batch ${state.batchInEpoch})`);
   }
   await writeFile(metricsPath, state.history.map((h) => JSON.stringify(h)).join('\n') + (state.history.length ? '\n' : ''));
