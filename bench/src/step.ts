@@ -4,17 +4,19 @@
 // and, when Debian's PyTorch is installed (bench/peers/install.sh), the same step in PyTorch on the CPU for the ratio.
 //
 //   pnpm exec tsx bench/src/step.ts [--warmup 2] [--steps 5] [--batch 16] [--top 15] [--no-peer] [--no-profile]
+//   pnpm bench step        (the same through bench/src/main.ts, with --quick: 1 warm-up + 2 steps)
 //
 // Writes bench/results/step.json; the batches the peer replays go to bench/results/step-batches.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { init, dispose, rt, startProfile, stopProfile, formatProfile, type ProfileReport } from '@dawngrad/tensor';
 import { loadModel, HfTokenizer } from '@dawngrad/model';
 import { inject } from '@dawngrad/lora';
 import { PromptFormat, loadSplit, epochBatches, trainBatch, forwardBackward, optimizerStep, AdamW, type Example } from '@dawngrad/train';
+import type { Bench } from './lib/types.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SHARED = resolve(REPO, '../shared');
@@ -25,28 +27,16 @@ const PEER = resolve(REPO, 'bench/peers/torch_step.py');
 const PYTHON = '/usr/bin/python3'; // Debian's python3-torch lives here, not in pyenv's python
 const FULL_RECIPE_STEPS = 2851; // ⌈45,615 train tweets / 16⌉: one epoch of the `full` recipe
 
-const { values: a } = parseArgs({
-  options: {
-    warmup: { type: 'string', default: '2' },
-    steps: { type: 'string', default: '5' },
-    batch: { type: 'string', default: '16' },
-    top: { type: 'string', default: '15' },
-    'no-peer': { type: 'boolean', default: false },
-    'no-profile': { type: 'boolean', default: false },
-  },
-});
-const WARMUP = Number(a.warmup);
-const STEPS = Number(a.steps);
-const B = Number(a.batch);
-const TOP = Number(a.top);
-for (const [k, v] of Object.entries({ warmup: WARMUP, steps: STEPS, batch: B, top: TOP })) {
-  if (!Number.isInteger(v) || v < (k === 'warmup' ? 0 : 1)) throw new Error(`step bench: --${k} must be a positive integer`);
+export interface StepOptions {
+  warmup: number;
+  steps: number;
+  batch: number;
+  /** rows of the printed profile table */
+  top: number;
+  peer: boolean;
+  profile: boolean;
+  log: (line: string) => void;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 interface StepTiming {
   T: number;
@@ -58,80 +48,163 @@ interface StepTiming {
   loss: number;
 }
 
-await init();
-const info = rt().ctx.info;
-const tokenizer = HfTokenizer.fromDir(MODEL);
-const model = await loadModel(MODEL);
-const fmt = new PromptFormat(tokenizer);
-const nBatches = WARMUP + STEPS + 1;
-// the full recipe's order (a seeded shuffle, no length bucketing) over the first tweets: the same batch-length spread
-const train = await loadSplit(DATA, 'train', { limit: Math.max(1024, nBatches * B) });
-const examples: Example[] = fmt.examples(train.texts, train.labels);
-const order = epochBatches(examples, 0, { batchSize: B, seed: 0, dropLast: true }).slice(0, nBatches);
-const lora = inject(model, { r: 8, lora_alpha: 16, lora_dropout: 0, target_modules: 'all-linear', seed: 0 });
-const params = lora.parameters();
-const opt = new AdamW(params, { lr: 1e-3, weightDecay: 0.01, maxGradNorm: 1 });
-
-async function step(i: number): Promise<StepTiming> {
-  const rows = order[i]!.map((j) => examples[j]!);
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  const batch = trainBatch(rows);
-  const loss = forwardBackward(model, batch);
-  batch.dispose();
-  optimizerStep(opt, params, 1e-3);
-  const t1 = performance.now();
-  const value = (await loss.toArray())[0]!; // the readback is queued after the optimizer: it waits for the whole step
-  loss.dispose();
-  await rt().sync();
-  const t2 = performance.now();
-  const c = process.cpuUsage(c0);
-  if (!Number.isFinite(value)) throw new Error(`step bench: non-finite loss at step ${i}`);
-  return { T: batch.T, tokens: batch.tokens, ms: t2 - t0, encodeMs: t1 - t0, cpuMs: (c.user + c.system) / 1000, loss: value };
+interface PeerResult {
+  median_ms: number;
+  ms: number[];
+  median_cpu_ms: number;
+  torch: string;
+  threads: number;
+  blas: string;
+  blas_loaded: string;
 }
 
-const c = model.config;
-console.log(`adapter: ${info.description || info.device}${info.isSoftware ? ' (software)' : ''}`);
-console.log(`model: ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, heads ${c.numAttentionHeads}/${c.numKeyValueHeads}, ` +
-  `vocab ${c.vocabSize}; LoRA all-linear r 8 on ${lora.layers.length} layers (${lora.numTrainable().toLocaleString('en')} values); batch ${B}`);
-const warm: StepTiming[] = [];
-for (let i = 0; i < WARMUP; i++) warm.push(await step(i));
-console.log(`warm-up: ${warm.map((s) => `${s.ms.toFixed(0)} ms (T ${s.T})`).join(', ') || 'none'}`);
-const pool0 = { ...rt().pool.stats };
-const timed: StepTiming[] = [];
-for (let i = WARMUP; i < WARMUP + STEPS; i++) {
-  const s = await step(i);
-  timed.push(s);
-  console.log(`step ${i - WARMUP + 1}/${STEPS}: ${s.ms.toFixed(0)} ms (encode ${s.encodeMs.toFixed(0)} ms, CPU ${s.cpuMs.toFixed(0)} ms), T ${s.T}, ${s.tokens} tokens, loss ${s.loss.toFixed(4)}`);
-}
-const ms = median(timed.map((s) => s.ms));
-const encodeMs = median(timed.map((s) => s.encodeMs));
-const cpuMs = median(timed.map((s) => s.cpuMs));
-const tokens = timed.reduce((n, s) => n + s.tokens, 0);
-const tokensPerSecond = tokens / (timed.reduce((n, s) => n + s.ms, 0) / 1000);
-const epochHours = (FULL_RECIPE_STEPS * ms) / 3.6e6;
-console.log(`\nmedian ${ms.toFixed(0)} ms/step (encode ${encodeMs.toFixed(0)} ms; process CPU ${cpuMs.toFixed(0)} ms), ${tokensPerSecond.toFixed(0)} tokens/s; ` +
-  `one epoch of the full recipe (${FULL_RECIPE_STEPS} steps) ≈ ${epochHours.toFixed(2)} h`);
-console.log(`pool: ${rt().pool.stats.allocations - pool0.allocations} buffers allocated during the timed steps, peak ${(rt().pool.stats.peakBytesLive / 2 ** 20).toFixed(0)} MiB live`);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
 
-// one more step under the profiler
-let prof: ProfileReport | null = null;
-let sites: ProfileReport | null = null;
-let roles: Record<string, number> = {};
-let profiledMs = 0;
-if (!a['no-profile']) {
-  const t0 = performance.now();
-  startProfile({ by: 'params' }); // per call site (key + M, N, K for matmuls); folded back per key below
-  const s = await step(WARMUP + STEPS);
-  sites = await stopProfile();
-  profiledMs = performance.now() - t0;
-  prof = perKey(sites);
-  roles = matmulRoles(sites);
-  console.log(`\nprofile of one step (T ${s.T}; profiled wall ${profiledMs.toFixed(0)} ms: a pass and 2 timestamps per dispatch):`);
-  console.log(formatProfile(prof, TOP));
-  console.log(byFamily(prof));
-  console.log('matmul by role: ' + Object.entries(roles).map(([r, v]) => `${r} ${((100 * v) / (prof!.gpuMs || 1)).toFixed(1)}%`).join(', '));
-  console.log(`\ntop call sites (M, N, K for matmuls):\n${formatProfile(sites, 10).split('\n').slice(0, 11).join('\n')}`);
+/** Run the bench (init() must have been called); returns everything step.json holds. */
+export async function runStepBench(o: StepOptions) {
+  const { log } = o;
+  const info = rt().ctx.info;
+  const tokenizer = HfTokenizer.fromDir(MODEL);
+  const model = await loadModel(MODEL);
+  const fmt = new PromptFormat(tokenizer);
+  const nBatches = o.warmup + o.steps + 1;
+  // the full recipe's order (a seeded shuffle, no length bucketing) over the first tweets: the same batch-length spread
+  const train = await loadSplit(DATA, 'train', { limit: Math.max(1024, nBatches * o.batch) });
+  const examples: Example[] = fmt.examples(train.texts, train.labels);
+  const order = epochBatches(examples, 0, { batchSize: o.batch, seed: 0, dropLast: true }).slice(0, nBatches);
+  const lora = inject(model, { r: 8, lora_alpha: 16, lora_dropout: 0, target_modules: 'all-linear', seed: 0 });
+  const params = lora.parameters();
+  const opt = new AdamW(params, { lr: 1e-3, weightDecay: 0.01, maxGradNorm: 1 });
+  const c = model.config;
+
+  const step = async (i: number): Promise<StepTiming> => {
+    const rows = order[i]!.map((j) => examples[j]!);
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const batch = trainBatch(rows);
+    const loss = forwardBackward(model, batch);
+    batch.dispose();
+    optimizerStep(opt, params, 1e-3);
+    const t1 = performance.now();
+    const value = (await loss.toArray())[0]!; // the readback is queued after the optimizer: it waits for the whole step
+    loss.dispose();
+    await rt().sync();
+    const t2 = performance.now();
+    const cpu = process.cpuUsage(c0);
+    if (!Number.isFinite(value)) throw new Error(`step bench: non-finite loss at step ${i}`);
+    return { T: batch.T, tokens: batch.tokens, ms: t2 - t0, encodeMs: t1 - t0, cpuMs: (cpu.user + cpu.system) / 1000, loss: value };
+  };
+
+  log(`adapter: ${info.description || info.device}${info.isSoftware ? ' (software)' : ''}`);
+  log(`model: ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, heads ${c.numAttentionHeads}/${c.numKeyValueHeads}, ` +
+    `vocab ${c.vocabSize}; LoRA all-linear r 8 on ${lora.layers.length} layers (${lora.numTrainable().toLocaleString('en')} values); batch ${o.batch}`);
+  const warm: StepTiming[] = [];
+  for (let i = 0; i < o.warmup; i++) warm.push(await step(i));
+  log(`warm-up: ${warm.map((s) => `${s.ms.toFixed(0)} ms (T ${s.T})`).join(', ') || 'none'}`);
+  const pool0 = { ...rt().pool.stats };
+  const timed: StepTiming[] = [];
+  for (let i = o.warmup; i < o.warmup + o.steps; i++) {
+    const s = await step(i);
+    timed.push(s);
+    log(`step ${timed.length}/${o.steps}: ${s.ms.toFixed(0)} ms (encode ${s.encodeMs.toFixed(0)} ms, CPU ${s.cpuMs.toFixed(0)} ms), ` +
+      `T ${s.T}, ${s.tokens} tokens, loss ${s.loss.toFixed(4)}`);
+  }
+  const ms = median(timed.map((s) => s.ms));
+  const encodeMs = median(timed.map((s) => s.encodeMs));
+  const cpuMs = median(timed.map((s) => s.cpuMs));
+  const tokensPerSecond = timed.reduce((n, s) => n + s.tokens, 0) / (timed.reduce((n, s) => n + s.ms, 0) / 1000);
+  const epochHours = (FULL_RECIPE_STEPS * ms) / 3.6e6;
+  log(`median ${ms.toFixed(0)} ms/step (encode ${encodeMs.toFixed(0)} ms; process CPU ${cpuMs.toFixed(0)} ms), ` +
+    `${tokensPerSecond.toFixed(0)} tokens/s; one epoch of the full recipe (${FULL_RECIPE_STEPS} steps) ≈ ${epochHours.toFixed(2)} h`);
+  log(`pool: ${rt().pool.stats.allocations - pool0.allocations} buffers allocated during the timed steps, ` +
+    `peak ${(rt().pool.stats.peakBytesLive / 2 ** 20).toFixed(0)} MiB live`);
+
+  // one more step under the profiler, per call site (key + M, N, K for matmuls), folded back per key for the table
+  let profile = null;
+  if (o.profile) {
+    const t0 = performance.now();
+    startProfile({ by: 'params' });
+    const s = await step(o.warmup + o.steps);
+    const sites = await stopProfile();
+    const profiledWallMs = performance.now() - t0;
+    const byKey = perKey(sites);
+    const roles = matmulRoles(sites, c.vocabSize, 8);
+    log(`profile of one step (T ${s.T}; profiled wall ${profiledWallMs.toFixed(0)} ms: a pass and 2 timestamps per dispatch):`);
+    for (const l of formatProfile(byKey, o.top).split('\n')) log(l);
+    log(byFamily(byKey));
+    log('matmul by role: ' + Object.entries(roles).map(([r, v]) => `${r} ${((100 * v) / (byKey.gpuMs || 1)).toFixed(1)}%`).join(', '));
+    log('top call sites (M, N, K for matmuls):');
+    for (const l of formatProfile(sites, 10).split('\n').slice(0, 11)) log(l);
+    profile = { ...byKey, kernels: byKey.kernels.slice(0, 40), profiledWallMs, matmulRolesMs: roles, callSites: sites.kernels.slice(0, 40) };
+  }
+
+  // the batches the peer replays: token ids, lengths, prompt lengths and answers of the warm-up and timed steps
+  mkdirSync(RESULTS, { recursive: true });
+  const batchesFile = resolve(RESULTS, 'step-batches.json');
+  writeFileSync(batchesFile, JSON.stringify({
+    warmup: o.warmup,
+    batches: order.slice(0, o.warmup + o.steps).map((idx) => {
+      const rows = idx.map((j) => examples[j]!);
+      const T = Math.max(...rows.map((r) => r.prompt.length + r.answer.length));
+      return {
+        input_ids: rows.map((r) => [...r.prompt, ...r.answer, ...new Array<number>(T - r.prompt.length - r.answer.length).fill(0)]),
+        lengths: rows.map((r) => r.prompt.length + r.answer.length),
+        prompt_lengths: rows.map((r) => r.prompt.length),
+        answers: rows.map((r) => [...r.answer]),
+      };
+    }),
+  }));
+  const { peer, skipped } = o.peer ? runPeer(batchesFile, log) : { peer: null, skipped: 'not asked for (--no-peer)' };
+  const ratio = peer ? ms / peer.median_ms : null;
+  const cpuRatio = peer ? cpuMs / peer.median_cpu_ms : null;
+  if (peer) {
+    log(`PyTorch ${peer.torch} (${peer.blas_loaded}): median ${peer.median_ms.toFixed(0)} ms/step (CPU ${peer.median_cpu_ms.toFixed(0)} ms) → ` +
+      `dawngrad/PyTorch = ${ratio!.toFixed(1)}× wall, ${cpuRatio!.toFixed(1)}× CPU time (goal ≤ 3× wall)`);
+  } else log(`PyTorch peer skipped: ${skipped}`);
+
+  const peakBytesLive = rt().pool.stats.peakBytesLive;
+  lora.dispose();
+  opt.dispose();
+  return {
+    date: new Date().toISOString(),
+    adapter: info,
+    model: MODEL,
+    config: { layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, vocab: c.vocabSize },
+    lora: { r: 8, alpha: 16, targets: 'all-linear', layers: lora.layers.length, trainable: lora.numTrainable() },
+    batch: o.batch,
+    warmup: warm,
+    steps: timed,
+    medianMs: ms,
+    medianEncodeMs: encodeMs,
+    medianCpuMs: cpuMs,
+    tokensPerSecond,
+    epoch: { steps: FULL_RECIPE_STEPS, hours: epochHours },
+    peakBytesLive,
+    profile,
+    peer: peer ?? { skipped },
+    ratio,
+    cpuRatio,
+  };
+}
+
+/** The PyTorch peer on the same batches, when /usr/bin/python3 has torch; else the reason it was skipped. */
+function runPeer(batchesFile: string, log: (l: string) => void): { peer: PeerResult | null; skipped: string | null } {
+  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    const why = probe.error?.message ?? (probe.stderr.trim().split('\n').at(-1) || 'unknown');
+    return { peer: null, skipped: `${PYTHON} cannot import torch (${why}); run bench/peers/install.sh as root` };
+  }
+  log('PyTorch peer (bench/peers/torch_step.py, 1 thread):');
+  const out = execFileSync(PYTHON, [PEER, '--config', resolve(MODEL, 'config.json'), '--batches', batchesFile, '--json'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines = out.trim().split('\n');
+  for (const l of lines.slice(0, -1)) log(`  ${l}`);
+  return { peer: JSON.parse(lines.at(-1)!) as PeerResult, skipped: null };
 }
 
 /** Fold a per-call-site report back into one row per kernel key. */
@@ -149,15 +222,14 @@ function perKey(r: ProfileReport): ProfileReport {
   return { ...r, kernels: [...m.values()].sort((x, y) => y.gpuMs - x.gpuMs) };
 }
 
-/** Matmul GPU time by what it computes: the frozen weights, the r-wide LoRA factors, or the vocabulary-wide lm_head. */
-function matmulRoles(r: ProfileReport): Record<string, number> {
-  const out: Record<string, number> = { 'base weights': 0, 'LoRA (r = 8)': 0, 'lm_head (V)': 0 };
+/** Matmul GPU ms by what it computes: the frozen weights, the r-wide LoRA factors, or the vocabulary-wide lm_head. */
+function matmulRoles(r: ProfileReport, vocab: number, rank: number): Record<string, number> {
+  const out: Record<string, number> = { 'base weights': 0, [`LoRA (r = ${rank})`]: 0, 'lm_head (V)': 0 };
   for (const k of r.kernels) {
     const m = /^matmul.* \((\d+),(\d+),(\d+)\)$/.exec(k.key);
     if (!m) continue;
     const dims = m.slice(1).map(Number);
-    const role = dims.includes(c.vocabSize) ? 'lm_head (V)' : dims.includes(8) ? 'LoRA (r = 8)' : 'base weights';
-    out[role]! += k.gpuMs;
+    out[dims.includes(vocab) ? 'lm_head (V)' : dims.includes(rank) ? `LoRA (r = ${rank})` : 'base weights']! += k.gpuMs;
   }
   return out;
 }
@@ -176,82 +248,49 @@ function byFamily(r: ProfileReport): string {
   return 'by family: ' + rows.map(([f, e]) => `${f} ${((100 * e.ms) / (r.gpuMs || 1)).toFixed(1)}% (${e.n})`).join(', ');
 }
 
-// the batches the peer replays: token ids, masks, loss rows and targets of the warm-up and timed steps
-mkdirSync(RESULTS, { recursive: true });
-const batchesFile = resolve(RESULTS, 'step-batches.json');
-writeFileSync(
-  batchesFile,
-  JSON.stringify({
-    warmup: WARMUP,
-    batches: order.slice(0, WARMUP + STEPS).map((idx) => {
-      const rows = idx.map((j) => examples[j]!);
-      const T = Math.max(...rows.map((r) => r.prompt.length + r.answer.length));
-      return {
-        input_ids: rows.map((r) => [...r.prompt, ...r.answer, ...new Array(T - r.prompt.length - r.answer.length).fill(0)]),
-        lengths: rows.map((r) => r.prompt.length + r.answer.length),
-        prompt_lengths: rows.map((r) => r.prompt.length),
-        answers: rows.map((r) => [...r.answer]),
-      };
-    }),
-  }),
-);
-
-interface PeerResult {
-  median_ms: number;
-  ms: number[];
-  median_cpu_ms: number;
-  torch: string;
-  threads: number;
-  blas: string;
-  blas_loaded: string;
-}
-let peer: PeerResult | null = null;
-let peerSkipped: string | null = null;
-if (a['no-peer']) peerSkipped = '--no-peer';
-else {
-  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) {
-    peerSkipped = `${PYTHON} cannot import torch (${(probe.error?.message ?? probe.stderr.trim().split('\n').at(-1)) || 'unknown'}); run bench/peers/install.sh as root`;
-  } else {
-    console.log('\nPyTorch peer (bench/peers/torch_step.py, 1 thread):');
-    const out = execFileSync(PYTHON, [PEER, '--config', resolve(MODEL, 'config.json'), '--batches', batchesFile, '--json'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const last = out.trim().split('\n').at(-1)!;
-    process.stdout.write(out.trim().split('\n').slice(0, -1).join('\n') + '\n');
-    peer = JSON.parse(last) as PeerResult;
-  }
-}
-const ratio = peer ? ms / peer.median_ms : null;
-const cpuRatio = peer ? cpuMs / peer.median_cpu_ms : null;
-if (peer) {
-  console.log(`PyTorch ${peer.torch} (${peer.blas_loaded}): median ${peer.median_ms.toFixed(0)} ms/step (CPU ${peer.median_cpu_ms.toFixed(0)} ms) → ` +
-    `dawngrad/PyTorch = ${ratio!.toFixed(1)}× wall, ${cpuRatio!.toFixed(1)}× CPU time (goal ≤ 3× wall)`);
-} else console.log(`\nPyTorch peer skipped: ${peerSkipped}`);
-
-const result = {
-  date: new Date().toISOString(),
-  adapter: info,
-  model: MODEL,
-  config: { layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, vocab: c.vocabSize },
-  lora: { r: 8, alpha: 16, targets: 'all-linear', layers: lora.layers.length, trainable: lora.numTrainable() },
-  batch: B,
-  warmup: warm,
-  steps: timed,
-  medianMs: ms,
-  medianEncodeMs: encodeMs,
-  medianCpuMs: cpuMs,
-  tokensPerSecond,
-  epoch: { steps: FULL_RECIPE_STEPS, hours: epochHours },
-  peakBytesLive: rt().pool.stats.peakBytesLive,
-  profile: prof && { ...prof, profiledWallMs: profiledMs, kernels: prof.kernels.slice(0, 40), matmulRolesMs: roles, callSites: sites!.kernels.slice(0, 40) },
-  peer: peer ?? { skipped: peerSkipped },
-  ratio,
-  cpuRatio,
+/** The registered bench (bench/src/registry.ts): tokens/s of a training step, ours and PyTorch's. */
+export const stepBench: Bench = {
+  name: 'step',
+  title: 'LoRA training step of the tiny model, batch 16 (tokens/s, higher is better)',
+  peers: ['pytorch-cpu'],
+  async run(ctx) {
+    const r = await runStepBench({ warmup: ctx.quick ? 1 : 2, steps: ctx.quick ? 2 : 5, batch: 16, top: 15, peer: true, profile: true, log: ctx.log });
+    const peer = 'median_ms' in r.peer ? (r.peer as PeerResult) : null;
+    const tokensPerStep = median(r.steps.map((s) => s.tokens));
+    return {
+      rows: [{
+        case: `all-linear r 8, batch 16 × ~${median(r.steps.map((s) => s.T))} tokens`,
+        unit: 'tokens/s',
+        ours: tokensPerStep / (r.medianMs / 1000),
+        peers: { 'pytorch-cpu': peer ? tokensPerStep / (peer.median_ms / 1000) : null },
+        notes: { medianMs: r.medianMs, peerMedianMs: peer?.median_ms ?? null, ratio: r.ratio, cpuRatio: r.cpuRatio, epochHours: r.epoch.hours },
+      }],
+      info: r,
+    };
+  },
 };
-writeFileSync(resolve(RESULTS, 'step.json'), JSON.stringify(result, null, 2) + '\n');
-console.log(`\nwrote ${resolve(RESULTS, 'step.json')}`);
-lora.dispose();
-opt.dispose();
-dispose();
+
+// run on its own: pnpm exec tsx bench/src/step.ts [flags]
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const { values: a } = parseArgs({
+    options: {
+      warmup: { type: 'string', default: '2' },
+      steps: { type: 'string', default: '5' },
+      batch: { type: 'string', default: '16' },
+      top: { type: 'string', default: '15' },
+      'no-peer': { type: 'boolean', default: false },
+      'no-profile': { type: 'boolean', default: false },
+    },
+  });
+  const n = (k: 'warmup' | 'steps' | 'batch' | 'top', min: number) => {
+    const v = Number(a[k]);
+    if (!Number.isInteger(v) || v < min) throw new Error(`step bench: --${k} must be an integer ≥ ${min}, got '${a[k]}'`);
+    return v;
+  };
+  const opts = { warmup: n('warmup', 0), steps: n('steps', 1), batch: n('batch', 1), top: n('top', 1), peer: !a['no-peer'], profile: !a['no-profile'] };
+  await init();
+  const result = await runStepBench({ ...opts, log: (l) => console.log(l) });
+  writeFileSync(resolve(RESULTS, 'step.json'), JSON.stringify(result, null, 2) + '\n');
+  console.log(`wrote ${resolve(RESULTS, 'step.json')}`);
+  dispose();
+}
