@@ -1,5 +1,5 @@
-// Adapters we cannot apply exactly as PEFT would are refused before they touch the model, through `eval --adapter`
-// and `merge --adapter`: one line naming the file and the field, exit 1, nothing written (merge leaves no --out).
+// Adapters we cannot apply exactly as PEFT would are refused before they touch the model, through `eval`, `merge`
+// and `forward --adapter`: one line naming the file and the field, exit 1, nothing written (merge leaves no --out).
 import { describe, it, beforeAll, afterAll } from 'vitest';
 import { renameSync, rmSync, truncateSync, statSync, symlinkSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,10 +23,10 @@ const cases: [string, Command, (dir: string) => void, RegExp][] = [
   ['another PEFT method', 'eval', config((j) => (j.peft_type = 'PREFIX_TUNING')),
     /^dawngrad: \S+\/adapter_config\.json: peft_type "PREFIX_TUNING" is not supported \(only "LORA"\)$/],
   ['DoRA', 'merge', config((j) => (j.use_dora = true)), /\S+\/adapter_config\.json: use_dora = true: DoRA \(weight-decomposed LoRA\) is not supported$/],
-  ['trained biases (bias ≠ none)', 'eval', config((j) => (j.bias = 'lora_only')), /\S+\/adapter_config\.json: bias "lora_only" is not supported \(only "none"\)$/],
+  ['trained biases (bias ≠ none)', 'forward', config((j) => (j.bias = 'lora_only')), /\S+\/adapter_config\.json: bias "lora_only" is not supported \(only "none"\)$/],
   ['targets the model does not have', 'merge', config((j) => (j.target_modules = ['k_proj', 'c_attn'])),
     /\S+\/adapter_config\.json: target_modules "c_attn" match no linear layer of the model \(linear layers look like model\.layers\.0\.self_attn\.q_proj\)$/],
-  ['A/B shapes that disagree with r', 'eval', config((j) => (j.r = 8)),
+  ['A/B shapes that disagree with r', 'forward', config((j) => (j.r = 8)),
     /adapter \S+\/adapter_model\.safetensors: base_model\.model\.model\.layers\.0\.self_attn\.k_proj\.lora_A\.weight has shape \[4, 112\], expected \[8, 112\] \(r = 8; /],
   ['fewer targets in the config than tensors in the file', 'merge', config((j) => (j.target_modules = ['k_proj'])),
     /adapter \S+: 4 tensor\(s\) the config does not target, e\.g\. base_model\.model\.model\.layers\.0\.self_attn\.v_proj\.lora_A\.weight$/],
@@ -34,7 +34,7 @@ const cases: [string, Command, (dir: string) => void, RegExp][] = [
     /safetensors \S+\/adapter_model\.safetensors: tensor "[\w.]+": data_offsets \[\d+, \d+\] lie outside the data section/],
   ['only the pickle format', 'merge', (d) => renameSync(join(d, WEIGHTS), join(d, 'adapter_model.bin')),
     /adapter \S+: only adapter_model\.bin \(a pickle\) is present; save it as adapter_model\.safetensors$/],
-  ['weights symlinked out of the directory', 'eval', (d) => {
+  ['weights symlinked out of the directory', 'forward', (d) => {
     const outside = join(d, '..', `outside-${WEIGHTS}`);
     renameSync(join(d, WEIGHTS), outside);
     symlinkSync(outside, join(d, WEIGHTS));

@@ -46,6 +46,8 @@ describe.concurrent('flags are refused before any work (exit 2, one line, nothin
     ['eval --split with a slash', () => ['eval', '--model', HF_TINY, '--data', data, '--split', '../x'], /eval: --split must be a split name .*got '\.\.\/x'/],
     ['merge without --out', () => ['merge', '--model', HF_TINY, '--adapter', ADAPTER], /merge: --out DIR is required/],
     ['merge --dtype f8', () => ['merge', '--model', HF_TINY, '--adapter', ADAPTER, '--out', 'x', '--dtype', 'f8'], /--dtype must be one of/],
+    ['forward --grads lora without --adapter', () => ['forward', '--model', HF_TINY, '--batch', 'b.safetensors', '--out', 'o.safetensors', '--grads', 'lora'],
+      /forward: --grads lora needs --adapter DIR/],
     ['an unknown command', () => ['trian'], /unknown command 'trian'/],
   ];
 

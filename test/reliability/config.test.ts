@@ -17,16 +17,16 @@ const config = (edit: (j: Record<string, unknown>) => void) => (dir: string) => 
 
 const cases: [string, Command, (dir: string) => void, RegExp][] = [
   ['a missing required field', 'train', config((j) => delete j.hidden_size), /^dawngrad: \S+\/config\.json: missing required field "hidden_size"$/],
-  ['a field of the wrong type', 'eval', config((j) => (j.num_hidden_layers = '2')), /\S+\/config\.json: "num_hidden_layers" must be a positive integer, got "2"$/],
+  ['a field of the wrong type', 'forward', config((j) => (j.num_hidden_layers = '2')), /\S+\/config\.json: "num_hidden_layers" must be a positive integer, got "2"$/],
   ['an unsupported architecture', 'merge', config((j) => (j.architectures = ['GPT2LMHeadModel'])),
     /\S+\/config\.json: architecture \["GPT2LMHeadModel"\] is not supported \(supported: MistralForCausalLM, LlamaForCausalLM\)$/],
   ['rope scaling', 'train', config((j) => (j.rope_scaling = { rope_type: 'linear', factor: 2 })), /\S+\/config\.json: rope_scaling "linear" is not supported/],
   ['a non-default rope type', 'eval', config((j) => (j.rope_parameters = { rope_theta: 10000, rope_type: 'yarn', factor: 4 })),
     /\S+\/config\.json: rope_parameters\.rope_type "yarn" is not supported/],
-  ['biased projections', 'merge', config((j) => (j.attention_bias = true)), /\S+\/config\.json: "attention_bias": true is not supported/],
+  ['biased projections', 'forward', config((j) => (j.attention_bias = true)), /\S+\/config\.json: "attention_bias": true is not supported/],
   ['weight shapes that disagree with the config', 'eval', config((j) => (j.intermediate_size = 200)),
     /model \S+ does not match its config: 6 mismatched \(model\.layers\.0\.mlp\.down_proj\.weight: checkpoint \[112, 224\] vs config \[112, 200\];/],
-  ['a layer the checkpoint does not have', 'train', config((j) => (j.num_hidden_layers = 3)),
+  ['a layer the checkpoint does not have', 'forward', config((j) => (j.num_hidden_layers = 3)),
     /\S+ does not match its config: 9 missing \(model\.layers\.2\./],
   ['a tokenizer vocabulary larger than the embedding', 'train', (d) => {
     // a consistent 999-row model (config and both [V, C] matrices), but the tokenizer still has 1000 ids

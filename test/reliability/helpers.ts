@@ -252,7 +252,7 @@ export function cropRows(raw: RawSafetensors, name: string, rows: number): RawSa
 
 // ---- one refusal through one command ----
 
-export type Command = 'train' | 'eval' | 'merge';
+export type Command = 'train' | 'eval' | 'merge' | 'forward';
 
 export interface Inputs {
   model?: string;
@@ -260,7 +260,24 @@ export interface Inputs {
   data: string;
 }
 
-/** The smallest useful invocation of `cmd` on these inputs; `out` is where train/merge would write. */
+let batch: string | null = null;
+/** A one-row batch for `dawngrad forward` (input_ids, attention_mask, labels as I32 [1, 4]), written once. */
+function batchFile(): string {
+  if (batch) return batch;
+  const ids = Int32Array.from([1, 17, 42, 4]);
+  const tensors = { input_ids: ids, attention_mask: Int32Array.from([1, 1, 1, 1]), labels: ids };
+  const header: Record<string, HeaderEntry> = {};
+  let off = 0;
+  for (const [k, v] of Object.entries(tensors)) {
+    header[k] = { dtype: 'I32', shape: [1, 4], data_offsets: [off, off + v.byteLength] };
+    off += v.byteLength;
+  }
+  batch = join(tempDir('dawngrad-batch-'), 'batch.safetensors');
+  writeFileSync(batch, rawBytes(header, Buffer.concat(Object.values(tensors).map((v) => Buffer.from(v.buffer)))));
+  return batch;
+}
+
+/** The smallest useful invocation of `cmd` on these inputs; `out` is where train/merge/forward would write. */
 export function commandLine(cmd: Command, i: Inputs, out: string): string[] {
   const model = i.model ?? HF_TINY;
   switch (cmd) {
@@ -272,12 +289,15 @@ export function commandLine(cmd: Command, i: Inputs, out: string): string[] {
         ...(i.adapter ? ['--adapter', i.adapter] : [])];
     case 'merge':
       return ['merge', '--model', model, '--adapter', i.adapter ?? ADAPTER, '--out', out];
+    case 'forward':
+      return ['forward', '--model', model, '--batch', batchFile(), '--out', out, ...(i.adapter ? ['--adapter', i.adapter, '--grads', 'lora'] : [])];
   }
 }
 
 /**
  * Run `cmd` from an empty working directory and check the refusal contract: exit `code`, one line matching `msg`,
- * and nothing written — no run directory, no merged model, no temp sibling, nothing in the working directory.
+ * and nothing written — no run directory, no merged model, no forward output, no temp sibling, nothing in the working
+ * directory.
  */
 export async function expectRefused(cmd: Command, inputs: Inputs, msg: RegExp, code = 1): Promise<CliResult> {
   const cwd = tempDir('dawngrad-cwd-');

@@ -1,6 +1,6 @@
 // Broken weights through the CLI: every malformed safetensors file or sharded index is refused with one line naming
-// the file and the problem, exit 1, and nothing written (no run directory, no merged model). Each case is a copy of
-// hf-tiny with one thing broken, run through train, eval or merge (all three load the base model the same way).
+// the file and the problem, exit 1, and nothing written (no run directory, merged model or forward output). Each case
+// is a copy of hf-tiny with one thing broken, run through train, eval, merge or forward (all load the model alike).
 import { describe, it, beforeAll, afterAll } from 'vitest';
 import { mkdirSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,7 +37,7 @@ const cases: [string, Command, (dir: string) => void, RegExp][] = [
     b.writeBigUInt64LE(1_000_000n);
     writeFileSync(join(d, WEIGHTS), b);
   }, /safetensors \S+\/model\.safetensors: header length 1000000 is larger than the file \(18 bytes\)$/],
-  ['a header that is not JSON', 'eval', (d) => writeFileSync(join(d, WEIGHTS), rawBytes(null, readRaw(join(d, WEIGHTS)).data, '{"lm_head.weight": {')),
+  ['a header that is not JSON', 'forward', (d) => writeFileSync(join(d, WEIGHTS), rawBytes(null, readRaw(join(d, WEIGHTS)).data, '{"lm_head.weight": {')),
     /safetensors \S+\/model\.safetensors: header is not valid JSON \(.+\)$/],
   ['offsets past the end of the file', 'train', editHeader((e) => {
     e.at(-1)![1].data_offsets[1] += 8;
@@ -58,7 +58,7 @@ const cases: [string, Command, (dir: string) => void, RegExp][] = [
   ['a tensor in two shards', 'merge', (d) => shardModel(d, ({ shards }) => {
     shards[1]![1].push(shards[0]![1][0]!);
   }), /safetensors index \S+: tensor "lm_head\.weight" is in two shards, model-00001-of-00002\.safetensors and model-00002-of-00002\.safetensors$/],
-  ['an index entry no shard holds', 'train', (d) => {
+  ['an index entry no shard holds', 'forward', (d) => {
     shardModel(d);
     editJson(join(d, INDEX), (j) => {
       (j.weight_map as Record<string, string>)['model.layers.9.mlp.up_proj.weight'] = SHARD2;
@@ -70,7 +70,7 @@ const cases: [string, Command, (dir: string) => void, RegExp][] = [
     });
     renameSync(join(d, SHARD2), join(d, '..', SHARD2)); // the escape would even find its file
   }, /safetensors index \S+: file name "\.\.\/model-00002-of-00002\.safetensors" must be a plain relative path inside \S+$/],
-  ['an absolute index path', 'eval', (d) => {
+  ['an absolute index path', 'forward', (d) => {
     shardModel(d, ({ weightMap }) => {
       for (const k in weightMap) if (weightMap[k] === SHARD2) weightMap[k] = join(d, SHARD2);
     });
