@@ -8,6 +8,7 @@
 //
 // Writes bench/results/step.json; the batches the peer replays go to bench/results/step-batches.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg, availableParallelism } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -67,6 +68,7 @@ const median = (xs: number[]) => {
 export async function runStepBench(o: StepOptions) {
   const { log } = o;
   const info = rt().ctx.info;
+  const load0 = loadavg()[0]!; // other processes share the cores (lavapipe's "GPU" included): timings scale with this
   const tokenizer = HfTokenizer.fromDir(MODEL);
   const model = await loadModel(MODEL);
   const fmt = new PromptFormat(tokenizer);
@@ -119,6 +121,7 @@ export async function runStepBench(o: StepOptions) {
   const epochHours = (FULL_RECIPE_STEPS * ms) / 3.6e6;
   log(`median ${ms.toFixed(0)} ms/step (encode ${encodeMs.toFixed(0)} ms; process CPU ${cpuMs.toFixed(0)} ms), ` +
     `${tokensPerSecond.toFixed(0)} tokens/s; one epoch of the full recipe (${FULL_RECIPE_STEPS} steps) ≈ ${epochHours.toFixed(2)} h`);
+  log(`load average ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`);
   log(`pool: ${rt().pool.stats.allocations - pool0.allocations} buffers allocated during the timed steps, ` +
     `peak ${(rt().pool.stats.peakBytesLive / 2 ** 20).toFixed(0)} MiB live`);
 
@@ -170,6 +173,7 @@ export async function runStepBench(o: StepOptions) {
   opt.dispose();
   return {
     date: new Date().toISOString(),
+    loadavg: { start: load0, end: loadavg()[0]! },
     adapter: info,
     model: MODEL,
     config: { layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, vocab: c.vocabSize },
