@@ -16,7 +16,7 @@ function binaryOp(op: BinaryOp, rule: string, grads: (g: Tensor, a: Tensor, b: T
     forward: ([a, b]) => T.binary(op, a!, b!),
     backward(g, [a, b], _out, _attrs, needs) {
       const [ga, gb] = grads(g, a!, b!);
-      return [needs[0] ? T.sumTo(ga(), a!.shape) : null, needs[1] ? T.sumTo(gb(), b!.shape) : null];
+      return [needs[0] ? fitTo(ga(), a!.shape) : null, needs[1] ? fitTo(gb(), b!.shape) : null];
     },
     cpu: {
       forward: ([a, b]) => ref.binary(op, a!, b!),
@@ -26,6 +26,11 @@ function binaryOp(op: BinaryOp, rule: string, grads: (g: Tensor, a: Tensor, b: T
       },
     },
   });
+}
+
+/** Sum a gradient back over broadcast dims — or pass it through when nothing was broadcast (no copy). */
+function fitTo(g: Tensor, shape: readonly number[]): Tensor {
+  return g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i]) ? g : T.sumTo(g, shape);
 }
 
 const cmul = (x: F64, y: F64) => ref.binary('mul', x, y);
@@ -54,12 +59,14 @@ function unaryOp(
   dfdx: (x: Tensor, y: Tensor, c: number) => Tensor,
   cpuFwd: (x: number, c: number) => number,
   cpuDfdx: (x: number, y: number, c: number) => number,
+  /** the whole backward when it is cheaper than g · f'(x) (e.g. a scale: one kernel instead of a fill and a multiply) */
+  direct?: (g: Tensor, c: number) => Tensor,
 ) {
   return defineOp<number>({
     name,
     rule,
     forward: ([x], c) => fwd(x!, c),
-    backward: (g, [x], y, c) => [T.mul(g, dfdx(x!, y, c))],
+    backward: (g, [x], y, c) => [direct ? direct(g, c) : T.mul(g, dfdx(x!, y, c))],
     cpu: {
       forward: ([x], c) => ({ shape: [...x!.shape], data: x!.data.map((v) => cpuFwd(v, c)) }),
       backward: (g, [x], y, c) => [{ shape: [...x!.shape], data: g.data.map((gv, i) => gv * cpuDfdx(x!.data[i]!, y.data[i]!, c)) }],
@@ -68,7 +75,7 @@ function unaryOp(
 }
 
 const u = T.unary;
-export const NEG = unaryOp('neg', 'dx = -g', (x) => u('neg', x), (x) => T.fill(x.shape, -1), (x) => -x, () => -1);
+export const NEG = unaryOp('neg', 'dx = -g', (x) => u('neg', x), (x) => T.fill(x.shape, -1), (x) => -x, () => -1, (g) => u('neg', g));
 export const EXP = unaryOp('exp', 'dx = g·y', (x) => u('exp', x), (_x, y) => y, Math.exp, (_x, y) => y);
 export const LOG = unaryOp('log', 'dx = g/x', (x) => u('log', x), (x) => u('recip', x), Math.log, (x) => 1 / x);
 export const SQRT = unaryOp('sqrt', 'dx = g/(2y)', (x) => u('sqrt', x), (_x, y) => u('recip', u('mulScalar', y, 2)),
@@ -90,7 +97,7 @@ export const SILU = unaryOp('silu', 'dx = g·s·(1 + x·(1-s)), s = sigmoid(x)',
     return s * (1 + x * (1 - s));
   });
 export const SCALE = unaryOp('scale', 'dx = g·c', (x, c) => u('mulScalar', x, c), (x, _y, c) => T.fill(x.shape, c),
-  (x, c) => x * c, (_x, _y, c) => c);
+  (x, c) => x * c, (_x, _y, c) => c, (g, c) => u('mulScalar', g, c));
 
 export const neg = (x: Var) => apply(NEG, [x], 0);
 export const exp = (x: Var) => apply(EXP, [x], 0);
