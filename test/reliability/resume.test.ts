@@ -77,7 +77,7 @@ describe('kill and resume', () => {
         killedAfter = last;
         break;
       }
-      if (child.exitCode !== null) throw new Error(`the run ended before it could be killed:\n${(await done).rawStderr}`);
+      if (child.exitCode !== null) throw new Error(`the run ended (exit ${child.exitCode}) before it could be killed:\n${(await done).rawStderr}`);
     }
     const k = await done;
     expect(k.signal, 'the run was killed, not finished').toBe('SIGKILL');
@@ -127,6 +127,7 @@ describe('kill and resume', () => {
 
   it('a resume that would change the data order is refused before the model loads, naming the option', async () => {
     const out = join(tmp, 'straight'); // finished above, with its last checkpoint
+    expect(existsSync(join(out, 'checkpoint/trainer_state.json')), 'needs the run of the test above').toBe(true);
     const r = await dawngrad([...flags(out).map((f) => (f === '4' ? '8' : f)), '--resume']); // --batch-size 4 -> 8 (and --r 4 -> 8)
     expectRefusal(r, 1, /--resume: \S+straight was trained with r = 4, this run has 8; resume with the same value$/);
     expect(r.rawStderr).not.toMatch(/artificially reduced|llvmpipe/);
