@@ -139,10 +139,10 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
     await appendFile(metricsPath, JSON.stringify(h) + '\n');
   };
 
-  train: for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
+  for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
     const batches = epochBatches(examples, epoch, { batchSize: o.batchSize, seed: o.seed, bucketWindow: o.bucketWindow });
     for (let bi = epoch === state.epoch ? state.batchInEpoch : 0; bi < batches.length; bi += o.gradAccum) {
-      if (state.step >= totalSteps) break train;
+      if (state.step >= totalSteps) break; // --max-steps: this epoch ends early, with its validation
       let loss = null;
       let tokens = 0;
       if (injectNanAt === state.step + 1) poisonParameter(params[0]!);
@@ -188,6 +188,7 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
       await saveAdapter(lora, join(o.out, 'adapter-best'));
     }
     await saveCheckpoint(o.out, state, await opt.state(), names, (d) => saveAdapter(lora, d));
+    if (state.step >= totalSteps) break;
   }
   await record(await reader.drain(), await normReader.drain());
   progress.done();
