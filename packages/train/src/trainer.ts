@@ -178,7 +178,9 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
     // validation at each epoch end; keep the best adapter by validation macro-F1
     // (by generation when the tokenizer gives two label words the same first token)
     const valMode = fmt.firstTokenAmbiguous ? 'generate' : 'first-token';
+    lora.eval(); // no dropout while measuring
     const v = await evaluate(model, fmt, val.texts, val.labels, { ...evalOpts('eval validation', val.texts.length), mode: valMode });
+    lora.train();
     const f1 = (v.firstToken ?? v.generate)!.metrics.macroF1;
     valHistory.push({ step: state.step, epoch: epoch + 1, macroF1: f1 });
     log(`epoch ${epoch + 1}: validation macro-F1 ${f1.toFixed(4)} (${valMode})`);
