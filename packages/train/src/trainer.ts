@@ -118,7 +118,8 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
   const valHistory: { step: number; epoch: number; macroF1: number }[] = [];
   const reader = new LaggedReader();
   const normReader = new LaggedReader();
-  let tokensSince = 0;
+  // tokens/s of a step = its tokens over the time since the previous step's loss arrived (losses are read one step late)
+  const stepTokens = new Map<number, number>();
   let tSince = performance.now();
   let trainTokens = 0;
   const trainStart = performance.now();
@@ -132,8 +133,8 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
     }
     const now = performance.now();
     const h = { step: loss.step, loss: loss.value, lr: o.lr * lrFactor(schedule, loss.step - 1), gradNorm: norm?.value ?? NaN,
-      tokensPerSecond: tokensSince / ((now - tSince) / 1000) };
-    tokensSince = 0;
+      tokensPerSecond: (stepTokens.get(loss.step) ?? 0) / ((now - tSince) / 1000) };
+    stepTokens.delete(loss.step);
     tSince = now;
     state.history.push({ step: h.step, loss: h.loss, lr: h.lr, gradNorm: h.gradNorm });
     await appendFile(metricsPath, JSON.stringify(h) + '\n');
@@ -162,7 +163,7 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
       state.step++;
       state.epoch = epoch;
       state.batchInEpoch = bi + o.gradAccum;
-      tokensSince += tokens;
+      stepTokens.set(state.step, tokens);
       trainTokens += tokens;
       const normCopy = opt.norm.reshape([2]);
       await record(await reader.push(state.step, loss!), await normReader.push(state.step, normCopy));
