@@ -12,7 +12,8 @@ export interface Kernel {
 /** One dispatch. Bindings: @binding(0) the uniform params (when given), then `buffers` in order from @binding(1). */
 export interface Dispatch {
   kernel: Kernel;
-  buffers: GPUBuffer[];
+  /** whole buffers, or a window of one ({ buffer, offset, size }: e.g. a 64 KiB uniform-buffer slice) */
+  buffers: (GPUBuffer | GPUBufferBinding)[];
   /** parameters, 4 bytes each; `types` says u32 (u), i32 (i) or f32 (f) per entry, default all u32 */
   params?: number[];
   types?: string;
@@ -119,7 +120,7 @@ export class Runtime {
       entries.push({ binding: 0, resource: { buffer: this.arena, offset: base, size: Math.max(16, Math.ceil(d.params.length / 4) * 16) } });
       this.arenaUsed++;
     }
-    d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+    d.buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: 'buffer' in b ? b : { buffer: b } }));
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     const pass = obs ? this.timedPass(obs.timestamps(d.kernel.key)) : this.computePass();
     pass.setPipeline(pipeline);
