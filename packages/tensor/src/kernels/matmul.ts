@@ -1,16 +1,21 @@
 // Batched matmul C = alpha·op(A)·op(B) (+ C0). A transposed operand is a flag (other index math), never a copy.
 //   a: [...batch, M, K] ([...batch, K, M] with transA), b: [...batch, K, N] ([...batch, N, K] with transB),
 //   c: [...batch, M, N]; either operand may drop its batch dims (a shared weight).
-// Two kernels, chosen by adapter (both are correct on any adapter; `setMatmulPath` forces one, for tests and benches):
+// Kernels, chosen by adapter (all correct on any adapter that can run them; `setMatmulPath` forces one):
 // - 'subgroup' (CPU adapters: lavapipe/llvmpipe). lavapipe runs a subgroup as SIMD lanes of one CPU thread, and a
 //   storage-buffer load is its costliest op: every lane checks bounds and loads on its own (~25× an FMA per lane-value,
 //   measured in bench/src/tune/). So each value is loaded once per subgroup: lane l loads row m0+l of A and
 //   subgroupBroadcast hands that row to every lane (a register shuffle, about the cost of an FMA); each lane loads
 //   only its own 4 columns of B. Shared memory is slower there (barriers switch coroutines); so are bigger register
 //   tiles (they spill). One workgroup = one subgroup, so the lane ↔ row mapping is exact.
+// - 'uniform' (lavapipe's default): the same kernel, but the per-lane operand is read from 64 KiB uniform-buffer
+//   windows, which lavapipe reads with vector gathers (no per-lane branches): 1.3-1.6× the 'subgroup' kernel. The
+//   operand is first repacked into a scratch buffer, one window per (column panel, K chunk), one dispatch per window.
+//   Shapes it does not take (a batched B) go to 'subgroup'.
 // - 'tiled' (discrete GPUs, or any adapter without fixed-size subgroups): the classic 64×64 shared-memory tile,
 //   16×16 threads with 4×4 outputs each, K in steps of 16.
-import { rt } from '../runtime.ts';
+import { rt, grid } from '../runtime.ts';
+import { FLAT_INDEX, MAIN_SIG, WG } from './elementwise.ts';
 import { Tensor } from '../tensor.ts';
 
 export interface MatmulOptions {
@@ -21,10 +26,10 @@ export interface MatmulOptions {
   alpha?: number;
 }
 
-export type MatmulPath = 'subgroup' | 'tiled';
+export type MatmulPath = 'uniform' | 'subgroup' | 'tiled';
 let forcedPath: MatmulPath | null = null;
 
-/** Force a kernel ('subgroup' needs the subgroups feature), or null to choose by adapter again. */
+/** Force a kernel ('uniform' and 'subgroup' need fixed-size subgroups), or null to choose by adapter again. */
 export function setMatmulPath(path: MatmulPath | null): void {
   forcedPath = path;
 }
@@ -40,9 +45,9 @@ function fixedSubgroupSize(): number {
 
 /** The kernel matmul uses on this adapter. */
 export function matmulPath(): MatmulPath {
-  if (forcedPath === 'subgroup' && !fixedSubgroupSize()) throw new Error('matmul: the subgroup kernel needs a device with fixed-size subgroups');
+  if (forcedPath && forcedPath !== 'tiled' && !fixedSubgroupSize()) throw new Error(`matmul: the ${forcedPath} kernel needs a device with fixed-size subgroups`);
   if (forcedPath) return forcedPath;
-  return rt().ctx.info.isSoftware && fixedSubgroupSize() ? 'subgroup' : 'tiled';
+  return rt().ctx.info.isSoftware && fixedSubgroupSize() ? 'uniform' : 'tiled';
 }
 
 /** The output shape of op(a)·op(b), or a clear error. */
@@ -79,7 +84,9 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   const [sBk, sBn] = o.transB ? [1, K] : [N, 1];
   const params = [M, N, K, a.rank > 2 ? M * K : 0, b.rank > 2 ? K * N : 0, o.alpha ?? 1, acc ? 1 : 0, sAm, sAk, sBk, sBn, o.transA ? 1 : 0, o.transB ? 1 : 0];
   const common = { buffers: [a.buffer, b.buffer, c.buffer], params, types: 'uuuuufuuuuuuu' };
-  if (matmulPath() === 'subgroup') {
+  const path = matmulPath();
+  if (path === 'uniform' && viaUniformWindows(a, b, c, o, M * nb, N, K)) return c;
+  if (path !== 'tiled') {
     const sg = fixedSubgroupSize();
     // vec4 loads need K and N to be multiples of 4 (true of every model shape); other shapes share one strided kernel
     const kernel = K % 4 === 0 && N % 4 === 0 ? subgroupKernel(sg, !!o.transA, !!o.transB) : subgroupKernel(sg, null, null);
@@ -160,6 +167,118 @@ ${HEADER}
     ${rows.map((r) => range(4).map((j) => fma(r, j)).join(' ')).join('\n    ')}
   }
   ${stores}
+}`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The 'uniform' path. The "lane" operand L (each lane reads its own columns of it) is copied into windows of a scratch
+// buffer, each window one uniform binding of 64 KiB = KC rows (k) × TW columns; the "broadcast" operand R is read
+// cooperatively as in the subgroup kernel. Which operand is L: op(B) [K × N] (C = R·L with R = op(A), batch folded
+// into its rows), or op(A)ᵀ [K × M] (Cᵀ = op(B)ᵀ·op(A)ᵀ) when that needs fewer windows (lm_head: x is 48 × 224).
+const WINDOW = 16384; // floats in 64 KiB
+let scratch: { device: GPUDevice; buffer: GPUBuffer } | null = null;
+
+/** Window width and K chunk for an L of K × W: 32 columns (one subgroup's width: measured faster than wider windows)
+ * and up to 512 rows of K, in balanced chunks. */
+function windows(K: number, W: number) {
+  const TW = Math.min(4 * Math.ceil(W / 4), 32);
+  const KC = 4 * Math.ceil(Math.ceil(K / Math.ceil(K / (WINDOW / TW))) / 4);
+  const panels = Math.ceil(W / TW);
+  return { KC, TW, panels, count: panels * Math.ceil(K / KC) };
+}
+
+function viaUniformWindows(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, rows: number, N: number, K: number): boolean {
+  if (b.rank !== 2 || (a.rank > 2 && o.transA) || K === 0) return false; // a batched B needs one window set per batch
+  const sA = o.transA ? [1, rows] : [K, 1]; // op(A)(m, k) = A[m·sA0 + k·sA1], batch folded into m
+  const sB = o.transB ? [1, K] : [N, 1]; // op(B)(k, n) = B[k·sB0 + n·sB1]
+  const wB = windows(K, N);
+  const wA = windows(K, rows);
+  const lIsA = a.rank === 2 && wA.count < wB.count;
+  const w = lIsA ? wA : wB;
+  const [L, sL, R, sR, Rrows, W] = lIsA ? [a, [sA[1]!, sA[0]!], b, [sB[1]!, sB[0]!], N, rows] : [b, sB, a, sA, rows, N];
+  const bytes = w.count * 4 * WINDOW;
+  if (!scratch || scratch.device !== rt().device || scratch.buffer.size < bytes) {
+    if (scratch?.device === rt().device) {
+      rt().flush(); // encoded work may still read the old windows
+      scratch.buffer.destroy();
+    }
+    const size = Math.max(bytes, 1 << 20);
+    scratch = { device: rt().device, buffer: rt().device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.STORAGE }) };
+  }
+  const total = (w.count * w.KC * w.TW) / 4;
+  rt().dispatch({
+    kernel: REPACK,
+    buffers: [L.buffer, scratch.buffer],
+    params: [K, W, w.KC, w.TW, w.panels, sL[0]!, sL[1]!, total],
+    workgroups: grid(Math.ceil(total / WG)),
+  });
+  const sg = fixedSubgroupSize();
+  const kernel = uniformKernel(sg, sR[1] === 1 && K % 4 === 0);
+  const sC = lIsA ? [1, N] : [N, 1];
+  for (let i = 0; i < w.count; i++) {
+    const panel = i % w.panels;
+    const kc0 = Math.floor(i / w.panels) * w.KC;
+    const n0 = panel * w.TW;
+    rt().dispatch({
+      kernel,
+      buffers: [R.buffer, { buffer: scratch.buffer, offset: i * 4 * WINDOW, size: 4 * WINDOW }, c.buffer],
+      params: [Rrows, W, K, kc0, Math.min(w.KC, K - kc0), n0, w.TW, o.alpha ?? 1, kc0 > 0 || o.accumulate ? 1 : 0, sR[0]!, sR[1]!, sC[0]!, sC[1]!],
+      types: 'uuuuuuufuuuuu',
+      workgroups: [Math.ceil(Math.min(w.TW, W - n0) / (4 * sg)), Math.ceil(Rrows / sg)],
+    });
+  }
+  return true;
+}
+
+// Window i = (chunk, panel) holds L(chunk·KC + kk, panel·TW + j) at [i·WINDOW + kk·TW + j]; zero past K and W.
+const REPACK = {
+  key: 'matmul:repack',
+  wgsl: () => `struct P { K: u32, W: u32, KC: u32, TW: u32, panels: u32, sLk: u32, sLw: u32, total: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> L: array<f32>;
+@group(0) @binding(2) var<storage, read_write> S: array<vec4<f32>>;
+${MAIN_SIG} {
+  ${FLAT_INDEX}
+  if (i >= p.total) { return; }
+  let perWindow = p.KC * p.TW / 4u;
+  let win = i / perWindow; let kk = (i % perWindow) / (p.TW / 4u); let j = 4u * (i % (p.TW / 4u));
+  let k = (win / p.panels) * p.KC + kk;
+  let w0 = (win % p.panels) * p.TW + j;
+  var v = vec4<f32>();
+  for (var c = 0u; c < 4u; c++) { if (k < p.K && w0 + c < p.W) { v[c] = L[k * p.sLk + (w0 + c) * p.sLw]; } }
+  S[win * ${WINDOW / 4}u + kk * (p.TW / 4u) + j / 4u] = v;
+}`,
+};
+
+// C rows = rows of R (SG per workgroup, lane l loads row m0+l), C columns = a 4·SG-wide slice of the window's TW.
+function uniformKernel(SG: number, vecR: boolean) {
+  const rows = range(SG);
+  const xyzw = (i: number) => 'xyzw'[i]!;
+  const loadA = vecR
+    ? `let a = R[(ma * p.sRm) / 4u + k / 4u];`
+    : `let a = vec4<f32>(${range(4).map((j) => `R[ma * p.sRm + min(k + ${j}u, p.K - 1u) * p.sRk]`).join(', ')});`; // rows past K meet zeros
+  return {
+    key: `matmul:uniform${SG}:${vecR ? 'R4' : 'R1'}`,
+    wgsl: () => `enable subgroups;
+struct P { M: u32, W: u32, K: u32, kc0: u32, kcn: u32, n0: u32, tw: u32, alpha: f32, acc: u32, sRm: u32, sRk: u32, sCm: u32, sCn: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> R: array<${vecR ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(2) var<uniform> U: array<vec4<f32>, ${WINDOW / 4}>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@compute @workgroup_size(${SG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let m0 = wid.y * ${SG}u;
+  let j = wid.x * ${4 * SG}u + 4u * lane; // this lane's first column within the window
+  let jq = min(j, p.tw - 4u) / 4u;
+  let ma = min(m0 + lane, p.M - 1u);
+  ${rows.map((r) => `var acc${r} = vec4<f32>();`).join(' ')}
+  for (var q = 0u; q < (p.kcn + 3u) / 4u; q++) {
+    let k = p.kc0 + 4u * q;
+    ${loadA}
+    ${range(4).map((i) => `let b${i} = U[(4u * q + ${i}u) * (p.tw / 4u) + jq];`).join(' ')}
+    ${rows.map((r) => range(4).map((i) => `acc${r} = fma(vec4<f32>(subgroupBroadcast(a.${xyzw(i)}, ${r}u)), b${i}, acc${r});`).join(' ')).join('\n    ')}
+  }
+  ${rows.map((r) => `if (m0 + ${r}u < p.M) { for (var c = 0u; c < 4u; c++) { let n = p.n0 + j + c; if (j + c < p.tw && n < p.W) { let i = (m0 + ${r}u) * p.sCm + n * p.sCn; ${store('i', `acc${r}[c]`)} } } }`).join('\n  ')}
 }`,
   };
 }
