@@ -12,7 +12,7 @@ import { SafetensorsFile, loadModel, shiftedTargetsFull, causalLmLoss, setData, 
 import { loadAdapter, inject, type LoraModel } from '@dawngrad/lora';
 import { merge, parseSize } from '../../packages/train/src/cli/merge.ts';
 import { CliError } from '../../packages/train/src/cli/args.ts';
-import { HF_TINY, REPO } from '../shared.ts';
+import { HF_TINY, REPO, maxAbs, relErr } from '../shared.ts';
 
 const ADAPTER = join(HF_TINY, 'adapter');
 const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
@@ -47,23 +47,6 @@ afterEach(() => {
 });
 
 const refTensor = async (name: string) => (await ref.readTensor(name)).data as Float32Array;
-
-function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += (a[i]! - b[i]!) ** 2;
-    n += b[i]! ** 2;
-  }
-  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-30);
-}
 
 const logitsOf = (m: { forward: MistralForCausalLM['forward'] }) => noGrad(() => m.forward(batch)).data.toArray();
 

@@ -32,17 +32,6 @@ export function maxAbs(a: ArrayLike<number>): number {
   return m;
 }
 
-/** ‖a − b‖ / ‖b‖ */
-export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += (a[i]! - b[i]!) ** 2;
-    n += b[i]! ** 2;
-  }
-  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-30);
-}
-
 /** Deterministic uniform values in [-1, 1). */
 export function randomValues(n: number, seed: number): Float32Array {
   let a = seed >>> 0;

@@ -4,7 +4,7 @@
 // token, so every row keeps positions 0..len-1 exactly as if it ran alone. One prefill (a forward over the prompts
 // [B, T] that also stores each layer's keys and values, kv-cache.ts) gives the first token; each later token costs one
 // decode step over B single tokens. Greedy reads back B argmax ids per step; sampling reads back the B rows of logits.
-import { Tensor, argmax, scope, keep, take } from '@dawngrad/tensor';
+import { Tensor, argmax, scope, keep, take, mulberry32 } from '@dawngrad/tensor';
 import { noGrad } from '@dawngrad/autograd';
 import type { MistralForCausalLM } from './mistral.ts';
 import { KVCache, prefill, decodeStep } from './kv-cache.ts';
@@ -147,14 +147,5 @@ export function sample(logits: Float32Array, o: GenerateOptions, rand: () => num
   return idx[idx.length - 1]!;
 }
 
-/** A seeded uniform [0, 1) generator (mulberry32): the same seed samples the same tokens. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform [0, 1) generator: the same seed samples the same tokens. */
+export const seededRandom = (seed: number): (() => number) => mulberry32(seed);
