@@ -6,7 +6,7 @@
 //
 // Each tweet becomes a ChatML prompt and the answer "negative|neutral|positive<|im_end|>"; the loss is the
 // cross-entropy of the answer tokens only. 200 tweets are far too few for this small base model to learn the task (the
-// reference needs ~45k for macro-F1 0.53, see ../shared/models/tweet-mistral-tiny/README.md): expect the majority class.
+// reference needs ~45k for macro-F1 0.53, see ../shared/models/tweet-mistral-tiny/README.md): expect near-chance scores.
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { init, dispose } from '@dawngrad/tensor';
