@@ -65,13 +65,18 @@ export function backward(root: Var, opts: BackwardOptions = {}): void {
     }
     const needs = v.parents.map((p) => p.requiresGrad);
     const pgrads = scope(() => v.backwardFn!(g, needs));
-    // a backward may pass g straight through, or return one tensor for two inputs: own each exactly once
+    // a backward may pass g straight through, or return one tensor for two inputs: first give every input a tensor
+    // of its own (copies for repeats), then accumulate — summing frees tensors, so no input may share one
     const owned = new Set<Tensor>();
+    const mine: [Var, Tensor][] = [];
     v.parents.forEach((p, i) => {
       let pg = needs[i] ? pgrads[i] : null;
       if (!pg) return;
       if (owned.has(pg)) pg = copy(pg);
       owned.add(pg);
+      mine.push([p, pg]);
+    });
+    for (const [p, pg] of mine) {
       const prev = grads.get(p);
       if (prev) {
         grads.set(p, add(prev, pg));
@@ -80,7 +85,7 @@ export function backward(root: Var, opts: BackwardOptions = {}): void {
       } else {
         grads.set(p, pg);
       }
-    });
+    }
     for (const pg of pgrads) if (pg && !owned.has(pg) && pg !== g) pg.dispose();
     if (!owned.has(g)) g.dispose();
     if (!opts.retainGraph) {
