@@ -57,7 +57,7 @@ export function modelCard(s: RunSummary, runDir: string): string {
     `# LoRA adapter: tweet sentiment (${s.recipe} recipe)`,
     '',
     `A LoRA adapter for \`${s.model}\` that answers a tweet's sentiment as one word (${LABEL_NAMES.join(' / ')}),`,
-    'trained with [dawngrad](https://example.invalid/dawngrad) — our own WebGPU kernels, autograd, model, LoRA and AdamW.',
+    'trained with dawngrad — our own WebGPU kernels, autograd, model, LoRA and AdamW in TypeScript.',
     '',
     '## Task and data',
     '',
