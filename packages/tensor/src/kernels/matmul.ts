@@ -11,7 +11,7 @@
 // - 'uniform' (lavapipe's default): the same kernel, but the per-lane operand is read from 64 KiB uniform-buffer
 //   windows, which lavapipe reads with vector gathers (no per-lane branches): 1.3-1.6× the 'subgroup' kernel. The
 //   operand is first repacked into a scratch buffer, one window per (column panel, K chunk), one dispatch per window.
-//   Shapes it does not take (a batched B) go to 'subgroup'.
+//   Shapes it does not take (a batched B; windows too small to pay for their dispatch) go to 'subgroup'.
 // - 'tiled' (discrete GPUs, or any adapter without fixed-size subgroups): the classic 64×64 shared-memory tile,
 //   16×16 threads with 4×4 outputs each, K in steps of 16.
 import { rt, grid } from '../runtime.ts';
@@ -197,6 +197,9 @@ function viaUniformWindows(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, ro
   const lIsA = a.rank === 2 && wA.count < wB.count;
   const w = lIsA ? wA : wB;
   const [L, sL, R, sR, Rrows, W] = lIsA ? [a, [sA[1]!, sA[0]!], b, [sB[1]!, sB[0]!], N, rows] : [b, sB, a, sA, rows, N];
+  // each dispatch costs lavapipe ~0.2 ms: a window must carry ≥ 8 MFLOP, or one storage-buffer dispatch is faster
+  // (unless the path is forced: the tests run this kernel at small sizes)
+  if (forcedPath !== 'uniform' && 2 * Rrows * w.TW * Math.min(w.KC, K) < 8e6) return false;
   const bytes = w.count * 4 * WINDOW;
   if (!scratch || scratch.device !== rt().device || scratch.buffer.size < bytes) {
     if (scratch?.device === rt().device) {
