@@ -2,8 +2,9 @@
 // MLP 896, vocab 32768, LoRA r = 8), forward and backward forms, transposes as the model passes them.
 // Peers on the same adapter: tfjs-webgpu (transposes as flags too) and webgpu-torch (contiguous operands: a
 // transposed case gets op(A), op(B) materialised beforehand); on the CPU: numpy/OpenBLAS and a plain JS loop.
-// Also our other kernel ('tiled', for discrete GPUs) forced onto this adapter: the measured reason for the choice.
-import { Tensor, matmul, matmulPath, setMatmulPath, rt } from '@dawngrad/tensor';
+// Also our other kernels forced onto this adapter ('subgroup': storage-buffer loads; 'tiled': the discrete-GPU kernel):
+// the measured reason for the adapter's choice (columns named after them; 'ours' is the adapter's default).
+import { Tensor, matmul, matmulPath, setMatmulPath, rt, type MatmulPath } from '@dawngrad/tensor';
 import type { Bench, BenchContext, Row } from '../lib/types.ts';
 import os from 'node:os';
 import { timeGpu, gflops, ms as toMs, rowsFor, type Ms } from '../lib/timing.ts';
@@ -37,7 +38,9 @@ const CASES: Case[] = [
 ];
 
 const JS_MAX_FLOPS = 40e6; // the plain JS loop runs at ~1 GFLOP/s: small cases only
-const PEERS = ['tiled', 'tfjs-webgpu', 'webgpu-torch', 'numpy', 'plain-js'];
+const TILED_MAX_FLOPS = 300e6; // the discrete-GPU kernel crawls on lavapipe: forced there on the smaller cases only
+const OTHER_KERNELS: MatmulPath[] = ['uniform', 'subgroup', 'tiled'];
+const PEERS = ['subgroup', 'tiled', 'tfjs-webgpu', 'webgpu-torch', 'numpy', 'plain-js'];
 
 function random(n: number, seed: number): Float32Array {
   const r = mulberry32(seed);
@@ -79,7 +82,7 @@ export const matmulBench: Bench = {
       const ms: Record<string, Ms | null> = {};
       const notes: Record<string, unknown> = { kernel: path };
 
-      // ours, on the kernel this adapter gets, then the other one forced
+      // ours, on the kernel this adapter gets, then our other kernels forced (the measured reason for the choice)
       const A = Tensor.fromArray(av, aShape);
       const B = Tensor.fromArray(bv, bShape);
       const ours = async () => {
@@ -88,14 +91,16 @@ export const matmulBench: Bench = {
         C.dispose();
       };
       ms.ours = toMs(await timeGpu(ours, budget));
-      const other = path === 'subgroup' ? 'tiled' : 'subgroup';
-      try {
-        setMatmulPath(other);
-        ms.tiled = other === 'tiled' ? toMs(await timeGpu(ours, budget)) : null;
-      } catch (e) {
-        notes.tiled = (e as Error).message;
-      } finally {
-        setMatmulPath(null);
+      for (const other of OTHER_KERNELS) {
+        if (other === path || (other === 'tiled' && flops > TILED_MAX_FLOPS && path !== 'tiled')) continue;
+        try {
+          setMatmulPath(other);
+          ms[other] = toMs(await timeGpu(ours, budget));
+        } catch (e) {
+          notes[other] = (e as Error).message; // e.g. no fixed-size subgroups on this adapter
+        } finally {
+          setMatmulPath(null);
+        }
       }
       A.dispose();
       B.dispose();

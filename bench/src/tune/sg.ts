@@ -105,8 +105,8 @@ var<workgroup> Bs: array<vec4<f32>, ${KT * 8}>;
 }
 
 // B from a uniform buffer (lavapipe gathers UBO reads with vector instructions, no per-lane branches): B must fit 64 KiB.
-function sgUbo() {
-  const rows = [...Array(8).keys()];
+function sgUbo(KU = 1, TM = 8) {
+  const rows = [...Array(TM).keys()];
   return `enable subgroups;
 struct P { M: u32, N: u32, K: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -115,13 +115,16 @@ struct P { M: u32, N: u32, K: u32 }
 @group(0) @binding(3) var<storage, read_write> C: array<vec4<f32>>;
 @compute @workgroup_size(8) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
   let K4 = p.K / 4u; let N4 = p.N / 4u;
-  let m0 = wid.y * 8u;
+  let m0 = wid.y * ${TM}u;
   let nb = wid.x * 8u + sl;
   ${rows.map((r) => `var acc${r} = vec4<f32>();`).join(' ')}
-  for (var q = 0u; q < K4; q++) {
-    let av = A[(m0 + sl) * K4 + q];
+  for (var q0 = 0u; q0 < K4; q0 += ${KU}u) {${[...Array(KU).keys()].map((u) => `
+    {
+    let q = q0 + ${u}u;
+    ${[...Array(TM / 8).keys()].map((h) => `let av${h} = A[(m0 + ${h * 8}u + sl) * K4 + q];`).join(' ')}
     ${[0, 1, 2, 3].map((j) => `let b${j} = B[(q * 4u + ${j}u) * N4 + nb];`).join(' ')}
-    ${rows.map((r) => [0, 1, 2, 3].map((j) => `acc${r} = fma(vec4<f32>(subgroupBroadcast(av.${'xyzw'[j]}, ${r}u)), b${j}, acc${r});`).join(' ')).join('\n    ')}
+    ${rows.map((r) => [0, 1, 2, 3].map((j) => `acc${r} = fma(vec4<f32>(subgroupBroadcast(av${r >> 3}.${'xyzw'[j]}, ${r & 7}u)), b${j}, acc${r});`).join(' ')).join('\n    ')}
+    }`).join('')}
   }
   ${rows.map((r) => `C[(m0 + ${r}u) * N4 + nb] = acc${r};`).join(' ')}
 }`;
@@ -157,7 +160,7 @@ async function prepare(name: string, wgsl: string, wg: [number, number], ubo = f
 const configs = (process.env.CFG ?? '8,1,64,1').split(';').map((s) => s.split(',').map(Number));
 const prepared: Prepared[] = [];
 for (const [TM, CG, WG, KU] of configs) {
-  if (TM === 99) { prepared.push(await prepare('sg ubo-B', sgUbo(), [N / 32, M / 8], true)); continue; }
+  if (TM === 99) { prepared.push(await prepare(`sg ubo-B ku${CG ?? 1} tm${WG ?? 8}`, sgUbo(CG ?? 1, WG ?? 8), [N / 32, M / (WG ?? 8)], true)); continue; }
   if (TM < 0) { const S = -TM, KT = CG, un = WG === 1; prepared.push(await prepare(`shB s${S} kt${KT}${un ? ' unrolled' : ''}`, sgShared(S, KT, un), [N / 32, M / (8 * S)])); continue; }
   if (TM === 0) { prepared.push(await prepare('base4x4', base4x4(), [N / 32, M / 32])); continue; }
   const cols = (WG / 8) * 32 * CG;
