@@ -31,8 +31,10 @@ describe('reductions', () => {
       ),
       { numRuns: 14 },
     );
-  it('gradient of sum over random axes', () => property((x, a, seed) => checkOp(SUM, [x], a, { seed })));
-  it('gradient of mean over random axes', () => property((x, a, seed) => checkOp(MEAN, [x], a, { seed })));
+  // A sum of up to 4000 values of either sign can cancel to far less than the values summed: its f32 error scales with
+  // Σ|x|, not with the result, so the GPU tolerance (relative to the largest result) is 1e-3 instead of 1e-4.
+  it('gradient of sum over random axes', () => property((x, a, seed) => checkOp(SUM, [x], a, { seed, gpuTol: 1e-3 })));
+  it('gradient of mean over random axes', () => property((x, a, seed) => checkOp(MEAN, [x], a, { seed, gpuTol: 1e-3 })));
   it('gradient of max over random axes', () => property((x, a, seed) => checkOp(MAX, [x], a, { seed })));
 
   it('max sends the gradient to the first maximal element on ties', async () => {
