@@ -101,28 +101,27 @@ export class MistralForCausalLM {
 
   // inputIds: [B, T] -> logits [B*T, V], or [N, V] at opts.logitsAt
   forward(batch: Batch, opts: ForwardOptions = {}): Var {
-    const [B, T] = batch.inputIds.shape as [number, number];
-    const cfg = this.config;
-    const positions = constant(batch.positions ?? defaultPositions(B, T));
-    const mask = constant(batch.attentionMask);
-    let x = reshape(embedding(this.embedTokens, constant(batch.inputIds)), [B * T, cfg.hiddenSize]);
-    for (const layer of this.layers) x = layer.forward(x, cfg, B, T, positions, mask);
+    let x = this.decoder(batch);
     // RMSNorm is per row, so picking the wanted rows first gives the same logits for a fraction of the work
     if (opts.logitsAt) x = take(x, constant(opts.logitsAt));
-    x = rmsNorm(x, this.norm, cfg.rmsNormEps);
-    return this.lmHead.forward(x);
+    return this.lmHead.forward(rmsNorm(x, this.norm, this.config.rmsNormEps));
   }
 
   // inputIds: [B, T] -> the final-normed hidden states [B*T, C] that lm_head reads: forward() without the head, for
   // callers that apply lm_head to row chunks (all B*T×V logits at once can exceed the adapter's binding limit)
   hiddenStates(batch: Batch): Var {
+    return rmsNorm(this.decoder(batch), this.norm, this.config.rmsNormEps);
+  }
+
+  // inputIds: [B, T] -> the last layer's output [B*T, C], before the final norm
+  private decoder(batch: Batch): Var {
     const [B, T] = batch.inputIds.shape as [number, number];
     const cfg = this.config;
     const positions = constant(batch.positions ?? defaultPositions(B, T));
     const mask = constant(batch.attentionMask);
     let x = reshape(embedding(this.embedTokens, constant(batch.inputIds)), [B * T, cfg.hiddenSize]);
     for (const layer of this.layers) x = layer.forward(x, cfg, B, T, positions, mask);
-    return rmsNorm(x, this.norm, cfg.rmsNormEps);
+    return x;
   }
 
   /** Free every parameter's GPU memory. */
