@@ -155,7 +155,11 @@ describe('resolveModel against a fake hub', () => {
     const gets = log.filter((l) => l.method === 'GET' && l.path.endsWith('/model.safetensors'));
     expect(gets.length).toBe(2);
     expect(gets[0].range).toBeUndefined();
-    expect(gets[1].range).toBe(`bytes=${body.length >> 1}-`); // only the missing half was asked for again
+    // the server wrote half the body before dropping the socket; what reached the client (at most that half — bytes in
+    // flight die with the socket) is kept, and only the rest is asked for again
+    const from = Number(/^bytes=(\d+)-$/.exec(gets[1].range ?? '')?.[1] ?? NaN);
+    expect(from).toBeGreaterThan(0);
+    expect(from).toBeLessThanOrEqual(body.length >> 1);
     expect(readFileSync(join(r.dir, 'model.safetensors')).equals(body)).toBe(true);
   });
 
