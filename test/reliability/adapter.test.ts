@@ -1,20 +1,14 @@
 // Adapters we cannot apply exactly as PEFT would are refused before they touch the model, through `eval`, `merge`
 // and `forward --adapter`: one line naming the file and the field, exit 1, nothing written (merge leaves no --out).
-import { describe, it, beforeAll, afterAll } from 'vitest';
+import { describe, it } from 'vitest';
 import { renameSync, rmSync, truncateSync, statSync, symlinkSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { copyAdapter, editJson, expectRefused, tempDir, writeData, type Command } from './helpers.ts';
+import { copyAdapter, editJson, expectRefused, refusalScratch, type Command } from './helpers.ts';
 
 const CONFIG = 'adapter_config.json';
 const WEIGHTS = 'adapter_model.safetensors';
 
-let tmp: string;
-let data: string;
-beforeAll(() => {
-  tmp = tempDir();
-  data = writeData(join(tmp, 'data'), { train: 8, validation: 3, test: 3 });
-});
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const scratch = refusalScratch();
 
 const config = (edit: (j: Record<string, unknown>) => void) => (dir: string) => editJson(join(dir, CONFIG), edit);
 
@@ -47,10 +41,10 @@ const cases: [string, Command, (dir: string) => void, RegExp][] = [
 
 describe.concurrent('adapters that cannot be applied exactly are refused with one line, exit 1, nothing written', () => {
   it.each(cases)('%s (%s)', async (name, cmd, breakIt, msg) => {
-    const parent = join(tmp, name.replace(/\W+/g, '-'));
+    const parent = join(scratch.tmp, name.replace(/\W+/g, '-'));
     mkdirSync(parent);
     const adapter = copyAdapter(join(parent, 'adapter'));
     breakIt(adapter);
-    await expectRefused(cmd, { adapter, data }, msg);
+    await expectRefused(cmd, { adapter, data: scratch.data }, msg);
   });
 });

@@ -1,17 +1,11 @@
 // A config.json (or tokenizer) the model code cannot honour is refused at the boundary, through the CLI: one line
 // naming the file and the field, exit 1, nothing written.
-import { describe, it, beforeAll, afterAll } from 'vitest';
+import { describe, it } from 'vitest';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { copyModel, cropRows, editJson, expectRefused, readRaw, tempDir, writeData, writeRaw, type Command } from './helpers.ts';
+import { copyModel, cropRows, editJson, expectRefused, readRaw, writeRaw, refusalScratch, type Command } from './helpers.ts';
 
-let tmp: string;
-let data: string;
-beforeAll(() => {
-  tmp = tempDir();
-  data = writeData(join(tmp, 'data'), { train: 8, validation: 3, test: 3 });
-});
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const scratch = refusalScratch();
 
 const config = (edit: (j: Record<string, unknown>) => void) => (dir: string) => editJson(join(dir, 'config.json'), edit);
 
@@ -41,8 +35,8 @@ const cases: [string, Command, (dir: string) => void, RegExp][] = [
 
 describe.concurrent('configs the model cannot honour are refused with one line, exit 1, nothing written', () => {
   it.each(cases)('%s (%s)', async (name, cmd, breakIt, msg) => {
-    const model = copyModel(join(tmp, name.replace(/\W+/g, '-')));
+    const model = copyModel(join(scratch.tmp, name.replace(/\W+/g, '-')));
     breakIt(model);
-    await expectRefused(cmd, { model, data }, msg);
+    await expectRefused(cmd, { model, data: scratch.data }, msg);
   });
 });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { expect } from 'vitest';
+import { expect, beforeAll, afterAll } from 'vitest';
 import { REPO, HF_TINY } from '../shared.ts';
 
 export { REPO, HF_TINY };
@@ -309,4 +309,18 @@ export async function expectRefused(cmd: Command, inputs: Inputs, msg: RegExp, c
   } finally {
     rmSync(cwd, { recursive: true, force: true });
   }
+}
+
+/**
+ * The scratch space of a refusal table: a temp dir with a small JSONL dataset, made before the file's tests and removed
+ * after them. Read `.tmp` / `.data` inside tests (they are filled in by beforeAll).
+ */
+export function refusalScratch(): { tmp: string; data: string } {
+  const s = { tmp: '', data: '' };
+  beforeAll(() => {
+    s.tmp = tempDir();
+    s.data = writeData(join(s.tmp, 'data'), { train: 8, validation: 3, test: 3 });
+  });
+  afterAll(() => rmSync(s.tmp, { recursive: true, force: true }));
+  return s;
 }

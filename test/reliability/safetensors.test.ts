@@ -1,24 +1,18 @@
 // Broken weights through the CLI: every malformed safetensors file or sharded index is refused with one line naming
 // the file and the problem, exit 1, and nothing written (no run directory, merged model or forward output). Each case
 // is a copy of hf-tiny with one thing broken, run through train, eval, merge or forward (all load the model alike).
-import { describe, it, beforeAll, afterAll } from 'vitest';
+import { describe, it } from 'vitest';
 import { mkdirSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  copyModel, editJson, entries, expectRefused, rawBytes, readRaw, shardModel, tempDir, writeData, writeRaw, type Command,
+  copyModel, editJson, entries, expectRefused, rawBytes, readRaw, shardModel, writeRaw, refusalScratch, type Command,
 } from './helpers.ts';
 
 const WEIGHTS = 'model.safetensors';
 const INDEX = 'model.safetensors.index.json';
 const SHARD2 = 'model-00002-of-00002.safetensors';
 
-let tmp: string;
-let data: string;
-beforeAll(() => {
-  tmp = tempDir();
-  data = writeData(join(tmp, 'data'), { train: 8, validation: 3, test: 3 });
-});
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const scratch = refusalScratch();
 
 /** Edit the tensor entries of the single weights file (offsets stay relative to the untouched data section). */
 const editHeader = (edit: (e: ReturnType<typeof entries>) => void) => (dir: string) => {
@@ -86,10 +80,10 @@ const cases: [string, Command, (dir: string) => void, RegExp][] = [
 describe.concurrent('malformed weights are refused with one line, exit 1, nothing written', () => {
   it.each(cases)('%s (%s)', async (name, cmd, breakIt, msg) => {
     // its own parent: the ../ cases put files beside the model directory
-    const parent = join(tmp, name.replace(/\W+/g, '-'));
+    const parent = join(scratch.tmp, name.replace(/\W+/g, '-'));
     mkdirSync(parent);
     const model = copyModel(join(parent, 'model'));
     breakIt(model);
-    await expectRefused(cmd, { model, data }, msg);
+    await expectRefused(cmd, { model, data: scratch.data }, msg);
   });
 });
