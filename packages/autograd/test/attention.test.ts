@@ -66,7 +66,10 @@ describe('attention', () => {
         // When no query row sees two keys (T = 1, or one real token), every softmax is the constant 1 and dQ = dK = 0
         // exactly; the GPU's f32 rounding (~1e-8) cannot meet a tolerance relative to zero, so only dV is compared then.
         const onlyV = { frozen: [true, true, false, true], dtypes: ['f32', 'f32', 'f32', 'i32'] as DType[] };
-        await checkOp(ATTENTION, xs, c.scaled ? { scale: 0.3 } : {}, { seed: c.seed, ...(twoKeysSomewhere(xs[3]!) ? {} : onlyV) });
+        // dK (and dQ) = Σ P·(dP − Σ P·dP)·q subtracts near-equal f32 terms of size ~|dO|·|V|·D ≈ 1e2, so when the softmax
+        // is nearly saturated the result can be ~1e-3 while its f32 error is ~1e-6: an absolute floor of 1e-5 covers that
+        // (a wrong rule is off by the gradient's own size, far above it).
+        await checkOp(ATTENTION, xs, c.scaled ? { scale: 0.3 } : {}, { seed: c.seed, gpuAtol: 1e-5, ...(twoKeysSomewhere(xs[3]!) ? {} : onlyV) });
       }),
       { numRuns: 40 },
     );

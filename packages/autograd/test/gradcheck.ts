@@ -13,6 +13,8 @@ export interface CheckOptions {
   fdTol?: number;
   /** tolerance of (2), relative to the scale of the reference: |gpu - cpu| ≤ tol·(max|cpu| + 1e-6) */
   gpuTol?: number;
+  /** absolute floor added to (2)'s bound, for outputs formed by cancellation (their f32 error scales with the terms, not the sum) */
+  gpuAtol?: number;
   /** check at most this many coordinates per input with finite differences (random ones beyond that) */
   maxFdPoints?: number;
   /** inputs that are data, not differentiable (ids, masks); by default from the op's `differentiable` */
@@ -38,7 +40,7 @@ function dot(a: F64, w: F64): number {
 
 /** Run both checks for one op at one point. Inputs are float64; the GPU gets them rounded to f32. */
 export async function checkOp<A>(def: OpDef<A>, inputs: F64[], attrs: A, opts: CheckOptions = {}): Promise<void> {
-  const { h = 1e-6, fdTol = 1e-5, gpuTol = 1e-4, maxFdPoints = 48, seed = 1 } = opts;
+  const { h = 1e-6, fdTol = 1e-5, gpuTol = 1e-4, gpuAtol = 0, maxFdPoints = 48, seed = 1 } = opts;
   const rand = rng(seed);
   const frozen = opts.frozen ?? inputs.map((_, i) => def.differentiable?.[i] === false);
   // Round float inputs to f32 first, so CPU and GPU see the same numbers.
@@ -77,13 +79,13 @@ export async function checkOp<A>(def: OpDef<A>, inputs: F64[], attrs: A, opts: C
     });
     const y = apply(def, vars, attrs);
     const gpuOut = await ref.fromTensor(y.data);
-    expectClose(def.name + ' forward', gpuOut, out, gpuTol);
+    expectClose(def.name + ' forward', gpuOut, out, gpuTol, gpuAtol);
     backward(y, { seed: ref.toTensor(w) });
     for (let i = 0; i < xs.length; i++) {
       if (frozen[i]) continue;
       const g = vars[i]!.grad;
       expect(g, `${def.name}: input ${i} got no gradient`).toBeTruthy();
-      expectClose(`${def.name} grad ${i}`, await ref.fromTensor(g as Tensor), cpuGrads[i]!, gpuTol);
+      expectClose(`${def.name} grad ${i}`, await ref.fromTensor(g as Tensor), cpuGrads[i]!, gpuTol, gpuAtol);
     }
     for (const v of vars) {
       v.zeroGrad();
@@ -93,12 +95,12 @@ export async function checkOp<A>(def: OpDef<A>, inputs: F64[], attrs: A, opts: C
   }
 }
 
-export function expectClose(what: string, got: F64, want: F64, tol: number): void {
+export function expectClose(what: string, got: F64, want: F64, tol: number, atol = 0): void {
   expect(got.shape, `${what}: shape`).toEqual(want.shape);
   let scale = 1e-6;
   for (const v of want.data) scale = Math.max(scale, Math.abs(v));
   for (let i = 0; i < want.data.length; i++) {
     const d = Math.abs(got.data[i]! - want.data[i]!);
-    if (!(d <= tol * scale)) throw new Error(`${what}: [${i}] got ${got.data[i]} want ${want.data[i]} (|diff| ${d} > ${tol}·${scale})`);
+    if (!(d <= tol * scale + atol)) throw new Error(`${what}: [${i}] got ${got.data[i]} want ${want.data[i]} (|diff| ${d} > ${tol}·${scale} + ${atol})`);
   }
 }
