@@ -1,8 +1,8 @@
-// Gradient properties of the shape ops: reshape (a view), permute/transpose, slice, concat, and take (row gather).
+// Gradient properties of the shape ops: reshape (a view), permute/transpose, slice, concat, expand, and take (row gather).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
 import { init, dispose, Tensor } from '@dawngrad/tensor';
-import { RESHAPE, PERMUTE, SLICE, CONCAT, TAKE, param, constant, transpose, take, backward, reshape, slice } from '../src/index.ts';
+import { RESHAPE, PERMUTE, SLICE, CONCAT, EXPAND, TAKE, param, constant, transpose, take, backward, reshape, slice, expand } from '../src/index.ts';
 import { checkOp, randomF64, rng } from './gradcheck.ts';
 
 beforeAll(async () => {
@@ -76,6 +76,29 @@ describe('shape ops', () => {
       }),
       { numRuns: 10 },
     );
+  });
+
+  it('gradient of expand (random axes broadcast from 1, sometimes new leading axes)', async () => {
+    await fc.assert(
+      fc.asyncProperty(smallShape(), fc.integer(), async (shape, seed) => {
+        const r = rng(seed);
+        // x keeps a random suffix of the target's axes, some of them squeezed to 1
+        const lead = Math.floor(r() * shape.length);
+        const from = shape.slice(lead).map((d) => (r() < 0.5 ? 1 : d));
+        await checkOp(EXPAND, [randomF64(from, r)], { shape }, { seed });
+      }),
+      { numRuns: 12 },
+    );
+  });
+
+  it('expand copies a prefix row to every batch row and sums their gradients back; a bad shape is refused', async () => {
+    // x: [1, 2] -> [3, 2]; the seed's three rows add up in dx
+    const x = param(Tensor.fromArray([1, 2], [1, 2]));
+    const y = expand(x, [3, 2]);
+    expect(Array.from(await y.data.toArray())).toEqual([1, 2, 1, 2, 1, 2]);
+    backward(y, { seed: Tensor.fromArray([1, 2, 3, 4, 5, 6], [3, 2]) });
+    expect(Array.from(await x.grad!.toArray())).toEqual([1 + 3 + 5, 2 + 4 + 6]);
+    expect(() => expand(x, [3, 3])).toThrow(/broadcastTo: \[1, 2\] does not broadcast to \[3, 3\]/);
   });
 
   it('gradient of take (repeated and out-of-range indices)', async () => {

@@ -1,6 +1,7 @@
 // Shape ops. reshape is a free view (storage is contiguous); permute/transpose, slice and concat copy.
 // Their backwards move g back where the forward took it from: reshape back, permute by the inverse, zero-pad a slice,
-// slice a concat. take() picks rows by an index list; its backward scatter-adds rows back (repeats accumulate).
+// slice a concat, sum an expand back over the dims it broadcast. take() picks rows by an index list; its backward
+// scatter-adds rows back (repeats accumulate).
 import * as T from '@dawngrad/tensor';
 import { ref, type Tensor, type Shape } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
@@ -146,6 +147,27 @@ export const CONCAT = defineOp<ConcatAttrs>({
   },
 });
 
+// ---- expand: broadcast to a larger shape (a copy); backward sums g back over the broadcast dims --------------------
+
+export interface ExpandAttrs {
+  /** the target shape; x.shape must broadcast to it (NumPy rules) */
+  shape: readonly number[];
+}
+
+// x: [1, P, KV, D] -> [B, P, KV, D] (any NumPy broadcast); every copy of an element sends its gradient back to it
+export const EXPAND = defineOp<ExpandAttrs>({
+  name: 'expand',
+  rule: 'dx = g summed over the broadcast dims back to x.shape',
+  forward: ([x], a) => T.broadcastTo(x!, a.shape),
+  backward: (g, [x]) => [sameShape(g.shape, x!.shape) ? g : T.sumTo(g, x!.shape)],
+  cpu: {
+    forward: ([x], a) => ref.broadcastTo(x!, a.shape),
+    backward: (g, [x]) => [ref.sumTo(g, x!.shape)],
+  },
+});
+
+const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((d, i) => d === b[i]);
+
 // ---- take: rows by an index list along axis 0 -------------------------------------------------------------------------
 
 // x: [N, ...rest], idx: [M] (i32) -> [M, ...rest]; out-of-range indices give zero rows and get no gradient
@@ -193,5 +215,7 @@ export function transpose(x: Var, a = -2, b = -1): Var {
 export const slice = (x: Var, starts: readonly number[], ends: readonly number[]) => apply(SLICE, [x], { starts, ends });
 /** Join along `axis`; every other axis must match. */
 export const concat = (xs: readonly Var[], axis: number) => apply(CONCAT, [...xs], { axis });
+/** x broadcast to `shape` (NumPy rules; a copy); the gradient sums back over the broadcast dims. */
+export const expand = (x: Var, shape: readonly number[]) => apply(EXPAND, [x], { shape });
 /** Rows of x picked by idx (i32 [M]) along axis 0: x: [N, ...] -> [M, ...]. */
 export const take = (x: Var, idx: Var) => apply(TAKE, [x, idx], null);
