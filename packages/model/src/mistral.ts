@@ -3,7 +3,13 @@
 //
 // Activations stay as [B*T, C] rows from the embedding to the head; the attention and RoPE kernels read the
 // [B, T, heads, D] view of a projection's output directly, so no permute copies happen anywhere in the block.
-import { Tensor } from '@dawngrad/tensor';
+//
+// A shared prompt prefix (Batch.prefix) runs once instead of once per row: its P tokens go through every layer as a
+// batch-1 stream [P, C] beside the rows' suffixes [B*S, C]. Only attention mixes the two: each layer broadcasts the
+// prefix's q/k/v to the B rows and puts them in front of the suffix's, so one causal attention over P+S positions
+// gives every suffix token exactly the keys it would see in the full row. Every other op is per token, so its
+// prefix rows are the same numbers whichever row they sit in: computing them once changes nothing but the work.
+import { Tensor, fill, concat as concatTensors } from '@dawngrad/tensor';
 import {
   Var,
   constant,
@@ -15,6 +21,9 @@ import {
   attention,
   swiglu,
   take,
+  expand,
+  concat,
+  slice,
 } from '@dawngrad/autograd';
 import type { ModelConfig } from './config.ts';
 import { Linear, type NamedParam } from './modules.ts';
@@ -26,6 +35,12 @@ export interface Batch {
   attentionMask: Tensor;
   /** position of each token, i32 [B, T]; default 0..T-1 on every row, as transformers does without position_ids */
   positions?: Tensor;
+  /**
+   * tokens every row starts with, run through the decoder once: ids i32 [1, P] at positions 0..P-1. With a prefix,
+   * inputIds/attentionMask/positions hold only each row's suffix [B, S] (positions default P..P+S-1), the logits and
+   * hidden states are the suffix rows' [B*S, ...], and ForwardOptions.logitsAt indexes those [B*S] rows.
+   */
+  prefix?: { ids: Tensor };
 }
 
 export interface ForwardOptions {
@@ -52,18 +67,52 @@ export class DecoderLayer {
   }
 
   // x: [B*T, C] -> [B*T, C]
-  forward(x: Var, cfg: ModelConfig, B: number, T: number, positions: Var, mask: Var): Var {
+  forward(x: Var, cfg: ModelConfig, B: number, T: number, positions: Var, mask: Var): Var;
+  // x: the suffix rows [B*T, C], prefix.x: the shared prefix [P, C], mask: [B, P+T] -> the suffix rows [B*T, C], and
+  // the prefix's rows [P, C] in prefix.x unless prefix.last says no later layer reads them
+  forward(x: Var, cfg: ModelConfig, B: number, T: number, positions: Var, mask: Var, prefix: PrefixStream): Var;
+  forward(x: Var, cfg: ModelConfig, B: number, T: number, positions: Var, mask: Var, prefix?: PrefixStream): Var {
+    const { numAttentionHeads: H, headDim: D } = cfg;
+    const s = this.qkv(x, cfg, B, T, positions);
+    if (!prefix) return this.tail(x, reshape(attention(s.q, s.k, s.v, mask), [B * T, H * D]), cfg);
+    const P = prefix.x.shape[0]!;
+    const p = this.qkv(prefix.x, cfg, 1, P, prefix.positions);
+    // [1, P, heads, D] ‖ [B, T, heads, D] -> [B, P+T, heads, D]; expand's backward sums the B rows' gradients into the prefix
+    const join = (a: Var, b: Var) => concat([expand(a, [B, ...a.shape.slice(1)]), b], 1);
+    const a = attention(join(p.q, s.q), join(p.k, s.k), join(p.v, s.v), mask); // [B, P+T, H, D]
+    const out = this.tail(x, reshape(slice(a, [0, P], [B, P + T]), [B * T, H * D]), cfg);
+    // row 0's copy of the prefix is the prefix's own output; rows 1.. repeat it (and their slice gets no gradient)
+    if (!prefix.last) prefix.x = this.tail(prefix.x, reshape(slice(a, [0, 0], [1, P]), [P, H * D]), cfg);
+    return out;
+  }
+
+  // x: [N, C] with N = rows*T -> q: [rows, T, H, D], k and v: [rows, T, KV, D] (q and k rotated to their positions)
+  private qkv(x: Var, cfg: ModelConfig, rows: number, T: number, positions: Var): { q: Var; k: Var; v: Var } {
     const { numAttentionHeads: H, numKeyValueHeads: KV, headDim: D, rmsNormEps: eps, ropeTheta: theta } = cfg;
     const h = rmsNorm(x, this.inputNorm, eps);
-    const q = rope(reshape(this.q.forward(h), [B, T, H, D]), positions, theta); // [B, T, H, D]
-    const k = rope(reshape(this.k.forward(h), [B, T, KV, D]), positions, theta); // [B, T, KV, D]
-    const v = reshape(this.v.forward(h), [B, T, KV, D]);
-    const a = reshape(attention(q, k, v, mask), [B * T, H * D]);
+    const q = rope(reshape(this.q.forward(h), [rows, T, H, D]), positions, theta);
+    const k = rope(reshape(this.k.forward(h), [rows, T, KV, D]), positions, theta);
+    const v = reshape(this.v.forward(h), [rows, T, KV, D]);
+    return { q, k, v };
+  }
+
+  // x: [N, C], a: the attention output [N, H*D] -> [N, C]: o_proj and residual, then RMSNorm, SwiGLU and residual
+  private tail(x: Var, a: Var, cfg: ModelConfig): Var {
     x = add(x, this.o.forward(a));
-    const h2 = rmsNorm(x, this.postNorm, eps);
-    const m = swiglu(this.gate.forward(h2), this.up.forward(h2)); // [B*T, I]
+    const h2 = rmsNorm(x, this.postNorm, cfg.rmsNormEps);
+    const m = swiglu(this.gate.forward(h2), this.up.forward(h2)); // [N, I]
     return add(x, this.down.forward(m));
   }
+}
+
+/** The shared prefix as it flows through the decoder beside the rows' suffixes. */
+export interface PrefixStream {
+  /** its hidden states [P, C]; DecoderLayer.forward replaces them with the layer's output */
+  x: Var;
+  /** its RoPE positions, i32 [1, P] */
+  positions: Var;
+  /** true in the last layer: nothing reads the prefix's output there, so its o_proj and MLP are skipped */
+  last?: boolean;
 }
 
 export class MistralForCausalLM {
@@ -113,17 +162,28 @@ export class MistralForCausalLM {
     return rmsNorm(this.decoder(batch), this.norm, this.config.rmsNormEps);
   }
 
-  // inputIds: [B, T] -> the last layer's output [B*T, C], before the final norm
+  // inputIds: [B, T] -> the last layer's output [B*T, C], before the final norm (with a prefix: the suffix rows')
   private decoder(batch: Batch): Var {
     const [B, T] = batch.inputIds.shape as [number, number];
     const cfg = this.config;
-    const positions = constant(batch.positions ?? defaultPositions(B, T));
-    const mask = constant(batch.attentionMask);
-    let x = reshape(embedding(this.embedTokens, constant(batch.inputIds)), [B * T, cfg.hiddenSize]);
-    for (const layer of this.layers) x = layer.forward(x, cfg, B, T, positions, mask);
+    const P = batch.prefix ? checkPrefix(batch, B, T) : 0;
+    const positions = constant(batch.positions ?? defaultPositions(B, T, P));
+    const embed = (ids: Tensor, n: number) => reshape(embedding(this.embedTokens, constant(ids)), [n, cfg.hiddenSize]);
+    let x = embed(batch.inputIds, B * T);
+    if (!batch.prefix) {
+      const mask = constant(batch.attentionMask);
+      for (const layer of this.layers) x = layer.forward(x, cfg, B, T, positions, mask);
+      return x;
+    }
+    // mask: the prefix's P real tokens in front of every row's suffix mask -> [B, P+T]
+    const mask = constant(concatTensors([fill([B, P], 1, 'i32'), batch.attentionMask], 1));
+    const prefix: PrefixStream = { x: embed(batch.prefix.ids, P), positions: constant(defaultPositions(1, P, 0)) };
+    this.layers.forEach((layer, i) => {
+      prefix.last = i === this.layers.length - 1;
+      x = layer.forward(x, cfg, B, T, positions, mask, prefix);
+    });
     return x;
   }
-
   /** Free every parameter's GPU memory. */
   dispose(): void {
     for (const { param } of this.namedParameters()) {
@@ -133,8 +193,21 @@ export class MistralForCausalLM {
   }
 }
 
-function defaultPositions(B: number, T: number): Tensor {
+// -> i32 [B, T]: start, start+1, ..., start+T-1 on every row
+function defaultPositions(B: number, T: number, start: number): Tensor {
   const p = new Int32Array(B * T);
-  for (let i = 0; i < p.length; i++) p[i] = i % T;
+  for (let i = 0; i < p.length; i++) p[i] = start + (i % T);
   return Tensor.fromArray(p, [B, T], 'i32');
+}
+
+/** P of a batch's prefix, after checking that its ids are i32 [1, P] and the suffix tensors are [B, T]. */
+function checkPrefix(batch: Batch, B: number, T: number): number {
+  const ids = batch.prefix!.ids;
+  const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
+  if (ids.rank !== 2 || ids.shape[0] !== 1 || ids.shape[1]! < 1 || ids.dtype !== 'i32') {
+    throw new Error(`forward: prefix.ids must be i32 [1, P] with P ≥ 1, got ${ids.dtype} ${fmt(ids.shape)}`);
+  }
+  const m = batch.attentionMask.shape;
+  if (m.length !== 2 || m[0] !== B || m[1] !== T) throw new Error(`forward: attentionMask ${fmt(m)} must match the suffix ids [${B}, ${T}]`);
+  return ids.shape[1]!;
 }
