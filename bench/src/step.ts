@@ -82,6 +82,7 @@ export async function runStepBench(o: StepOptions) {
   const opt = new AdamW(params, { lr: 1e-3, weightDecay: 0.01, maxGradNorm: 1 });
   const c = model.config;
 
+  let poolAfter3: number | null = null; // pool allocations once the first 3 steps (warm-up included) have run
   const step = async (i: number): Promise<StepTiming> => {
     const rows = order[i]!.map((j) => examples[j]!);
     const c0 = process.cpuUsage();
@@ -96,6 +97,7 @@ export async function runStepBench(o: StepOptions) {
     await rt().sync();
     const t2 = performance.now();
     const cpu = process.cpuUsage(c0);
+    if (i === 2) poolAfter3 = rt().pool.stats.allocations; // the issue's measure: nothing allocated after step 3
     if (!Number.isFinite(value)) throw new Error(`step bench: non-finite loss at step ${i}`);
     return { T: batch.T, tokens: batch.tokens, ms: t2 - t0, encodeMs: t1 - t0, cpuMs: (cpu.user + cpu.system) / 1000, loss: value };
   };
@@ -122,7 +124,8 @@ export async function runStepBench(o: StepOptions) {
   log(`median ${ms.toFixed(0)} ms/step (encode ${encodeMs.toFixed(0)} ms; process CPU ${cpuMs.toFixed(0)} ms), ` +
     `${tokensPerSecond.toFixed(0)} tokens/s; one epoch of the full recipe (${FULL_RECIPE_STEPS} steps) ≈ ${epochHours.toFixed(2)} h`);
   log(`load average ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`);
-  log(`pool: ${rt().pool.stats.allocations - pool0.allocations} buffers allocated during the timed steps, ` +
+  const after3 = poolAfter3 === null || o.warmup + o.steps < 4 ? 'n/a (fewer than 4 steps)' : `${rt().pool.stats.allocations - poolAfter3}`;
+  log(`pool: ${after3} buffers allocated after step 3 (goal 0), ${rt().pool.stats.allocations - pool0.allocations} during the timed steps, ` +
     `peak ${(rt().pool.stats.peakBytesLive / 2 ** 20).toFixed(0)} MiB live`);
 
   // one more step under the profiler, per call site (key + M, N, K for matmuls), folded back per key for the table
