@@ -184,6 +184,7 @@ export class MistralForCausalLM {
     });
     return x;
   }
+
   /** Free every parameter's GPU memory. */
   dispose(): void {
     for (const { param } of this.namedParameters()) {
@@ -208,6 +209,8 @@ function checkPrefix(batch: Batch, B: number, T: number): number {
     throw new Error(`forward: prefix.ids must be i32 [1, P] with P ≥ 1, got ${ids.dtype} ${fmt(ids.shape)}`);
   }
   const m = batch.attentionMask.shape;
-  if (m.length !== 2 || m[0] !== B || m[1] !== T) throw new Error(`forward: attentionMask ${fmt(m)} must match the suffix ids [${B}, ${T}]`);
+  if (m.length !== 2 || m[0] !== B || m[1] !== T) {
+    throw new Error(`forward: attentionMask ${fmt(m)} must match the suffix ids [${B}, ${T}]`);
+  }
   return ids.shape[1]!;
 }
