@@ -25,7 +25,7 @@ export { Progress, formatDuration, formatRate, type ProgressOptions, type Progre
 
 // Training: prompts, batching, AdamW and schedules, one step, the loop, checkpoints, the run report and model card.
 export { PromptFormat, DEFAULT_SYSTEM, type Example } from './prompts.ts';
-export { trainBatch, epochBatches, PAD_ID, type TrainBatch, type OrderOptions } from './batching.ts';
+export { trainBatch, epochBatches, sharedPrefixLength, PAD_ID, MIN_SHARED_PREFIX, type TrainBatch, type BatchOptions, type OrderOptions } from './batching.ts';
 export { AdamW, type AdamWOptions } from './optim/adamw.ts';
 export { lrFactor, warmupSteps, SCHEDULES, type Schedule, type ScheduleName } from './optim/schedule.ts';
 export { forwardBackward, optimizerStep, LaggedReader } from './step.ts';

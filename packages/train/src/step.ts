@@ -3,15 +3,17 @@
 // the step's command buffer. The loss is read back one step late so the CPU encodes step k+1 while the GPU runs step k.
 import { Tensor, scope, keep } from '@dawngrad/tensor';
 import { backward, constant, crossEntropy, scale, type Var } from '@dawngrad/autograd';
-import type { MistralForCausalLM } from '@dawngrad/model';
+import type { MistralForCausalLM, Batch } from '@dawngrad/model';
 import type { AdamW } from './optim/adamw.ts';
 import type { TrainBatch } from './batching.ts';
 
 /** Forward + backward of one micro-batch; gradients accumulate into the parameters' .grad. Returns the loss tensor [1]. */
 export function forwardBackward(model: MistralForCausalLM, batch: TrainBatch, lossScale = 1): Tensor {
   return scope(() => {
-    // logits: [N, V] at the rows that predict answer tokens
-    const logits = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, { logitsAt: batch.logitsAt });
+    // logits: [N, V] at the rows that predict answer tokens (suffix rows when the batch shares a prefix)
+    const inputs: Batch = { inputIds: batch.inputIds, attentionMask: batch.attentionMask };
+    if (batch.prefix) inputs.prefix = { ids: batch.prefix };
+    const logits = model.forward(inputs, { logitsAt: batch.logitsAt });
     const targets = constant(Tensor.fromArray(batch.targets, [batch.targets.length], 'i32'));
     const loss = crossEntropy(logits, targets, { ignoreIndex: -100 });
     backward(lossScale === 1 ? loss : scale(loss, lossScale));

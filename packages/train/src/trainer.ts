@@ -148,7 +148,7 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
       let tokens = 0;
       if (injectNanAt === state.step + 1) poisonParameter(params[0]!);
       for (let k = 0; k < o.gradAccum && bi + k < batches.length; k++) {
-        const batch = trainBatch(batches[bi + k]!.map((i) => examples[i]!));
+        const batch = trainBatch(batches[bi + k]!.map((i) => examples[i]!), { sharePrefix: true }); // the system prompt runs once
         tokens += batch.tokens;
         loss?.dispose();
         loss = forwardBackward(model, batch, 1 / o.gradAccum);
