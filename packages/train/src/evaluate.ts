@@ -1,14 +1,14 @@
 // Evaluation two ways, both reported:
-//  - first-token scoring: one forward per batch, compare the logits of the three answers' first tokens (fast; in
-//    'both' mode they come from the generation's prefill instead of a forward of their own);
+//  - first-token scoring: one forward per batch, compare the logits of the three answers' first tokens (fast: the
+//    shared system turn runs once per batch; in 'both' mode they come from the generation's prefill instead);
 //  - greedy generation of the answer (up to 4 tokens, as the reference run), first word parsed; anything else is
 //    invalid and counts as wrong.
 import { Tensor, take, scope } from '@dawngrad/tensor';
 import { noGrad } from '@dawngrad/autograd';
-import { generate, type MistralForCausalLM } from '@dawngrad/model';
+import { generate, type Batch, type MistralForCausalLM } from '@dawngrad/model';
 import { computeMetrics, type Metrics } from './metrics.ts';
 import type { PromptFormat } from './prompts.ts';
-import { PAD_ID } from './batching.ts';
+import { PAD_ID, MIN_SHARED_PREFIX, sharedPrefixLength } from './batching.ts';
 import type { Progress } from './progress.ts';
 
 export type EvalMode = 'first-token' | 'generate' | 'both';
@@ -88,21 +88,34 @@ export async function evaluate(
   return res;
 }
 
-/** Logits of the answers' first tokens after each prompt, [B, 3] read back. */
-async function firstTokenScores(model: MistralForCausalLM, rows: Int32Array[], firstIds: Tensor): Promise<Float32Array> {
+/**
+ * Logits of the answers' first tokens after each prompt, [B, 3] read back. The prompts' common prefix (the system
+ * turn) runs once for the batch unless sharePrefix is false, as in training (trainBatch); the logits are the same.
+ */
+export async function firstTokenScores(
+  model: MistralForCausalLM,
+  rows: Int32Array[],
+  firstIds: Tensor,
+  o: { sharePrefix?: boolean } = {},
+): Promise<Float32Array> {
   const B = rows.length;
   const T = Math.max(...rows.map((r) => r.length));
-  const ids = new Int32Array(B * T).fill(PAD_ID);
-  const mask = new Int32Array(B * T);
+  let P = o.sharePrefix === false ? 0 : sharedPrefixLength(rows.map((prompt) => ({ prompt })));
+  if (B < 2 || P < MIN_SHARED_PREFIX) P = 0;
+  const S = T - P; // row b's token t sits at column t - P
+  const ids = new Int32Array(B * S).fill(PAD_ID);
+  const mask = new Int32Array(B * S);
   const last = new Int32Array(B);
   rows.forEach((r, b) => {
-    ids.set(r, b * T);
-    mask.fill(1, b * T, b * T + r.length);
-    last[b] = b * T + r.length - 1;
+    ids.set(r.subarray(P), b * S);
+    mask.fill(1, b * S, b * S + r.length - P);
+    last[b] = b * S + r.length - P - 1;
   });
   const scores = noGrad(() =>
     scope(() => {
-      const batch = { inputIds: Tensor.fromArray(ids, [B, T], 'i32'), attentionMask: Tensor.fromArray(mask, [B, T], 'i32') };
+      const inputIds = Tensor.fromArray(ids, [B, S], 'i32');
+      const batch: Batch = { inputIds, attentionMask: Tensor.fromArray(mask, [B, S], 'i32') };
+      if (P > 0) batch.prefix = { ids: Tensor.fromArray(rows[0]!.slice(0, P), [1, P], 'i32') };
       const logits = model.forward(batch, { logitsAt: Tensor.fromArray(last, [B], 'i32') }).data; // [B, V]
       return take(logits, firstIds, 1); // [B, 3]
     }),
