@@ -1,9 +1,10 @@
 // One LoRA training step of the tiny model, timed: real tweet batches built exactly as the trainer builds them
-// (PromptFormat → epochBatches → trainBatch → forwardBackward → optimizerStep), all-linear r 8, batch 16.
+// (PromptFormat → epochBatches → trainBatch → forwardBackward → optimizerStep), all-linear r 8, batch 16, the shared
+// system-prompt prefix run once per batch as the trainer does (--no-prefix: every row whole, the plain batch).
 // Warm-up steps, then the median of N steps with a sync after each; the per-kernel GPU profile of one more step;
 // and, when Debian's PyTorch is installed (bench/peers/install.sh), the same step in PyTorch on the CPU for the ratio.
 //
-//   pnpm exec tsx bench/src/step.ts [--warmup 2] [--steps 5] [--batch 16] [--top 15] [--no-peer] [--no-profile]
+//   pnpm exec tsx bench/src/step.ts [--warmup 2] [--steps 5] [--batch 16] [--top 15] [--no-peer] [--no-profile] [--no-prefix]
 //   pnpm bench step        (the same through bench/src/main.ts, with --quick: 1 warm-up + 2 steps)
 //
 // Writes bench/results/step.json; the batches the peer replays go to bench/results/step-batches.json.
@@ -36,11 +37,14 @@ export interface StepOptions {
   top: number;
   peer: boolean;
   profile: boolean;
+  /** run each batch's common prompt prefix once (trainBatch's sharePrefix, the trainer's default) */
+  sharePrefix: boolean;
   log: (line: string) => void;
 }
 
 interface StepTiming {
   T: number;
+  P: number; // the shared prefix run once (0: plain batch)
   tokens: number; // non-padding tokens
   ms: number; // encode + GPU, synced
   encodeMs: number; // the synchronous JS part: batch upload, graph, every dispatch encoded (the GPU may already run)
@@ -87,7 +91,7 @@ export async function runStepBench(o: StepOptions) {
     const rows = order[i]!.map((j) => examples[j]!);
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    const batch = trainBatch(rows);
+    const batch = trainBatch(rows, { sharePrefix: o.sharePrefix });
     const loss = forwardBackward(model, batch);
     batch.dispose();
     optimizerStep(opt, params, 1e-3);
@@ -99,7 +103,8 @@ export async function runStepBench(o: StepOptions) {
     const cpu = process.cpuUsage(c0);
     if (i === 2) poolAfter3 = rt().pool.stats.allocations; // the issue's measure: nothing allocated after step 3
     if (!Number.isFinite(value)) throw new Error(`step bench: non-finite loss at step ${i}`);
-    return { T: batch.T, tokens: batch.tokens, ms: t2 - t0, encodeMs: t1 - t0, cpuMs: (cpu.user + cpu.system) / 1000, loss: value };
+    const P = batch.prefix?.shape[1] ?? 0;
+    return { T: batch.T, P, tokens: batch.tokens, ms: t2 - t0, encodeMs: t1 - t0, cpuMs: (cpu.user + cpu.system) / 1000, loss: value };
   };
 
   log(`adapter: ${info.description || info.device}${info.isSoftware ? ' (software)' : ''}`);
@@ -107,14 +112,15 @@ export async function runStepBench(o: StepOptions) {
     `vocab ${c.vocabSize}; LoRA all-linear r 8 on ${lora.layers.length} layers (${lora.numTrainable().toLocaleString('en')} values); batch ${o.batch}`);
   const warm: StepTiming[] = [];
   for (let i = 0; i < o.warmup; i++) warm.push(await step(i));
-  log(`warm-up: ${warm.map((s) => `${s.ms.toFixed(0)} ms (T ${s.T})`).join(', ') || 'none'}`);
+  log(`warm-up: ${warm.map((s) => `${s.ms.toFixed(0)} ms (T ${s.T})`).join(', ') || 'none'}; ` +
+    (o.sharePrefix ? 'shared prompt prefix run once per batch' : 'plain batches (--no-prefix)'));
   const pool0 = { ...rt().pool.stats };
   const timed: StepTiming[] = [];
   for (let i = o.warmup; i < o.warmup + o.steps; i++) {
     const s = await step(i);
     timed.push(s);
     log(`step ${timed.length}/${o.steps}: ${s.ms.toFixed(0)} ms (encode ${s.encodeMs.toFixed(0)} ms, CPU ${s.cpuMs.toFixed(0)} ms), ` +
-      `T ${s.T}, ${s.tokens} tokens, loss ${s.loss.toFixed(4)}`);
+      `T ${s.T} (prefix ${s.P}), ${s.tokens} tokens, loss ${s.loss.toFixed(4)}`);
   }
   const ms = median(timed.map((s) => s.ms));
   const encodeMs = median(timed.map((s) => s.encodeMs));
@@ -182,6 +188,7 @@ export async function runStepBench(o: StepOptions) {
     config: { layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, vocab: c.vocabSize },
     lora: { r: 8, alpha: 16, targets: 'all-linear', layers: lora.layers.length, trainable: lora.numTrainable() },
     batch: o.batch,
+    sharePrefix: o.sharePrefix,
     warmup: warm,
     steps: timed,
     medianMs: ms,
@@ -261,12 +268,12 @@ export const stepBench: Bench = {
   title: 'LoRA training step of the tiny model, batch 16 (tokens/s, higher is better)',
   peers: ['pytorch-cpu'],
   async run(ctx) {
-    const r = await runStepBench({ warmup: ctx.quick ? 1 : 2, steps: ctx.quick ? 2 : 5, batch: 16, top: 15, peer: true, profile: true, log: ctx.log });
+    const r = await runStepBench({ warmup: ctx.quick ? 1 : 2, steps: ctx.quick ? 2 : 5, batch: 16, top: 15, peer: true, profile: true, sharePrefix: true, log: ctx.log });
     const peer = 'median_ms' in r.peer ? (r.peer as PeerResult) : null;
     const tokensPerStep = median(r.steps.map((s) => s.tokens));
     return {
       rows: [{
-        case: `all-linear r 8, batch 16 × ~${median(r.steps.map((s) => s.T))} tokens`,
+        case: `all-linear r 8, batch 16 × ~${median(r.steps.map((s) => s.T))} tokens, prefix of ~${median(r.steps.map((s) => s.P))} run once`,
         unit: 'tokens/s',
         ours: tokensPerStep / (r.medianMs / 1000),
         peers: { 'pytorch-cpu': peer ? tokensPerStep / (peer.median_ms / 1000) : null },
@@ -287,6 +294,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
       top: { type: 'string', default: '15' },
       'no-peer': { type: 'boolean', default: false },
       'no-profile': { type: 'boolean', default: false },
+      'no-prefix': { type: 'boolean', default: false },
     },
   });
   const n = (k: 'warmup' | 'steps' | 'batch' | 'top', min: number) => {
@@ -294,7 +302,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     if (!Number.isInteger(v) || v < min) throw new Error(`step bench: --${k} must be an integer ≥ ${min}, got '${a[k]}'`);
     return v;
   };
-  const opts = { warmup: n('warmup', 0), steps: n('steps', 1), batch: n('batch', 1), top: n('top', 1), peer: !a['no-peer'], profile: !a['no-profile'] };
+  const opts = { warmup: n('warmup', 0), steps: n('steps', 1), batch: n('batch', 1), top: n('top', 1), peer: !a['no-peer'], profile: !a['no-profile'],
+    sharePrefix: !a['no-prefix'] };
   await init();
   const result = await runStepBench({ ...opts, log: (l) => console.log(l) });
   writeFileSync(resolve(RESULTS, 'step.json'), JSON.stringify(result, null, 2) + '\n');
