@@ -194,6 +194,7 @@ class Mistral(nn.Module):
         self.embed = t("model.embed_tokens.weight")
         self.norm = t("model.norm.weight")
         self.lm_head = t("lm_head.weight")
+        self.head = LoraLinear(self.lm_head)  # lm_head as a module, so it can carry LoRA too (--lm-head)
         self.layers = []
         for i in range(cfg["num_hidden_layers"]):
             p = f"model.layers.{i}."
@@ -214,17 +215,17 @@ class Mistral(nn.Module):
         """(path, LoraLinear) in dawngrad's model.linears() order: layer by layer, q,k,v,o,gate,up,down."""
         return [(f"layers.{i}.{n}", l[n]) for i, l in enumerate(self.layers) for n in self.LINEARS]
 
-    def inject_lora(self, r, alpha, seed, targets=None):
-        """lora.ts inject(): A ~ (2u − 1)/√in from mulberry32(seed) in linears() order, B = 0."""
+    def inject_lora(self, r, alpha, seed, targets=None, lm_head=False):
+        """lora.ts inject(): A ~ (2u − 1)/√in from mulberry32(seed) in linears() order (lm_head last), B = 0."""
         rng = mulberry32(seed)
-        for path, lin in self.linears():
+        for path, lin in self.linears() + ([("lm_head", self.head)] if lm_head else []):
             if targets is not None and path.split(".")[-1] not in targets:
                 continue
             out_f, in_f = lin.weight.shape
             bound = math.sqrt(3) * (math.sqrt(2 / 6) / math.sqrt(in_f))
             a = np.array([(2 * rng() - 1) * bound for _ in range(r * in_f)], dtype=np.float32)
             lin.add_lora(a, np.zeros(out_f * r, dtype=np.float32), alpha / r)
-        return [p for _, lin in self.linears() if lin.A is not None for p in (lin.A, lin.B)]
+        return [p for _, lin in self.linears() + [("lm_head", self.head)] if lin.A is not None for p in (lin.A, lin.B)]
 
     def rope(self, start, n):
         freqs = torch.outer(torch.arange(start, start + n, dtype=torch.float32), self.inv_freq)
@@ -314,7 +315,10 @@ def train_loss(model, prompts, answers):
         for j, t in enumerate(a):
             at.append(b * S + len(p) - 1 + j - P)
             targets.append(t)
-    logits = F.linear(h.reshape(-1, h.shape[-1])[torch.tensor(at)], model.lm_head)
+    logits = model.head(h.reshape(-1, h.shape[-1])[torch.tensor(at)])
+    if os.environ.get("SPLIT_LOSS"):  # diagnostic: CE of the label word and of the end token separately
+        ce = F.cross_entropy(logits.detach(), torch.tensor(targets), reduction="none")
+        print(f"    label CE {ce[0::2].mean():.3f}  end CE {ce[1::2].mean():.3f}", file=sys.stderr)
     return F.cross_entropy(logits, torch.tensor(targets))
 
 
@@ -375,13 +379,14 @@ def evaluate(model, data, tok, generate=False, batch_size=64):
             prefix, ids, attn, P = split_rows(rows, [len(r) - 1 for r in rows])
             h = model.hidden(prefix, ids, attn)
             last = h[torch.arange(len(rows)), torch.tensor([len(r) - 1 - P for r in rows])]  # [n, C]
+            full = model.head(last)  # [n, V]
             if step == 0:
-                sc = F.linear(last, model.lm_head[first])  # [n, 3]
+                sc = full[:, first]  # [n, 3]
                 for k, i in enumerate(idx):
                     ft[i] = int(sc[k].argmax())
             if not generate:
                 break
-            nxt = F.linear(last, model.lm_head).argmax(-1).tolist()  # greedy over the whole vocabulary
+            nxt = full.argmax(-1).tolist()  # greedy over the whole vocabulary
             still = []
             for k, t in zip(live, nxt):
                 outs[k].append(t)
@@ -412,12 +417,22 @@ def run(a):
     with open(a.tokens) as f:
         tok = json.load(f)
     model = load_model()
-    params = model.inject_lora(a.r, a.alpha or 2 * a.r, a.seed)
-    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    targets = a.targets.split(",") if a.targets else None
+    params = model.inject_lora(a.r, a.alpha or 2 * a.r, a.seed, targets, a.lm_head)
+    # LoRA+ (Hayou et al. 2024): B learns lr_ratio × faster than A; group 0 = every A, group 1 = every B
+    groups = [{"params": params[0::2], "mult": 1.0}, {"params": params[1::2], "mult": a.lora_plus}]
+    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
     n = a.examples
-    if n > len(tok["train"]["prompts"]):
-        sys.exit(f"--examples {n} > the {len(tok['train']['prompts'])} exported train rows (export_tokens.ts --train)")
-    prompts, labels = tok["train"]["prompts"][:n], tok["train"]["labels"][:n]  # --max-train keeps the first N rows
+    pool = len(tok["train"]["prompts"])
+    if n > pool:
+        sys.exit(f"--examples {n} > the {pool} exported train rows (export_tokens.ts --train)")
+    if a.balanced:
+        # the first n rows of each class in turn (round robin), so every batch sees the classes about equally
+        by = [[i for i in range(pool) if tok["train"]["labels"][i] == c] for c in range(3)]
+        pick = [by[c][k] for k in range(n // 3 + 1) for c in range(3) if k < len(by[c])][:n]
+        prompts, labels = [tok["train"]["prompts"][i] for i in pick], [tok["train"]["labels"][i] for i in pick]
+    else:
+        prompts, labels = tok["train"]["prompts"][:n], tok["train"]["labels"][:n]  # --max-train keeps the first N rows
     answers = tok["answers"]
     lengths = [len(p) + len(answers[l]) for p, l in zip(prompts, labels)]
     batches = epoch_batches(lengths, 0, a.batch, a.seed, a.bucket)
@@ -428,7 +443,7 @@ def run(a):
     evals = []
     for step, b in enumerate(batches):
         for g in opt.param_groups:
-            g["lr"] = a.lr * lr_factor(a.schedule, total, warm, step)
+            g["lr"] = a.lr * g["mult"] * lr_factor(a.schedule, total, warm, step)
         loss = train_loss(model, [prompts[i] for i in b], [answers[labels[i]] for i in b])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -446,7 +461,7 @@ def run(a):
     e = evaluate(model, data, tok, generate=a.generate)
     rec = {
         "tag": a.tag, "lr": a.lr, "schedule": a.schedule, "warmup": a.warmup, "examples": n, "batch": a.batch, "r": a.r,
-        "alpha": a.alpha or 2 * a.r, "seed": a.seed, "bucket": a.bucket, "steps": total, "eval": a.eval, **e,
+        "alpha": a.alpha or 2 * a.r, "seed": a.seed, "lora_plus": a.lora_plus, "balanced": a.balanced, "lm_head": a.lm_head, "targets": a.targets, "bucket": a.bucket, "steps": total, "eval": a.eval, **e,
         "final_loss50": float(np.mean(losses[-50:])), "train_s": round(train_s, 1), "evals": evals,
     }
     print(json.dumps(rec))
@@ -566,6 +581,10 @@ def main():
     ap.add_argument("--generate", action="store_true")
     ap.add_argument("--eval-every", type=int, default=0)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--lora-plus", type=float, default=1.0, help="lr of every lora_B = this × lr (LoRA+; 1 = plain)")
+    ap.add_argument("--lm-head", action="store_true", help="LoRA on lm_head too")
+    ap.add_argument("--balanced", action="store_true", help="train on the first rows of each class in turn")
+    ap.add_argument("--targets", default="", help="comma-separated module names (default all linear)")
     a = ap.parse_args()
     {"check": check, "run": run, "table": table}[a.what](a)
 
