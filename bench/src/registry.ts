@@ -5,5 +5,6 @@ import { matmulBench } from './benches/matmul.ts';
 import { softmaxBench } from './benches/softmax.ts';
 import { stepBench } from './step.ts';
 import { autogradBench } from './benches/autograd.ts';
+import { evalBench } from './benches/eval.ts';
 
-export const BENCHES: Bench[] = [matmulBench, softmaxBench, autogradBench, stepBench];
+export const BENCHES: Bench[] = [matmulBench, softmaxBench, autogradBench, stepBench, evalBench];
