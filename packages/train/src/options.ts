@@ -87,7 +87,7 @@ export const BASE_DEFAULTS: Omit<TrainOptions, 'model' | 'data' | 'out'> = {
  */
 export const RECIPES: Record<string, Partial<TrainOptions>> = {
   full: { targets: 'all-linear', r: 8, alpha: 16, lr: 1e-3, batchSize: 16, epochs: 1, schedule: 'linear', warmup: 0.1 },
-  quick: { targets: 'all-linear', r: 8, alpha: 16, lr: 3e-3, batchSize: 16, epochs: 1, schedule: 'linear', warmup: 0.1, maxTrain: 2400, maxEval: 400, bucketWindow: 16 },
+  quick: { targets: 'all-linear', r: 8, alpha: 16, lr: 3e-3, batchSize: 16, epochs: 1, schedule: 'linear', warmup: 0.1, maxTrain: 4800, maxEval: 400, bucketWindow: 16 },
   seed: { targets: ['k_proj', 'v_proj'], r: 8, alpha: 16, lr: 5e-4, batchSize: 16, epochs: 1, schedule: 'linear', warmup: 0.1 },
 };
 
