@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { init, dispose, scope, Tensor } from '@dawngrad/tensor';
 import { noGrad } from '@dawngrad/autograd';
-import { loadModel, HfTokenizer, type Batch, type MistralForCausalLM } from '@dawngrad/model';
+import { loadModel, HfTokenizer, generate, commonPrefixLength, MIN_SHARED_PREFIX, type Batch, type MistralForCausalLM } from '@dawngrad/model';
 import { inject, type LoraModel } from '@dawngrad/lora';
 import { PromptFormat, loadSplit, trainBatch, sharedPrefixLength, forwardBackward, type Example, type TrainBatch, type BatchOptions } from '@dawngrad/train';
 import { firstTokenScores } from '../../packages/train/src/evaluate.ts';
@@ -104,5 +104,18 @@ describe('LoRA step with the shared prompt prefix computed once', () => {
     ids.dispose();
     expect(plain.length).toBe(prompts.length * fmt.firstTokens.length);
     expect(maxAbs(shared, plain)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('generation with the prefix prefilled once: same first-token logits, same ids over several cached decode steps', async () => {
+    const data = await loadSplit(TWEETS, 'validation', { limit: 6 });
+    const prompts = data.texts.map((t) => fmt.prompt(t)); // different lengths: right padding after the prefix too
+    expect(commonPrefixLength(prompts)).toBeGreaterThanOrEqual(MIN_SHARED_PREFIX); // the prefix path is taken
+    const firstTokenIds = Array.from({ length: 40 }, (_, i) => 7 + 13 * i); // a spread of vocabulary rows
+    const o = { maxNewTokens: 6, firstTokenIds }; // no stop token: every row runs all the decode steps
+    const plain = await generate(model, prompts, o);
+    const shared = await generate(model, prompts, { ...o, sharePrefix: true });
+    expect(maxAbs(shared.firstTokenLogits!, plain.firstTokenLogits!)).toBeLessThanOrEqual(1e-4);
+    expect(shared.ids).toEqual(plain.ids); // a wrong cache position or mask would change the later tokens
+    expect(plain.ids.every((r) => r.length === 6)).toBe(true);
   });
 });

@@ -6,10 +6,10 @@
 // Layout: rows are right-padded; row b's token t sits at cache position t with RoPE position t, exactly as when the row
 // runs alone, and the i32 key mask [B, Tmax] says which cache positions hold real tokens. The layer below mirrors
 // DecoderLayer.forward (mistral.ts) with the attention swapped for a function, so both paths share every other op.
-import { Tensor, zeros, ones, writeRowsAt, attentionDecode } from '@dawngrad/tensor';
+import { Tensor, zeros, ones, writeRowsAt, attentionDecode, concat } from '@dawngrad/tensor';
 import { Var, constant, add, reshape, embedding, rmsNorm, rope, attention, swiglu, take } from '@dawngrad/autograd';
 import type { ModelConfig } from './config.ts';
-import type { DecoderLayer, MistralForCausalLM } from './mistral.ts';
+import type { DecoderLayer, MistralForCausalLM, PrefixStream } from './mistral.ts';
 
 /** Keys and values of every layer for B rows of up to maxLen positions, and which positions are filled. */
 export class KVCache {
@@ -63,7 +63,8 @@ function head(model: MistralForCausalLM, x: Var): Var {
  * inputIds, attentionMask: i32 [B, T] (T ≤ cache.maxLen); lastRows: i32 [B], the flat row b*T + len_b - 1 of each prompt's
  * last token -> logits at those rows [B, V]. The same ops as model.forward, so these logits are the forward's.
  */
-export function prefill(model: MistralForCausalLM, cache: KVCache, inputIds: Tensor, attentionMask: Tensor, lastRows: Tensor): Var {
+export function prefill(model: MistralForCausalLM, cache: KVCache, inputIds: Tensor, attentionMask: Tensor, lastRows: Tensor, prefix?: Tensor): Var {
+  if (prefix) return prefillShared(model, cache, prefix, inputIds, attentionMask, lastRows);
   const [B, T] = inputIds.shape as [number, number];
   const cfg = model.config;
   if (B !== cache.batch || T > cache.maxLen) throw new Error(`prefill: prompts [${B}, ${T}] do not fit a cache of [${cache.batch}, ${cache.maxLen}]`);
@@ -81,6 +82,39 @@ export function prefill(model: MistralForCausalLM, cache: KVCache, inputIds: Ten
   };
   let x = reshape(embedding(model.embedTokens, constant(inputIds)), [B * T, cfg.hiddenSize]);
   for (const layer of model.layers) x = layerForward(layer, x, cfg, B, T, positions, attend);
+  return head(model, take(x, constant(lastRows)));
+}
+
+/**
+ * prefill() for prompts that all start with the same P tokens (prefix: i32 [1, P]): the prefix runs once, the rows
+ * only for their suffixes (inputIds, attentionMask: [B, S], at positions P..; lastRows index the [B*S] suffix rows), as
+ * model.forward does with Batch.prefix. Each layer's joined keys and values [B, P+S] fill cache positions 0..P+S-1,
+ * so the decode steps that follow see exactly the cache of the plain prefill.
+ */
+function prefillShared(model: MistralForCausalLM, cache: KVCache, prefix: Tensor, inputIds: Tensor, attentionMask: Tensor, lastRows: Tensor): Var {
+  const [B, S] = inputIds.shape as [number, number];
+  const P = prefix.shape[1]!;
+  const cfg = model.config;
+  if (prefix.rank !== 2 || prefix.shape[0] !== 1 || P < 1) throw new Error(`prefill: prefix must be i32 [1, P] with P ≥ 1, got [${prefix.shape.join(', ')}]`);
+  if (B !== cache.batch || P + S > cache.maxLen) throw new Error(`prefill: a prefix of ${P} and suffixes [${B}, ${S}] do not fit a cache of [${cache.batch}, ${cache.maxLen}]`);
+  const start = zeros([B], 'i32');
+  const mask = concat([ones([B, P], 'i32'), attentionMask], 1); // [B, P+S]: the prefix is real in every row
+  writeRowsAt(cache.mask.reshape([B, cache.maxLen, 1]), mask.reshape([B, P + S, 1]), start);
+  const positions = (rows: number, n: number, from: number) => constant(Tensor.fromArray(Int32Array.from({ length: rows * n }, (_, i) => from + (i % n)), [rows, n], 'i32'));
+  const embed = (ids: Tensor, n: number) => reshape(embedding(model.embedTokens, constant(ids)), [n, cfg.hiddenSize]);
+  const kvRows = (t: Var) => t.data.reshape([B, P + S, cfg.numKeyValueHeads * cfg.headDim]);
+  const stream: PrefixStream = { x: embed(prefix, P), positions: positions(1, P, 0) };
+  const suffixPositions = positions(B, S, P);
+  const maskVar = constant(mask);
+  let x = embed(inputIds, B * S);
+  model.layers.forEach((layer, i) => {
+    stream.last = i === model.layers.length - 1;
+    stream.onKeysValues = (k, v) => {
+      writeRowsAt(cache.keys[i]!.reshape([B, cache.maxLen, -1]), kvRows(k), start);
+      writeRowsAt(cache.values[i]!.reshape([B, cache.maxLen, -1]), kvRows(v), start);
+    };
+    x = layer.forward(x, cfg, B, S, suffixPositions, maskVar, stream);
+  });
   return head(model, take(x, constant(lastRows)));
 }
 

@@ -79,7 +79,9 @@ export class DecoderLayer {
     const p = this.qkv(prefix.x, cfg, 1, P, prefix.positions);
     // [1, P, heads, D] ‖ [B, T, heads, D] -> [B, P+T, heads, D]; expand's backward sums the B rows' gradients into the prefix
     const join = (a: Var, b: Var) => concat([expand(a, [B, ...a.shape.slice(1)]), b], 1);
-    const a = attention(join(p.q, s.q), join(p.k, s.k), join(p.v, s.v), mask); // [B, P+T, H, D]
+    const [k, v] = [join(p.k, s.k), join(p.v, s.v)]; // [B, P+T, KV, D]
+    prefix.onKeysValues?.(k, v);
+    const a = attention(join(p.q, s.q), k, v, mask); // [B, P+T, H, D]
     const out = this.tail(x, reshape(slice(a, [0, P], [B, P + T]), [B * T, H * D]), cfg);
     // row 0's copy of the prefix is the prefix's own output; rows 1.. repeat it (and their slice gets no gradient)
     if (!prefix.last) prefix.x = this.tail(prefix.x, reshape(slice(a, [0, 0], [1, P]), [P, H * D]), cfg);
@@ -113,6 +115,27 @@ export interface PrefixStream {
   positions: Var;
   /** true in the last layer: nothing reads the prefix's output there, so its o_proj and MLP are skipped */
   last?: boolean;
+  /** handed each layer's joined keys and values [B, P+T, KV, D] (post-RoPE): the KV cache's prefill stores them */
+  onKeysValues?: (k: Var, v: Var) => void;
+}
+
+/** Below this many shared tokens the prefix path's extra copies cost about what it saves. */
+export const MIN_SHARED_PREFIX = 8;
+
+/**
+ * The longest token prefix all prompts share, capped so every prompt keeps at least its last token out of it: that
+ * token's logits predict what follows, and logits are computed for suffix rows only.
+ */
+export function commonPrefixLength(prompts: readonly ArrayLike<number>[]): number {
+  if (prompts.length === 0) return 0;
+  let P = Math.min(...prompts.map((p) => p.length - 1));
+  const first = prompts[0]!;
+  for (const p of prompts) {
+    let i = 0;
+    while (i < P && p[i] === first[i]) i++;
+    P = i;
+  }
+  return Math.max(P, 0);
 }
 
 export class MistralForCausalLM {

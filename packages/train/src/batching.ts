@@ -5,6 +5,7 @@
 // batch carries that common prefix once ([1, P]) and only each row's suffix ([B, T - P]): the model runs the prefix a
 // single time and lets the suffixes attend to it (MistralForCausalLM, Batch.prefix), same loss, ~a third fewer rows.
 import { Tensor } from '@dawngrad/tensor';
+import { MIN_SHARED_PREFIX, commonPrefixLength } from '@dawngrad/model';
 import type { Example } from './prompts.ts';
 import { mulberry32, shuffleInPlace } from './rng.ts';
 
@@ -33,23 +34,11 @@ export interface BatchOptions {
 }
 
 export const PAD_ID = 0;
-/** Below this many shared tokens the extra copies of the prefix path cost about what it saves. */
-export const MIN_SHARED_PREFIX = 8;
+export { MIN_SHARED_PREFIX };
 
-/**
- * The longest token prefix all rows share, capped so every row keeps at least its last prompt token in the suffix:
- * that token's logits predict the first answer token, and logits are only computed for suffix rows.
- */
+/** The longest token prefix all rows' prompts share, each row keeping its last prompt token (commonPrefixLength). */
 export function sharedPrefixLength(rows: readonly { prompt: Int32Array }[]): number {
-  if (rows.length === 0) return 0;
-  let P = Math.min(...rows.map((r) => r.prompt.length - 1));
-  const first = rows[0]!.prompt;
-  for (const r of rows) {
-    let i = 0;
-    while (i < P && r.prompt[i] === first[i]) i++;
-    P = i;
-  }
-  return Math.max(P, 0);
+  return commonPrefixLength(rows.map((r) => r.prompt));
 }
 
 /** Build one training batch: row = prompt ‖ answer, loss rows = the positions just before each answer token. */

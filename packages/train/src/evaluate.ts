@@ -67,6 +67,7 @@ export async function evaluate(
           stopTokens: [fmt.endToken],
           padId: PAD_ID,
           firstTokenIds: mode === 'both' ? fmt.firstTokens : undefined,
+          sharePrefix: true, // the system turn once per batch, as in training
         });
         idx.forEach((i, r) => {
           outputs[i] = g.ids[r]!;
