@@ -30,6 +30,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+# the step peer beside this file (its main() runs only as a script): the same RMSNorm, rotate-half and BLAS probe
+from torch_step import blas_in_use, rms_norm, rotate_half
+
 NEG = torch.finfo(torch.float32).min
 MIN_SHARED_PREFIX = 8  # dawngrad's MIN_SHARED_PREFIX (packages/train/src/batching.ts)
 
@@ -64,15 +67,6 @@ def read_model(model_dir):
 
 
 # ------------------------------------------------------------------------------------------------------- the model
-def rms_norm(x, w, eps):
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
-
-
-def rotate_half(x):
-    h = x.shape[-1] // 2
-    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
-
-
 class Mistral:
     def __init__(self, cfg, w):
         self.C, self.H, self.KV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
@@ -226,15 +220,6 @@ def evaluate(model, prompts, first, end, batch, max_new, mode, share_prefix):
                 if f is not None:
                     ft[i] = f[k]
     return ft, gen
-
-
-def blas_in_use():
-    torch.ones(64, 64) @ torch.ones(64, 64)
-    try:
-        with open("/proc/self/maps") as f:
-            return ", ".join(sorted({line.split()[-1] for line in f if re.search(r"blas|mkl", line)})) or "none found"
-    except OSError:
-        return "unknown"
 
 
 def main():
