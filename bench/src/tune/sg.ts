@@ -20,6 +20,14 @@ const P = dev.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBuffer
 dev.queue.writeBuffer(P, 0, new Uint32Array([M, N, K, 0]));
 
 // lane l of a subgroup owns columns n0 + 32c + 4l .. +3 (c < CG) and all TM rows m0 .. m0+TM-1.
+// the bindings every variant below shares: sizes, A and B as vec4 rows, C
+const HEADER = `enable subgroups;
+struct P { M: u32, N: u32, K: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> B: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> C: array<vec4<f32>>;`;
+
 function sgKernel(TM: number, CG: number, WG: number, KU: number) {
   const rows = [...Array(TM).keys()], cgs = [...Array(CG).keys()], ag = [...Array(TM / 8).keys()];
   const kstep = (kk: number) => `
@@ -32,12 +40,7 @@ function sgKernel(TM: number, CG: number, WG: number, KU: number) {
         ${cgs.map((c) => `acc${rr}_${c} = fma(vec4<f32>(s3), b3_${c}, fma(vec4<f32>(s2), b2_${c}, fma(vec4<f32>(s1), b1_${c}, fma(vec4<f32>(s0), b0_${c}, acc${rr}_${c}))));`).join(' ')} }`)
         .join('\n      ')}
     }`;
-  return `enable subgroups;
-struct P { M: u32, N: u32, K: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> B: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> C: array<vec4<f32>>;
+  return `${HEADER}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sl: u32) {
   let sg = li / 8u;
   let K4 = p.K / 4u; let N4 = p.N / 4u;
@@ -81,12 +84,7 @@ function sgShared(S: number, KT: number, unroll: boolean) {
       ${[0, 1, 2, 3].map((j) => `let b${j} = Bs[(${kk} * 4u + ${j}u) * 8u + sl];`).join(' ')}
       ${rows.map((r) => `acc${r} = fma(vec4<f32>(subgroupBroadcast(av.w, ${r}u)), b3, fma(vec4<f32>(subgroupBroadcast(av.z, ${r}u)), b2, fma(vec4<f32>(subgroupBroadcast(av.y, ${r}u)), b1, fma(vec4<f32>(subgroupBroadcast(av.x, ${r}u)), b0, acc${r}))));`).join('\n      ')}
     }`;
-  return `enable subgroups;
-struct P { M: u32, N: u32, K: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> B: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> C: array<vec4<f32>>;
+  return `${HEADER}
 var<workgroup> Bs: array<vec4<f32>, ${KT * 8}>;
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sl: u32) {
   let sg = li / 8u;
