@@ -33,6 +33,9 @@ export interface ProgressOptions {
   windowMs?: number;
   /** Name of one iteration in rates, default 'it'. */
   unit?: string;
+  /** Iterations already done before this loop started (a resumed run): they count toward % and the ETA's remainder,
+   *  never toward it/s, which would otherwise read as thousands of steps per second. Default 0. */
+  initial?: number;
 }
 
 export interface TickInfo {
@@ -73,6 +76,7 @@ export class Progress {
   private readonly windowMs: number;
   private readonly unit: string;
   private readonly start: number;
+  private readonly initial: number;
   private samples: Sample[] = [];
   private lastWrite = -Infinity;
   private lastBucket = 0;
@@ -97,7 +101,12 @@ export class Progress {
     this.windowMs = opts.windowMs ?? 30_000;
     this.unit = opts.unit ?? 'it';
     this.start = this.now();
-    this.samples.push({ t: this.start, count: 0, tokens: 0 });
+    this.initial = opts.initial ?? 0;
+    if (!Number.isInteger(this.initial) || this.initial < 0 || this.initial > this.total) {
+      throw new Error(`Progress initial must be an integer in [0, ${this.total}], got ${opts.initial}`);
+    }
+    this.count = this.initial;
+    this.samples.push({ t: this.start, count: this.count, tokens: 0 });
   }
 
   /** Records `n` more iterations (default 1) and maybe prints. */
@@ -139,7 +148,7 @@ export class Progress {
     const parts = [
       this.label ? `${this.label} done` : 'done',
       `${this.count}/${this.total} in ${formatDuration(secs)}`,
-      `${formatRate(secs > 0 ? this.count / secs : NaN)} ${this.unit}/s`,
+      `${formatRate(secs > 0 ? (this.count - this.initial) / secs : NaN)} ${this.unit}/s`,
     ];
     if (this.tokens > 0) parts.push(`${formatRate(secs > 0 ? this.tokens / secs : NaN)} tok/s`);
     if (this.loss !== undefined) parts.push(`loss ${this.loss.toFixed(4)}`);

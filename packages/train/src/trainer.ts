@@ -123,8 +123,7 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
   let tSince = performance.now();
   let trainTokens = 0;
   const trainStart = performance.now();
-  const progress = new Progress({ total: totalSteps, label: 'train', unit: 'steps' });
-  progress.tick(state.step);
+  const progress = new Progress({ total: totalSteps, label: 'train', unit: 'steps', initial: state.step });
   const record = async (loss: { step: number; value: number } | null, norm: { step: number; value: number } | null) => {
     if (!loss) return;
     if (!Number.isFinite(loss.value) || (norm && !Number.isFinite(norm.value))) {

@@ -132,6 +132,22 @@ describe('progress reporter', () => {
     expect(p.rates().perSec).toBeCloseTo(1, 1);
   });
 
+  it('a resumed loop counts its earlier iterations toward % and the ETA, not toward the rates', () => {
+    const s = sink(false);
+    const c = clock();
+    const p = new Progress({ total: 100, stream: s, now: c.now, initial: 60 });
+    for (let i = 0; i < 10; i++) { c.advance(2000); p.tick(); }
+    // 10 iterations in 20 s since the resume: 0.5 it/s; 30 left -> 60 s.
+    const line = p.status();
+    expect(line).toContain('70/100');
+    expect(line).toContain(' 70%');
+    expect(line).toContain('0.500 it/s');
+    expect(line).toContain('eta 1m00s');
+    p.done();
+    expect(s.out[s.out.length - 1]).toBe('done, 70/100 in 20s, 0.500 it/s\n');
+    expect(() => new Progress({ total: 10, initial: 11 })).toThrow(/initial must be an integer in \[0, 10\], got 11/);
+  });
+
   it('TTY mode redraws one line in place, fitted to the width and throttled', () => {
     const s = sink(true, 60);
     const c = clock();
