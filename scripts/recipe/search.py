@@ -42,9 +42,14 @@ from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.normpath(os.path.join(HERE, "../../../shared"))
-MODEL_DIR = os.path.join(SHARED, "models/tweet-mistral-tiny")
+MODEL_DIR = os.environ.get("RECIPE_MODEL_DIR") or os.path.join(SHARED, "models/tweet-mistral-tiny")
 FIXTURE_DIR = os.path.join(SHARED, "fixtures/hf-tiny")
 LABELS = ["negative", "neutral", "positive"]
+DEV = torch.device("cpu")  # `run --device cuda` moves the search to a GPU (grid.py); tensors are built on the CPU, then moved
+
+
+def dev(x):
+    return x.to(DEV)
 
 
 # ---------------------------------------------------------------------------------------------------- safetensors
@@ -161,8 +166,8 @@ class LoraLinear(nn.Module):
         self.scale = 0.0
 
     def add_lora(self, a, b, scale):
-        self.A = nn.Parameter(torch.as_tensor(a).reshape(-1, self.weight.shape[1]).clone())
-        self.B = nn.Parameter(torch.as_tensor(b).reshape(self.weight.shape[0], -1).clone())
+        self.A = nn.Parameter(dev(torch.as_tensor(a).reshape(-1, self.weight.shape[1]).clone()))
+        self.B = nn.Parameter(dev(torch.as_tensor(b).reshape(self.weight.shape[0], -1).clone()))
         self.scale = scale
 
     def forward(self, x):
@@ -187,7 +192,7 @@ class Mistral(nn.Module):
     def __init__(self, cfg, w):
         super().__init__()
         self.cfg = cfg
-        t = lambda n: torch.from_numpy(w[n])
+        t = lambda n: dev(torch.from_numpy(w[n]))
         self.C, self.H, self.KV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
         self.D = cfg.get("head_dim") or self.C // self.H
         self.eps = cfg["rms_norm_eps"]
@@ -208,7 +213,7 @@ class Mistral(nn.Module):
             self.layers.append(layer)
         rope = cfg.get("rope_parameters") or {}
         theta = rope.get("rope_theta", cfg.get("rope_theta", 10000.0))
-        self.inv_freq = 1.0 / (theta ** (torch.arange(0, self.D, 2, dtype=torch.float32) / self.D))
+        self.inv_freq = dev(1.0 / (theta ** (torch.arange(0, self.D, 2, dtype=torch.float32) / self.D)))
         self.mods = nn.ModuleList([l[n] for l in self.layers for n in self.LINEARS])
 
     def linears(self):
@@ -228,7 +233,7 @@ class Mistral(nn.Module):
         return [p for _, lin in self.linears() + [("lm_head", self.head)] if lin.A is not None for p in (lin.A, lin.B)]
 
     def rope(self, start, n):
-        freqs = torch.outer(torch.arange(start, start + n, dtype=torch.float32), self.inv_freq)
+        freqs = torch.outer(dev(torch.arange(start, start + n, dtype=torch.float32)), self.inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos(), emb.sin()  # [n, D]
 
@@ -247,8 +252,8 @@ class Mistral(nn.Module):
         causal = torch.ones(S, S, dtype=torch.bool).tril()
         allowed = causal[None, None] & attn.bool()[:, None, None, :]  # [B, 1, S, S]
         allowed = torch.cat([torch.ones(B, 1, S, P, dtype=torch.bool), allowed], dim=-1)  # the prefix is always visible
-        mask = torch.zeros(B, 1, S, P + S).masked_fill(~allowed, torch.finfo(torch.float32).min)
-        mask_p = torch.zeros(1, 1, P, P).masked_fill(~torch.ones(P, P, dtype=torch.bool).tril(), torch.finfo(torch.float32).min)
+        mask = dev(torch.zeros(B, 1, S, P + S).masked_fill(~allowed, torch.finfo(torch.float32).min))
+        mask_p = dev(torch.zeros(1, 1, P, P).masked_fill(~torch.ones(P, P, dtype=torch.bool).tril(), torch.finfo(torch.float32).min))
         xs = F.embedding(ids, self.embed)  # [B, S, C]
         xp = F.embedding(prefix[None], self.embed)  # [1, P, C]
 
@@ -301,7 +306,7 @@ def split_rows(rows, keep_after):
     for b, r in enumerate(rows):
         ids[b, : len(r) - P] = torch.tensor(r[P:])
         attn[b, : len(r) - P] = 1
-    return torch.tensor(rows[0][:P], dtype=torch.long), ids, attn, P
+    return dev(torch.tensor(rows[0][:P], dtype=torch.long)), dev(ids), attn, P
 
 
 def train_loss(model, prompts, answers):
@@ -315,11 +320,12 @@ def train_loss(model, prompts, answers):
         for j, t in enumerate(a):
             at.append(b * S + len(p) - 1 + j - P)
             targets.append(t)
-    logits = model.head(h.reshape(-1, h.shape[-1])[torch.tensor(at)])
+    logits = model.head(h.reshape(-1, h.shape[-1])[dev(torch.tensor(at))])
+    targets = dev(torch.tensor(targets))
     if os.environ.get("SPLIT_LOSS"):  # diagnostic: CE of the label word and of the end token separately
-        ce = F.cross_entropy(logits.detach(), torch.tensor(targets), reduction="none")
+        ce = F.cross_entropy(logits.detach(), targets, reduction="none")
         print(f"    label CE {ce[0::2].mean():.3f}  end CE {ce[1::2].mean():.3f}", file=sys.stderr)
-    return F.cross_entropy(logits, torch.tensor(targets))
+    return F.cross_entropy(logits, targets)
 
 
 # --------------------------------------------------------------------------------------------------------- metrics
@@ -364,7 +370,7 @@ def evaluate(model, data, tok, generate=False, batch_size=64):
     """First-token scoring always; greedy generation (≤ 4 tokens) when asked. Rows sorted by length into batches."""
     prompts, labels = data["prompts"], data["labels"]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    first = torch.tensor(tok["firstTokens"])
+    first = dev(torch.tensor(tok["firstTokens"]))
     end = tok["endToken"]
     ft = [-1] * len(prompts)
     gen = [-1] * len(prompts)
@@ -378,7 +384,7 @@ def evaluate(model, data, tok, generate=False, batch_size=64):
             rows = [seqs[k] for k in live]
             prefix, ids, attn, P = split_rows(rows, [len(r) - 1 for r in rows])
             h = model.hidden(prefix, ids, attn)
-            last = h[torch.arange(len(rows)), torch.tensor([len(r) - 1 - P for r in rows])]  # [n, C]
+            last = h[dev(torch.arange(len(rows))), dev(torch.tensor([len(r) - 1 - P for r in rows]))]  # [n, C]
             full = model.head(last)  # [n, V]
             if step == 0:
                 sc = full[:, first]  # [n, 3]
@@ -406,22 +412,35 @@ def evaluate(model, data, tok, generate=False, batch_size=64):
 
 
 # ----------------------------------------------------------------------------------------------------------- train
+_CACHE = {}  # grid.py runs many recipes in one process: read the weights and the token file once
+
+
 def load_model():
-    with open(os.path.join(MODEL_DIR, "config.json")) as f:
-        cfg = json.load(f)
-    return Mistral(cfg, read_model_weights(MODEL_DIR))
+    if "weights" not in _CACHE:
+        with open(os.path.join(MODEL_DIR, "config.json")) as f:
+            _CACHE["weights"] = (json.load(f), read_model_weights(MODEL_DIR))
+    return Mistral(*_CACHE["weights"])
+
+
+def load_tokens(path):
+    if _CACHE.get("tokens_path") != path:
+        with open(path) as f:
+            _CACHE["tokens"], _CACHE["tokens_path"] = json.load(f), path
+    return _CACHE["tokens"]
 
 
 def run(a):
+    global DEV
+    DEV = torch.device(a.device)
     torch.set_num_threads(a.threads)
-    with open(a.tokens) as f:
-        tok = json.load(f)
+    torch.manual_seed(a.seed)
+    tok = load_tokens(a.tokens)
     model = load_model()
     targets = a.targets.split(",") if a.targets else None
     params = model.inject_lora(a.r, a.alpha or 2 * a.r, a.seed, targets, a.lm_head)
     # LoRA+ (Hayou et al. 2024): B learns lr_ratio × faster than A; group 0 = every A, group 1 = every B
     groups = [{"params": params[0::2], "mult": 1.0}, {"params": params[1::2], "mult": a.lora_plus}]
-    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=a.weight_decay)
     n = a.examples
     pool = len(tok["train"]["prompts"])
     if n > pool:
@@ -446,14 +465,14 @@ def run(a):
             g["lr"] = a.lr * g["mult"] * lr_factor(a.schedule, total, warm, step)
         loss = train_loss(model, [prompts[i] for i in b], [answers[labels[i]] for i in b])
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(params, a.clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
         if (step + 1) % 50 == 0 or step + 1 == total:
             print(f"step {step + 1}/{total}: loss(50) {np.mean(losses[-50:]):.4f}  {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
         if a.eval_every and (step + 1) % a.eval_every == 0 and step + 1 < total:
-            e = evaluate(model, tok["validationSubset"], tok)
+            e = evaluate(model, tok["validation"] if a.eval == "full" else tok["validationSubset"], tok)
             evals.append({"step": step + 1, **e})
             print(f"  eval @ {step + 1}: ft F1 {e['ft_f1']:.4f} preds {e['ft_pred_counts']}", file=sys.stderr, flush=True)
     train_s = time.time() - t0
@@ -461,7 +480,7 @@ def run(a):
     e = evaluate(model, data, tok, generate=a.generate)
     rec = {
         "tag": a.tag, "lr": a.lr, "schedule": a.schedule, "warmup": a.warmup, "examples": n, "batch": a.batch, "r": a.r,
-        "alpha": a.alpha or 2 * a.r, "seed": a.seed, "lora_plus": a.lora_plus, "balanced": a.balanced, "lm_head": a.lm_head, "targets": a.targets, "bucket": a.bucket, "steps": total, "eval": a.eval, **e,
+        "alpha": a.alpha or 2 * a.r, "seed": a.seed, "lora_plus": a.lora_plus, "balanced": a.balanced, "lm_head": a.lm_head, "targets": a.targets, "bucket": a.bucket, "weight_decay": a.weight_decay, "clip": a.clip, "steps": total, "eval": a.eval, **e,
         "final_loss50": float(np.mean(losses[-50:])), "train_s": round(train_s, 1), "evals": evals,
     }
     print(json.dumps(rec))
@@ -562,7 +581,7 @@ def table(a):
                   f"{d['seed']} | {ev} | {d['ft_f1']:.4f} | {gen} | {inv} | {'/'.join(map(str, d['ft_pred_counts']))} | {d['final_loss50']:.3f} | {d['train_s']:.0f} |")
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("what", choices=["check", "run", "table"])
     ap.add_argument("--tokens", default="/tmp/recipe-tokens.json")
@@ -585,7 +604,10 @@ def main():
     ap.add_argument("--lm-head", action="store_true", help="LoRA on lm_head too")
     ap.add_argument("--balanced", action="store_true", help="train on the first rows of each class in turn")
     ap.add_argument("--targets", default="", help="comma-separated module names (default all linear)")
-    a = ap.parse_args()
+    ap.add_argument("--weight-decay", type=float, default=0.01)
+    ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--device", default="cpu", help="cuda: run on a GPU (the device tool; see grid.py)")
+    a = ap.parse_args(argv)
     {"check": check, "run": run, "table": table}[a.what](a)
 
 
