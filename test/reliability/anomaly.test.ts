@@ -110,7 +110,8 @@ describe.concurrent('a NaN during training (the CLI)', () => {
 
   it('stops at the step that made it, names it, and keeps the last good checkpoint', async () => {
     const out = join(tmp, 'plain');
-    await checkStoppedAt5(await run(out), out, /^dawngrad: non-finite (loss|gradient norm) at step 5; /);
+    // lr given, not the recipe's default, so the resume below can name both values
+    await checkStoppedAt5(await run(out, '--lr', '0.003'), out, /^dawngrad: non-finite (loss|gradient norm) at step 5; /);
     // and that checkpoint is usable: resume from it (here with a lower learning rate, as after a real divergence)
     const r = await dawngrad([...args(out, '--lr', '0.001'), '--resume']);
     expect(r.code, r.rawStderr).toBe(0);
