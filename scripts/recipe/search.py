@@ -19,7 +19,8 @@ every row (autograd sums the rows' gradients through the broadcast).
   /usr/bin/python3 scripts/recipe/search.py check                      # vs the HF fixture (and dawngrad's loss)
   /usr/bin/python3 scripts/recipe/search.py table                      # the results file as a markdown table
   /usr/bin/python3 scripts/recipe/search.py run --lr 3e-3 --examples 6000 [--schedule linear --warmup 0.1
-        --batch 16 --r 8 --seed 0 --eval subset|full --generate --tag NAME --out /tmp/recipe-results.jsonl]
+        --batch 16 --r 8 --seed 0 --eval subset|full --generate --tag NAME --out /tmp/recipe-results.jsonl
+        --weight-decay 0.01 --clip 1 --device cpu|cuda]        (grid.py runs many of these on a GPU)
 
 Weights are read from the bf16 safetensors shards with numpy (8-byte header length, JSON header, raw bytes).
 """
