@@ -106,14 +106,13 @@ def main():
     ap.add_argument("--plan", default="quick", choices=["quick", "smoke"])
     ap.add_argument("--plan-file", help="a JSON list of [tag, [search.py run arguments]] instead of --plan; no phase 2")
     ap.add_argument("--eval", default="full", choices=["full", "subset"], help="validation: all 2,000 or the 1,000 subset")
-    ap.add_argument("--top", type=int, default=6, help="phase 2: rerun this many best quick-budget recipes with seeds 1, 2")
+    ap.add_argument("--top", type=int, default=6, help="phase 2: rerun this many best quick-budget recipes (and base) with seeds 0, 1, 2")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     results, errors = os.path.join(a.out, "results.jsonl"), os.path.join(a.out, "errors.jsonl")
     if a.plan_file:
         with open(a.plan_file) as f:
             plan = [(tag, args) for tag, args in json.load(f)]
-        a.top = -1
     else:
         plan = plan_quick() if a.plan == "quick" else plan_smoke()
     quick_examples = int(dict(plan).get("base-s0", ["", "4800"])[1])  # the budget phase 2 ranks on
@@ -126,7 +125,7 @@ def main():
         p.start()
     t0 = time.time()
     queued = {tag for tag, _ in plan}
-    phase2 = False
+    phase2 = bool(a.plan_file)  # True once nothing is left to queue
     seen = 0
     while time.time() - t0 < a.deadline:
         done = read_results(results)
@@ -134,9 +133,7 @@ def main():
             print(f"{time.time() - t0:6.0f}s {show(d)}", flush=True)
         seen = len(done)
         tags = {d["tag"] for d in done} | {e["tag"] for e in read_results(errors)}  # a failed run counts as finished
-        if a.top < 0 and queued <= tags:
-            break
-        if a.top >= 0 and not phase2 and {t for t in queued if not t.startswith("curve")} <= tags:
+        if not phase2 and {t for t in queued if not t.startswith("curve")} <= tags:  # the long curves may still run
             phase2 = True
             quick = [d for d in done if d["examples"] == quick_examples and d["seed"] == 0 and not d["tag"].startswith("base-s")]
             quick.sort(key=lambda d: -d["ft_f1"])

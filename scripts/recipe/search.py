@@ -434,7 +434,6 @@ def run(a):
     global DEV
     DEV = torch.device(a.device)
     torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
     tok = load_tokens(a.tokens)
     model = load_model()
     targets = a.targets.split(",") if a.targets else None

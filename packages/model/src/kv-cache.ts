@@ -53,6 +53,11 @@ function layerForward(l: DecoderLayer, x: Var, cfg: ModelConfig, B: number, S: n
   return add(x, l.down.forward(swiglu(l.gate.forward(h2), l.up.forward(h2))));
 }
 
+// i32 [rows, n]: positions from, from+1, .. in every row
+function positionsFrom(rows: number, n: number, from: number): Var {
+  return constant(Tensor.fromArray(Int32Array.from({ length: rows * n }, (_, i) => from + (i % n)), [rows, n], 'i32'));
+}
+
 // x: [N, C] -> logits [N, V]
 function head(model: MistralForCausalLM, x: Var): Var {
   return model.lmHead.forward(rmsNorm(x, model.norm, model.config.rmsNormEps));
@@ -70,9 +75,7 @@ export function prefill(model: MistralForCausalLM, cache: KVCache, inputIds: Ten
   if (B !== cache.batch || T > cache.maxLen) throw new Error(`prefill: prompts [${B}, ${T}] do not fit a cache of [${cache.batch}, ${cache.maxLen}]`);
   const start = zeros([B], 'i32');
   const rowsOf = (t: Var) => t.data.reshape([B, T, cfg.numKeyValueHeads * cfg.headDim]);
-  const p = new Int32Array(B * T);
-  for (let i = 0; i < p.length; i++) p[i] = i % T;
-  const positions = constant(Tensor.fromArray(p, [B, T], 'i32'));
+  const positions = positionsFrom(B, T, 0);
   const mask = constant(attentionMask);
   writeRowsAt(cache.mask.reshape([B, cache.maxLen, 1]), attentionMask.reshape([B, T, 1]), start);
   const attend: Attend = (i, q, k, v) => {
@@ -100,11 +103,10 @@ function prefillShared(model: MistralForCausalLM, cache: KVCache, prefix: Tensor
   const start = zeros([B], 'i32');
   const mask = concat([ones([B, P], 'i32'), attentionMask], 1); // [B, P+S]: the prefix is real in every row
   writeRowsAt(cache.mask.reshape([B, cache.maxLen, 1]), mask.reshape([B, P + S, 1]), start);
-  const positions = (rows: number, n: number, from: number) => constant(Tensor.fromArray(Int32Array.from({ length: rows * n }, (_, i) => from + (i % n)), [rows, n], 'i32'));
   const embed = (ids: Tensor, n: number) => reshape(embedding(model.embedTokens, constant(ids)), [n, cfg.hiddenSize]);
   const kvRows = (t: Var) => t.data.reshape([B, P + S, cfg.numKeyValueHeads * cfg.headDim]);
-  const stream: PrefixStream = { x: embed(prefix, P), positions: positions(1, P, 0) };
-  const suffixPositions = positions(B, S, P);
+  const stream: PrefixStream = { x: embed(prefix, P), positions: positionsFrom(1, P, 0) };
+  const suffixPositions = positionsFrom(B, S, P);
   const maskVar = constant(mask);
   let x = embed(inputIds, B * S);
   model.layers.forEach((layer, i) => {
