@@ -144,6 +144,12 @@ export class Runtime {
     this.observer?.copied(bytes);
   }
 
+  /** Zero `bytes` of a buffer from `offset` (both multiples of 4), in order with the encoded dispatches. */
+  clear(buffer: GPUBuffer, offset: number, bytes: number): void {
+    if (bytes <= 0) return;
+    this.commandEncoder().clearBuffer(buffer, offset, Math.ceil(bytes / 4) * 4);
+  }
+
   /** Submit everything encoded so far. */
   flush(): void {
     if (!this.encoder) return;

@@ -28,6 +28,11 @@ class Storage {
   ) {}
 }
 
+/** The alignment of a packed view's offset: minStorageBufferOffsetAlignment (256 on every adapter we know). */
+function viewAlignment(): number {
+  return Math.max(256, rt().ctx.limits.minStorageBufferOffsetAlignment ?? 256);
+}
+
 // Scopes: tensors made inside scope(fn) are disposed when it returns, except what it returns or keep()s.
 const scopes: Set<Tensor>[] = [];
 
@@ -36,13 +41,40 @@ export class Tensor {
   readonly shape: Shape;
   readonly dtype: DType;
   readonly size: number;
+  /** where this tensor starts in its storage, in bytes: 0 except for the views of Tensor.packed() */
+  readonly offset: number;
 
-  private constructor(storage: Storage, shape: Shape, dtype: DType) {
+  private constructor(storage: Storage, shape: Shape, dtype: DType, offset = 0) {
     this.storage = storage;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
     this.size = numel(shape);
+    this.offset = offset;
     scopes[scopes.length - 1]?.add(this);
+  }
+
+  /**
+   * Several tensors in one storage buffer, each at an aligned offset (zero-filled): parameters that one kernel updates
+   * all at once (the optimiser's multi-tensor step), or gradients zeroed by one fill. Returns the views and `whole`, a
+   * flat f32/.. view over the entire buffer (padding included) for such kernels. Disposing every view frees the buffer.
+   */
+  static packed(shapes: Shape[], dtype: DType = 'f32'): { views: Tensor[]; whole: Tensor } {
+    const align = viewAlignment();
+    const offsets: number[] = [];
+    let bytes = 0;
+    for (const s of shapes) {
+      checkShape(s);
+      offsets.push(bytes);
+      bytes += Math.ceil((numel(s) * BYTES[dtype]) / align) * align;
+    }
+    const whole = Tensor.empty([Math.max(1, bytes / BYTES[dtype])], dtype);
+    rt().clear(whole.buffer, 0, whole.bytes);
+    const st = whole.storage!;
+    const views = shapes.map((s, i) => {
+      st.refs++;
+      return new Tensor(st, s, dtype, offsets[i]!);
+    });
+    return { views, whole };
   }
 
   /** An uninitialised tensor (contents are whatever the pooled buffer held). */
@@ -63,13 +95,29 @@ export class Tensor {
     const dt: DType = dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : 'f32');
     if (numel(shape) !== data.length) throw new Error(`fromArray: ${data.length} values do not fill shape [${shape.join(', ')}]`);
     const t = Tensor.empty(shape, dt);
-    if (data.length > 0) rt().write(t.buffer, toHost(data, dt));
+    t.write(data);
     return t;
   }
 
+  /** The whole storage buffer. Kernels bind `binding` instead, which also places a packed view at its offset. */
   get buffer(): GPUBuffer {
     if (!this.storage) throw new Error('use of a disposed tensor');
+    if (this.offset !== 0) throw new Error(`${this} is a packed view at byte ${this.offset}: bind it with .binding`);
     return this.storage.buffer;
+  }
+
+  /** What a kernel binds: the buffer, or for a packed view its window { buffer, offset, size }. */
+  get binding(): GPUBuffer | GPUBufferBinding {
+    if (!this.storage) throw new Error('use of a disposed tensor');
+    if (this.offset === 0) return this.storage.buffer;
+    return { buffer: this.storage.buffer, offset: this.offset, size: Math.max(4, Math.ceil(this.bytes / 4) * 4) };
+  }
+
+  /** Upload host values into this tensor (same number of elements, this dtype). */
+  write(data: ArrayLike<number> | HostArray): void {
+    if (data.length !== this.size) throw new Error(`write: ${data.length} values for ${this}`);
+    if (!this.storage) throw new Error('use of a disposed tensor');
+    if (data.length > 0) rt().write(this.storage.buffer, toHost(data, this.dtype), this.offset);
   }
 
   get rank(): number {
@@ -95,11 +143,12 @@ export class Tensor {
     const st = this.storage;
     if (!st) throw new Error('use of a disposed tensor');
     st.refs++;
-    return new Tensor(st, s, this.dtype);
+    return new Tensor(st, s, this.dtype, this.offset);
   }
 
   async toArray(): Promise<HostArray> {
-    const bytes = await rt().read(this.buffer, this.bytes);
+    if (!this.storage) throw new Error('use of a disposed tensor');
+    const bytes = await rt().read(this.storage.buffer, this.bytes, this.offset);
     switch (this.dtype) {
       case 'f32':
         return new Float32Array(bytes);

@@ -3,10 +3,8 @@
 import { rt, grid } from '../runtime.ts';
 import { Tensor, type DType, type Shape } from '../tensor.ts';
 
-export const WG = 256;
-
-/** The flat index of this invocation in a 1-D grid split by runtime.grid(). */
-export const FLAT_INDEX = `let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`;
+import { WG, FLAT_INDEX } from '../kernel.ts';
+export { WG, FLAT_INDEX } from '../kernel.ts';
 export const MAIN_SIG = `@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
 
 export function wgslType(dtype: DType): string {

@@ -1,22 +1,19 @@
-// Batched matmul C = alpha·op(A)·op(B) (+ C0). A transposed operand is a flag (other index math), never a copy.
+// Batched matmul C = alpha·op(A)·op(B) (+ C0) (+ s·H·op(E)). A transposed operand is a flag (other index math), never
+// a copy.
 //   a: [...batch, M, K] ([...batch, K, M] with transA), b: [...batch, K, N] ([...batch, N, K] with transB),
 //   c: [...batch, M, N]; either operand may drop its batch dims (a shared weight).
-// Kernels, chosen by adapter (all correct on any adapter that can run them; `setMatmulPath` forces one):
-// - 'subgroup' (CPU adapters: lavapipe/llvmpipe). lavapipe runs a subgroup as SIMD lanes of one CPU thread, and a
-//   storage-buffer load is its costliest op: every lane checks bounds and loads on its own (~25× an FMA per lane-value,
-//   measured in bench/src/tune/). So each value is loaded once per subgroup: lane l loads row m0+l of A and
-//   subgroupBroadcast hands that row to every lane (a register shuffle, about the cost of an FMA); each lane loads
-//   only its own 4 columns of B. Shared memory is slower there (barriers switch coroutines); so are bigger register
-//   tiles (they spill). One workgroup = one subgroup, so the lane ↔ row mapping is exact.
-// - 'uniform' (lavapipe's default): the same kernel, but the per-lane operand is read from 64 KiB uniform-buffer
-//   windows, which lavapipe reads with vector gathers (no per-lane branches): 1.3-1.6× the 'subgroup' kernel. The
-//   operand is first repacked into a scratch buffer, one window per (column panel, K chunk), one dispatch per window.
-//   Shapes it does not take (a batched B; windows too small to pay for their dispatch) go to 'subgroup'.
-// - 'tiled' (discrete GPUs, or any adapter without fixed-size subgroups): the classic 64×64 shared-memory tile,
-//   16×16 threads with 4×4 outputs each, K in steps of 16.
+//   lowRank (2-D only): h: [M, r], e: [r, N] ([N, r] with transE) — LoRA's s·(x·Aᵀ)·Bᵀ added in the same pass.
+// The kernel family comes from the adapter's policy (policy.ts): on a CPU adapter the subgroup-broadcast kernels of
+// matmul-lavapipe.ts, on a GPU the register-blocked tiles and thin kernels of matmul-gpu.ts. Every family computes the
+// same function, and the tests force each one onto lavapipe against the float64 twin.
 import { rt, grid } from '../runtime.ts';
-import { FLAT_INDEX, MAIN_SIG, WG } from './elementwise.ts';
 import { Tensor } from '../tensor.ts';
+import { WG } from '../kernel.ts';
+import { kernelPolicy, gemmTileFor, type MatmulPath } from '../policy.ts';
+import { subgroupKernel, viaUniformWindows } from './matmul-lavapipe.ts';
+import { gemmKernel, gemmThreads, thinMKernel, thinNKernel, SPLIT_REDUCE, type GemmTile } from './matmul-gpu.ts';
+
+export type { MatmulPath } from '../policy.ts';
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -24,30 +21,25 @@ export interface MatmulOptions {
   /** out = accumulate + alpha·op(A)·op(B), written into (and returning) this tensor */
   accumulate?: Tensor;
   alpha?: number;
+  /** also add scale·h·op(e): h [M, r], e [r, N] or [N, r] (transE); 2-D operands only */
+  lowRank?: { h: Tensor; e: Tensor; transE?: boolean; scale: number };
+  /** force a gemm tile (the autotuner and benches try each) */
+  tile?: GemmTile;
+  /** force the number of K slices of a tiled gemm (tests; default: by the grid's size) */
+  splits?: number;
 }
 
-export type MatmulPath = 'uniform' | 'subgroup' | 'tiled';
 let forcedPath: MatmulPath | null = null;
 
-/** Force a kernel ('uniform' and 'subgroup' need fixed-size subgroups), or null to choose by adapter again. */
+/** Force a kernel family ('uniform' and 'subgroup' need fixed-size subgroups), or null to follow the policy again. */
 export function setMatmulPath(path: MatmulPath | null): void {
   forcedPath = path;
 }
 
-/** The subgroup size when the adapter has one fixed size and the device enabled subgroups, else 0. */
-function fixedSubgroupSize(): number {
-  const { device, adapter } = rt().ctx;
-  if (!device.features.has('subgroups')) return 0;
-  const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
-  const s = info.subgroupMinSize ?? 0;
-  return s === info.subgroupMaxSize && s >= 4 && s <= 64 && (s & (s - 1)) === 0 ? s : 0;
-}
-
-/** The kernel matmul uses on this adapter. */
+/** The kernel family matmul uses on this adapter. */
 export function matmulPath(): MatmulPath {
-  if (forcedPath && forcedPath !== 'tiled' && !fixedSubgroupSize()) throw new Error(`matmul: the ${forcedPath} kernel needs a device with fixed-size subgroups`);
-  if (forcedPath) return forcedPath;
-  return rt().ctx.info.isSoftware && fixedSubgroupSize() ? 'uniform' : 'tiled';
+  if (forcedPath && forcedPath !== 'tiled' && !kernelPolicy().subgroupSize) throw new Error(`matmul: the ${forcedPath} kernel needs a device with fixed-size subgroups`);
+  return forcedPath ?? kernelPolicy().matmul;
 }
 
 /** The output shape of op(a)·op(b), or a clear error. */
@@ -76,270 +68,101 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   if (acc && (acc.dtype !== 'f32' || acc.shape.length !== outShape.length || acc.shape.some((d, i) => d !== outShape[i]))) {
     throw new Error(`matmul: accumulate is [${acc.shape.join(', ')}] ${acc.dtype}, the product is [${outShape.join(', ')}] f32`);
   }
+  if (o.lowRank) checkLowRank(o.lowRank, M, N, nb);
   if (nb > 65535) throw new Error(`matmul: ${nb} batches exceed the dispatch limit of 65535`);
   const c = acc ?? Tensor.empty(outShape, 'f32');
   if (M === 0 || N === 0 || nb === 0) return c;
-  // element strides of op(A)(m, k) and op(B)(k, n), and batch strides (0: the operand is shared by every batch)
-  const [sAm, sAk] = o.transA ? [1, M] : [K, 1];
-  const [sBk, sBn] = o.transB ? [1, K] : [N, 1];
-  const params = [M, N, K, a.rank > 2 ? M * K : 0, b.rank > 2 ? K * N : 0, o.alpha ?? 1, acc ? 1 : 0, sAm, sAk, sBk, sBn, o.transA ? 1 : 0, o.transB ? 1 : 0];
-  const common = { buffers: [a.buffer, b.buffer, c.buffer], params, types: 'uuuuufuuuuuuu' };
   const path = matmulPath();
-  if (path === 'uniform' && viaUniformWindows(a, b, c, o, M * nb, N, K)) return c;
-  if (path !== 'tiled') {
-    const sg = fixedSubgroupSize();
-    // vec4 loads need K and N to be multiples of 4 (true of every model shape); other shapes share one strided kernel
-    const kernel = K % 4 === 0 && N % 4 === 0 ? subgroupKernel(sg, !!o.transA, !!o.transB) : subgroupKernel(sg, null, null);
-    rt().dispatch({ kernel, ...common, workgroups: [Math.ceil(N / (4 * sg)), Math.ceil(M / sg), nb] });
-  } else {
-    rt().dispatch({ kernel: TILED, ...common, workgroups: [Math.ceil(N / TILE), Math.ceil(M / TILE), nb] });
+  if (path === 'tiled') tiled(a, b, c, o, { M, N, K, nb });
+  else {
+    lavapipe(path, a, b, c, o, { M, N, K, nb });
+    // the CPU kernels have no low-rank epilogue: its term is one more (thin) product into C
+    if (o.lowRank) matmul(o.lowRank.h, o.lowRank.e, { transB: o.lowRank.transE, alpha: o.lowRank.scale, accumulate: c });
   }
   return c;
 }
 
-// Sizes, strides, alpha and the accumulate flag travel as uniforms: a kernel specialises only where the layout changes
-// its loads (the vec4 subgroup kernels). Fewer pipelines matter on a CPU adapter, where each compile takes seconds.
-const HEADER = `struct P { M: u32, N: u32, K: u32, bA: u32, bB: u32, alpha: f32, acc: u32, sAm: u32, sAk: u32, sBk: u32, sBn: u32, tA: u32, tB: u32 }
-@group(0) @binding(0) var<uniform> p: P;`;
+function checkLowRank(lr: NonNullable<MatmulOptions['lowRank']>, M: number, N: number, nb: number): void {
+  const r = lr.h.shape[1] ?? 0;
+  const eShape = lr.transE ? [N, r] : [r, N];
+  const bad = nb !== 1 || lr.h.rank !== 2 || lr.h.shape[0] !== M || lr.e.rank !== 2 || lr.e.shape.some((d, i) => d !== eShape[i]);
+  if (bad || lr.h.dtype !== 'f32' || lr.e.dtype !== 'f32') {
+    throw new Error(`matmul: lowRank needs h [${M}, r] and e [${eShape.join(', ')}] f32 for a 2-D [${M}, ${N}] product, got [${lr.h.shape}] and [${lr.e.shape}]`);
+  }
+}
 
-const range = (n: number) => [...Array(n).keys()];
+interface Dims {
+  M: number;
+  N: number;
+  K: number;
+  nb: number;
+}
 
-/** Store alpha·v (a scalar or vec4) at C[i], plus what C held there when accumulating. */
-const store = (i: string, v: string) => `if (p.acc != 0u) { C[${i}] += p.alpha * ${v}; } else { C[${i}] = p.alpha * ${v}; }`;
+function lavapipe(path: MatmulPath, a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, { M, N, K, nb }: Dims): void {
+  const sg = kernelPolicy().subgroupSize;
+  if (path === 'uniform' && viaUniformWindows(a, b, c, o, M * nb, N, K, forcedPath === 'uniform', sg)) return;
+  // element strides of op(A)(m, k) and op(B)(k, n), and batch strides (0: the operand is shared by every batch)
+  const [sAm, sAk] = o.transA ? [1, M] : [K, 1];
+  const [sBk, sBn] = o.transB ? [1, K] : [N, 1];
+  const params = [M, N, K, a.rank > 2 ? M * K : 0, b.rank > 2 ? K * N : 0, o.alpha ?? 1, o.accumulate ? 1 : 0, sAm, sAk, sBk, sBn, o.transA ? 1 : 0, o.transB ? 1 : 0];
+  // vec4 loads need K and N to be multiples of 4 (true of every model shape); other shapes share one strided kernel
+  const kernel = K % 4 === 0 && N % 4 === 0 ? subgroupKernel(sg, !!o.transA, !!o.transB) : subgroupKernel(sg, null, null);
+  rt().dispatch({ kernel, buffers: [a.binding, b.binding, c.binding], params, types: 'uuuuufuuuuuuu', workgroups: [Math.ceil(N / (4 * sg)), Math.ceil(M / sg), nb] });
+}
 
-// ---------------------------------------------------------------------------------------------------------------
-// The subgroup kernel. Workgroup (x, y, z) = one subgroup of SG lanes computing rows m0..m0+SG-1 and columns
-// n0..n0+4·SG-1 of batch z; lane l holds columns n0+4l..n0+4l+3 of every row (acc_r: vec4). Each step of 4 k:
-//   lane l loads a = A[m0+l, k..k+3] (one vec4); b_j = B[k+j, its 4 columns] for j < 4;
-//   acc_r += broadcast(a.j from lane r) · b_j, for every row r and j.
-// Indices are clamped, so the loop has no branches: a lane past the M or N edge reads the last row or column, and its
-// results are not stored. tA/tB given: the vec4 kernel for that layout (K % 4 == 0 and N % 4 == 0); null: the kernel
-// for any other shape, one k per step, scalar loads through the strides in the uniforms.
-function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | null) {
-  const rows = range(SG);
-  const xyzw = (i: number) => 'xyzw'[i]!;
-  const vec = tA !== null;
-  const cols = range(4).map((c) => `nc.${xyzw(c)}`);
-  let loadA: string; // a: A(ma, k..k+3)
-  let loadB: string; // b0..b3: rows k..k+3 of op(B) over this lane's 4 columns
-  if (!vec) {
-    // one k per step: this kernel is for rare odd shapes, and a smaller loop compiles faster
-    loadA = `let a = A[aBase + ma * p.sAm + k * p.sAk];`;
-    loadB = `let b = vec4<f32>(${cols.map((c) => `B[bBase + k * p.sBk + ${c} * p.sBn]`).join(', ')});`;
-  } else {
-    loadA = tA ? `let a = vec4<f32>(${range(4).map((j) => `A[aBase + (k + ${j}u) * M + ma]`).join(', ')});` : `let a = A[(aBase + ma * K) / 4u + q];`;
-    if (!tB) loadB = range(4).map((j) => `let b${j} = B[(bBase + (k + ${j}u) * N) / 4u + nq];`).join('\n    ');
-    else {
-      // each of the lane's columns is a stored row of B: load 4 k's of each, then regroup (free: SoA registers)
-      loadB = `${cols.map((c, i) => `let c${i} = B[(bBase + ${c} * K) / 4u + q];`).join(' ')}
-    ${range(4).map((j) => `let b${j} = vec4<f32>(${range(4).map((i) => `c${i}.${xyzw(j)}`).join(', ')});`).join('\n    ')}`;
+// The GPU family: a thin kernel where one side is LoRA's rank r, else the gemm tile the policy picks for the shape.
+function tiled(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, d: Dims): void {
+  const { M, N, K, nb } = d;
+  const [tA, tB] = [!!o.transA, !!o.transB];
+  const alpha = o.alpha ?? 1;
+  const accFlag = o.accumulate ? 1 : 0;
+  if (!o.lowRank && !o.tile && !o.splits && nb === 1 && a.rank === 2 && b.rank === 2) {
+    if (N <= 16 && !tA && K % 4 === 0) {
+      thinNKernel(N, tB).run({ A: a, [tB ? 'B4' : 'B']: b, C: c } as never, { M, K, alpha, acc: accFlag }, [Math.ceil(M / 8)]);
+      return;
+    }
+    if (M <= 16 && tA && !tB && N % 4 === 0) {
+      thinMKernel(M, false).run({ H: a, X: b, C: c }, { N, K, alpha, acc: accFlag }, [Math.ceil(N / 64)]);
+      return;
+    }
+    if (N <= 16 && tA && !tB && M % 4 === 0) {
+      // Cᵀ = op(B)ᵀ·op(A)ᵀ: b [K, N] is the thin side, a [K, M] the wide one
+      thinMKernel(N, true).run({ H: b, X: a, C: c }, { N: M, K, alpha, acc: accFlag }, [Math.ceil(M / 64)]);
+      return;
     }
   }
-  const vecA = vec && !tA;
-  const vecC = vec; // N % 4 == 0: this lane's 4 columns are one aligned vec4 of C
-  const fma = (r: number, j: number) =>
-    vec ? `acc${r} = fma(vec4<f32>(subgroupBroadcast(a.${xyzw(j)}, ${r}u)), b${j}, acc${r});` : j ? '' : `acc${r} = fma(vec4<f32>(subgroupBroadcast(a, ${r}u)), b, acc${r});`;
-  const stores = vecC
-    ? `if (n < N) {
-    ${rows.map((r) => `if (m0 + ${r}u < M) { let i = (cBase + (m0 + ${r}u) * N + n) / 4u; ${store('i', `acc${r}`)} }`).join('\n    ')}
-  }`
-    : rows.map((r) => `if (m0 + ${r}u < M) { for (var j = 0u; j < 4u; j++) { if (n + j < N) { let i = cBase + (m0 + ${r}u) * N + n + j; ${store('i', `acc${r}[j]`)} } } }`).join('\n  ');
-  return {
-    key: `matmul:sg${SG}:${vec ? `${tA ? 't' : 'n'}${tB ? 't' : 'n'}:vec4` : 'strided'}`,
-    wgsl: () => `enable subgroups;
-${HEADER}
-@group(0) @binding(1) var<storage, read> A: array<${vecA ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(2) var<storage, read> B: array<${vec ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(3) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;
-@compute @workgroup_size(${SG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-  let M = p.M; let N = p.N; let K = p.K;
-  let m0 = wid.y * ${SG}u;
-  let n = wid.x * ${4 * SG}u + 4u * lane; // this lane's first column
-  let ma = min(m0 + lane, M - 1u); // the row of A this lane loads for the whole subgroup
-  let nc = min(vec4<u32>(n) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(N - 1u));
-  let nq = min(n, N - 1u) / 4u;
-  let aBase = wid.z * p.bA; let bBase = wid.z * p.bB; let cBase = wid.z * M * N;
-  ${rows.map((r) => `var acc${r} = vec4<f32>();`).join(' ')}
-  for (var q = 0u; q < ${vec ? 'K / 4u' : 'K'}; q++) {
-    let k = ${vec ? '4u * q' : 'q'};
-    ${loadA}
-    ${loadB}
-    ${rows.map((r) => range(4).map((j) => fma(r, j)).join(' ')).join('\n    ')}
-  }
-  ${stores}
-}`,
+  const tile = o.tile ?? gemmTileFor(M, N, K, nb, tA, tB);
+  const layout = {
+    tA,
+    tB,
+    vA: (tA ? M : K) % 4 === 0,
+    vB: (tB ? K : N) % 4 === 0,
+    vC: N % 4 === 0,
+    split: false,
+    lowRank: o.lowRank ? { tE: !!o.lowRank.transE } : null,
   };
+  const [gx, gy] = [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM)];
+  const params = { M, N, K, bA: a.rank > 2 ? M * K : 0, bB: b.rank > 2 ? K * N : 0, alpha, acc: accFlag, kSlice: K, r: 0, s: 0 };
+  const splits = o.lowRank || nb > 1 ? 1 : (o.splits ?? splitCount(gx * gy * nb, K, tile.BK));
+  if (splits > 1) {
+    // a grid too small to fill the GPU with a long K: each slice of K sums into its own scratch plane, then one add
+    const kSlice = Math.ceil(K / splits / tile.BK) * tile.BK;
+    const n = Math.ceil(K / kSlice);
+    const partial = Tensor.empty([n, M, N], 'f32');
+    gemmKernel(tile, { ...layout, split: true, vC: N % 4 === 0 }).run({ A: a, B: b, C: partial }, { ...params, kSlice }, [gx, gy, n]);
+    SPLIT_REDUCE.run({ P: partial, C: c }, { n: M * N, splits: n, alpha, acc: accFlag }, grid(Math.ceil((M * N) / WG)));
+    partial.dispose(); // encoded work reads it first: the pool hands it out again only to later dispatches
+    return;
+  }
+  const bufs: Record<string, Tensor> = { A: a, B: b, C: c };
+  if (o.lowRank) Object.assign(bufs, { H: o.lowRank.h, E: o.lowRank.e }), Object.assign(params, { r: o.lowRank.h.shape[1]!, s: o.lowRank.scale });
+  if (gemmThreads(tile) > rt().ctx.limits.maxComputeInvocationsPerWorkgroup) throw new Error(`matmul: tile ${JSON.stringify(tile)} needs more threads than the adapter allows`);
+  gemmKernel(tile, layout).run(bufs as never, params, [gx, gy, nb]);
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// The 'uniform' path. The "lane" operand L (each lane reads its own columns of it) is copied into windows of a scratch
-// buffer, each window one uniform binding of 64 KiB = KC rows (k) × TW columns; the "broadcast" operand R is read
-// cooperatively as in the subgroup kernel. Which operand is L: op(B) [K × N] (C = R·L with R = op(A), batch folded
-// into its rows), or op(A)ᵀ [K × M] (Cᵀ = op(B)ᵀ·op(A)ᵀ) when that needs fewer windows (lm_head: x is 48 × 224).
-const WINDOW = 16384; // floats in 64 KiB
-let scratch: { device: GPUDevice; buffer: GPUBuffer } | null = null;
-
-/** Window width and K chunk for an L of K × W: 32 columns (one subgroup's width: measured faster than wider windows)
- * and up to 512 rows of K, in balanced chunks. */
-function windows(K: number, W: number) {
-  const TW = Math.min(4 * Math.ceil(W / 4), 32);
-  const KC = 4 * Math.ceil(Math.ceil(K / Math.ceil(K / (WINDOW / TW))) / 4);
-  const panels = Math.ceil(W / TW);
-  return { KC, TW, panels, count: panels * Math.ceil(K / KC) };
+/** How many K slices: enough workgroups for about one wave of the GPU, each slice at least 256 deep. */
+function splitCount(workgroups: number, K: number, BK: number): number {
+  const target = kernelPolicy().targetWorkgroups;
+  if (workgroups * 2 > target || K < 1024) return 1;
+  return Math.max(1, Math.min(Math.floor(target / workgroups), Math.floor(K / 256), Math.ceil(K / BK)));
 }
-
-function viaUniformWindows(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, rows: number, N: number, K: number): boolean {
-  if (b.rank !== 2 || (a.rank > 2 && o.transA) || K === 0) return false; // a batched B needs one window set per batch
-  const sA = o.transA ? [1, rows] : [K, 1]; // op(A)(m, k) = A[m·sA0 + k·sA1], batch folded into m
-  const sB = o.transB ? [1, K] : [N, 1]; // op(B)(k, n) = B[k·sB0 + n·sB1]
-  const wB = windows(K, N);
-  const wA = windows(K, rows);
-  const lIsA = a.rank === 2 && wA.count < wB.count;
-  const w = lIsA ? wA : wB;
-  const [L, sL, R, sR, Rrows, W] = lIsA ? [a, [sA[1]!, sA[0]!], b, [sB[1]!, sB[0]!], N, rows] : [b, sB, a, sA, rows, N];
-  // each dispatch costs lavapipe ~0.2 ms: a window must carry ≥ 8 MFLOP, or one storage-buffer dispatch is faster
-  // (unless the path is forced: the tests run this kernel at small sizes)
-  if (forcedPath !== 'uniform' && 2 * Rrows * w.TW * Math.min(w.KC, K) < 8e6) return false;
-  const bytes = w.count * 4 * WINDOW;
-  if (!scratch || scratch.device !== rt().device || scratch.buffer.size < bytes) {
-    if (scratch?.device === rt().device) {
-      rt().flush(); // encoded work may still read the old windows
-      scratch.buffer.destroy();
-    }
-    const size = Math.max(bytes, 1 << 20);
-    scratch = { device: rt().device, buffer: rt().device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.STORAGE }) };
-  }
-  const total = (w.count * w.KC * w.TW) / 4;
-  rt().dispatch({
-    kernel: REPACK,
-    buffers: [L.buffer, scratch.buffer],
-    params: [K, W, w.KC, w.TW, w.panels, sL[0]!, sL[1]!, total],
-    workgroups: grid(Math.ceil(total / WG)),
-  });
-  const sg = fixedSubgroupSize();
-  const kernel = uniformKernel(sg, sR[1] === 1 && K % 4 === 0);
-  const sC = lIsA ? [1, N] : [N, 1];
-  for (let i = 0; i < w.count; i++) {
-    const panel = i % w.panels;
-    const kc0 = Math.floor(i / w.panels) * w.KC;
-    const n0 = panel * w.TW;
-    rt().dispatch({
-      kernel,
-      buffers: [R.buffer, { buffer: scratch.buffer, offset: i * 4 * WINDOW, size: 4 * WINDOW }, c.buffer],
-      params: [Rrows, W, K, kc0, Math.min(w.KC, K - kc0), n0, w.TW, o.alpha ?? 1, kc0 > 0 || o.accumulate ? 1 : 0, sR[0]!, sR[1]!, sC[0]!, sC[1]!],
-      types: 'uuuuuuufuuuuu',
-      workgroups: [Math.ceil(Math.min(w.TW, W - n0) / (4 * sg)), Math.ceil(Rrows / sg)],
-    });
-  }
-  return true;
-}
-
-// Window i = (chunk, panel) holds L(chunk·KC + kk, panel·TW + j) at [i·WINDOW + kk·TW + j]; zero past K and W.
-const REPACK = {
-  key: 'matmul:repack',
-  wgsl: () => `struct P { K: u32, W: u32, KC: u32, TW: u32, panels: u32, sLk: u32, sLw: u32, total: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> L: array<f32>;
-@group(0) @binding(2) var<storage, read_write> S: array<vec4<f32>>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
-  if (i >= p.total) { return; }
-  let perWindow = p.KC * p.TW / 4u;
-  let win = i / perWindow; let kk = (i % perWindow) / (p.TW / 4u); let j = 4u * (i % (p.TW / 4u));
-  let k = (win / p.panels) * p.KC + kk;
-  let w0 = (win % p.panels) * p.TW + j;
-  var v = vec4<f32>();
-  for (var c = 0u; c < 4u; c++) { if (k < p.K && w0 + c < p.W) { v[c] = L[k * p.sLk + (w0 + c) * p.sLw]; } }
-  S[win * ${WINDOW / 4}u + kk * (p.TW / 4u) + j / 4u] = v;
-}`,
-};
-
-// C rows = rows of R (SG per workgroup, lane l loads row m0+l), C columns = a 4·SG-wide slice of the window's TW.
-function uniformKernel(SG: number, vecR: boolean) {
-  const rows = range(SG);
-  const xyzw = (i: number) => 'xyzw'[i]!;
-  const loadA = vecR
-    ? `let a = R[(ma * p.sRm) / 4u + k / 4u];`
-    : `let a = vec4<f32>(${range(4).map((j) => `R[ma * p.sRm + min(k + ${j}u, p.K - 1u) * p.sRk]`).join(', ')});`; // rows past K meet zeros
-  return {
-    key: `matmul:uniform${SG}:${vecR ? 'R4' : 'R1'}`,
-    wgsl: () => `enable subgroups;
-struct P { M: u32, W: u32, K: u32, kc0: u32, kcn: u32, n0: u32, tw: u32, alpha: f32, acc: u32, sRm: u32, sRk: u32, sCm: u32, sCn: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> R: array<${vecR ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(2) var<uniform> U: array<vec4<f32>, ${WINDOW / 4}>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-@compute @workgroup_size(${SG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-  let m0 = wid.y * ${SG}u;
-  let j = wid.x * ${4 * SG}u + 4u * lane; // this lane's first column within the window
-  let jq = min(j, p.tw - 4u) / 4u;
-  let ma = min(m0 + lane, p.M - 1u);
-  ${rows.map((r) => `var acc${r} = vec4<f32>();`).join(' ')}
-  for (var q = 0u; q < (p.kcn + 3u) / 4u; q++) {
-    let k = p.kc0 + 4u * q;
-    ${loadA}
-    ${range(4).map((i) => `let b${i} = U[(4u * q + ${i}u) * (p.tw / 4u) + jq];`).join(' ')}
-    ${rows.map((r) => range(4).map((i) => `acc${r} = fma(vec4<f32>(subgroupBroadcast(a.${xyzw(i)}, ${r}u)), b${i}, acc${r});`).join(' ')).join('\n    ')}
-  }
-  ${rows.map((r) => `if (m0 + ${r}u < p.M) { for (var c = 0u; c < 4u; c++) { let n = p.n0 + j + c; if (j + c < p.tw && n < p.W) { let i = (m0 + ${r}u) * p.sCm + n * p.sCn; ${store('i', `acc${r}[c]`)} } } }`).join('\n  ')}
-}`,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The tiled kernel (discrete GPUs): a 64×64 tile of C per workgroup of 16×16 threads, each thread 4×4 outputs.
-// Each K-step of 16 stages a 64×16 slab of op(A) and a 16×64 slab of op(B) in workgroup memory (zero past the
-// edges), laid out [k][row or column / 4] so the inner loop reads one vec4 of A and one of B per k. Threads fill a
-// slab in the order that walks the operand's memory contiguously (coalesced reads), whichever way it is stored.
-const TILE = 64;
-const BK = 16;
-
-const TILED = {
-  key: 'matmul:tiled',
-  wgsl: () => `${HEADER}
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-var<workgroup> As: array<vec4<f32>, ${BK * (TILE / 4)}>; // [k][m / 4]
-var<workgroup> Bs: array<vec4<f32>, ${BK * (TILE / 4)}>; // [k][n / 4]
-@compute @workgroup_size(16, 16) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let M = p.M; let N = p.N; let K = p.K;
-  let m0 = wid.y * ${TILE}u; let n0 = wid.x * ${TILE}u;
-  let aBase = wid.z * p.bA; let bBase = wid.z * p.bB; let cBase = wid.z * M * N;
-  var acc: array<vec4<f32>, 4>; // rows m0 + 4·ty + i, columns n0 + 4·tx ..+3
-  for (var k0 = 0u; k0 < K; k0 += ${BK}u) {
-    for (var e = li; e < ${TILE * BK}u; e += 256u) {
-      // element e of each slab -> (row or column within the tile, k within the step), contiguous in memory
-      var mm = e / ${BK}u; var ka = e % ${BK}u;
-      if (p.tA != 0u) { mm = e % ${TILE}u; ka = e / ${TILE}u; }
-      let m = m0 + mm; let kA = k0 + ka;
-      var av = 0.0;
-      if (m < M && kA < K) { av = A[aBase + m * p.sAm + kA * p.sAk]; }
-      As[ka * ${TILE / 4}u + mm / 4u][mm % 4u] = av;
-      var nn = e % ${TILE}u; var kb = e / ${TILE}u;
-      if (p.tB != 0u) { nn = e / ${BK}u; kb = e % ${BK}u; }
-      let nB = n0 + nn; let kB = k0 + kb;
-      var bv = 0.0;
-      if (nB < N && kB < K) { bv = B[bBase + kB * p.sBk + nB * p.sBn]; }
-      Bs[kb * ${TILE / 4}u + nn / 4u][nn % 4u] = bv;
-    }
-    workgroupBarrier();
-    for (var kk = 0u; kk < ${BK}u; kk++) {
-      let a = As[kk * ${TILE / 4}u + lid.y];
-      let b = Bs[kk * ${TILE / 4}u + lid.x];
-      acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
-      acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
-      acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
-      acc[3] = fma(vec4<f32>(a.w), b, acc[3]);
-    }
-    workgroupBarrier();
-  }
-  for (var i = 0u; i < 4u; i++) {
-    let m = m0 + 4u * lid.y + i;
-    for (var j = 0u; j < 4u; j++) {
-      let n = n0 + 4u * lid.x + j;
-      if (m < M && n < N) { let idx = cBase + m * N + n; ${store('idx', 'acc[i][j]')} }
-    }
-  }
-}`,
-};

@@ -1,0 +1,94 @@
+// One policy for kernel variants: the adapter's class and features decide which kernel family every op uses, so the
+// choice lives here and nowhere else. `dawngrad info` and the benches print it.
+//
+//   class  'cpu' (lavapipe, llvmpipe, SwiftShader): subgroup-broadcast matmuls (no shared memory: barriers switch
+//          coroutines there), 64 KiB uniform windows on lavapipe; reductions one row per invocation.
+//   class  'gpu' (anything else): register-blocked shared-memory gemm tiles sized per shape class (measured by
+//          tuneMatmul, else a rule of thumb), thin kernels for LoRA's rank-r sides, split-K for small grids.
+import { rt } from './runtime.ts';
+import type { GemmTile } from './kernels/matmul-gpu.ts';
+
+export type MatmulPath = 'uniform' | 'subgroup' | 'tiled';
+export type AdapterClass = 'cpu' | 'gpu';
+
+export interface KernelPolicy {
+  adapterClass: AdapterClass;
+  /** the matmul family */
+  matmul: MatmulPath;
+  /** the one fixed subgroup size when the adapter has it and the device enabled subgroups, else 0 */
+  subgroupSize: number;
+  /** about one wave of workgroups: below half of it, long-K products split K across workgroups */
+  targetWorkgroups: number;
+  /** gemm tiles measured on this adapter, by shape class (see shapeClass) */
+  tuned: Record<string, GemmTile>;
+}
+
+/** The tiles a GPU gemm may use: the autotuner tries each; `gemmTileFor` falls back on a rule of thumb over them. */
+export const GEMM_TILES: Record<string, GemmTile> = {
+  '128x128': { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 },
+  '128x128k16': { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
+  '128x64': { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 },
+  '64x128': { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8 },
+  '64x64': { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
+  '32x64': { BM: 32, BN: 64, BK: 16, TM: 4, TN: 4 },
+};
+
+let cached: { device: GPUDevice; policy: KernelPolicy } | null = null;
+
+/** The policy for the current device (computed once per device). */
+export function kernelPolicy(): KernelPolicy {
+  const { device } = rt().ctx;
+  if (cached?.device !== device) cached = { device, policy: choose() };
+  return cached.policy;
+}
+
+function choose(): KernelPolicy {
+  const { ctx } = rt();
+  const subgroupSize = fixedSubgroupSize(ctx.device, ctx.adapter);
+  const cpu = ctx.info.isSoftware;
+  return {
+    adapterClass: cpu ? 'cpu' : 'gpu',
+    matmul: cpu && subgroupSize ? 'uniform' : 'tiled',
+    subgroupSize,
+    targetWorkgroups: cpu ? 1 : 264,
+    tuned: {},
+  };
+}
+
+function fixedSubgroupSize(device: GPUDevice, adapter: GPUAdapter): number {
+  if (!device.features.has('subgroups')) return 0;
+  const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const s = info.subgroupMinSize ?? 0;
+  return s === info.subgroupMaxSize && s >= 4 && s <= 64 && (s & (s - 1)) === 0 ? s : 0;
+}
+
+/** The shape class a gemm's tile is tuned for: the layout, M rounded up to a power of two, N and K as they are. */
+export function shapeClass(M: number, N: number, K: number, nb: number, tA: boolean, tB: boolean): string {
+  return `${+tA}${+tB}:${nb > 1 ? `${nb}×` : ''}${2 ** Math.ceil(Math.log2(Math.max(M, 1)))}x${N}x${K}`;
+}
+
+/** Record a measured tile for a shape class (tuneMatmul does this). */
+export function setTunedTile(cls: string, tile: GemmTile): void {
+  kernelPolicy().tuned[cls] = tile;
+}
+
+/** The gemm tile for a product: the measured one for its shape class, else big tiles when they fill the GPU. */
+export function gemmTileFor(M: number, N: number, K: number, nb: number, tA = false, tB = false): GemmTile {
+  const pol = kernelPolicy();
+  const tuned = pol.tuned[shapeClass(M, N, K, nb, tA, tB)];
+  if (tuned) return tuned;
+  const waves = (t: GemmTile) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * nb;
+  if (waves(GEMM_TILES['128x128']!) >= pol.targetWorkgroups / 2) return GEMM_TILES['128x128']!;
+  if (M <= 32) return GEMM_TILES['32x64']!;
+  return GEMM_TILES['64x64']!;
+}
+
+/** A line per choice, for `dawngrad info` and the bench headers. */
+export function describePolicy(): Record<string, string> {
+  const p = kernelPolicy();
+  return {
+    adapterClass: p.adapterClass,
+    matmul: p.matmul === 'tiled' ? 'tiled (register-blocked gemm tiles, thin rank-r kernels, split-K)' : `${p.matmul} (subgroup broadcast, subgroups of ${p.subgroupSize})`,
+    tunedShapes: String(Object.keys(p.tuned).length),
+  };
+}
