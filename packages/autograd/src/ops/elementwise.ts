@@ -14,13 +14,13 @@ function binaryOp(op: BinaryOp, rule: string, grads: (g: Tensor, a: Tensor, b: T
     name: op,
     rule,
     forward: ([a, b]) => T.binary(op, a!, b!),
-    backward(g, [a, b], _out, _attrs, needs) {
+    backward(g, { inputs: [a, b], needs }) {
       const [ga, gb] = grads(g, a!, b!);
       return [needs[0] ? fitTo(ga(), a!.shape) : null, needs[1] ? fitTo(gb(), b!.shape) : null];
     },
     cpu: {
       forward: ([a, b]) => ref.binary(op, a!, b!),
-      backward(g, [a, b]) {
+      backward(g, { inputs: [a, b] }) {
         const [ga, gb] = cpuGrads(g, a!, b!);
         return [ref.sumTo(ga, a!.shape), ref.sumTo(gb, b!.shape)];
       },
@@ -66,10 +66,10 @@ function unaryOp(
     name,
     rule,
     forward: ([x], c) => fwd(x!, c),
-    backward: (g, [x], y, c) => [direct ? direct(g, c) : T.mul(g, dfdx(x!, y, c))],
+    backward: (g, { inputs: [x], out: y, attrs: c }) => [direct ? direct(g, c) : T.mul(g, dfdx(x!, y, c))],
     cpu: {
       forward: ([x], c) => ({ shape: [...x!.shape], data: x!.data.map((v) => cpuFwd(v, c)) }),
-      backward: (g, [x], y, c) => [{ shape: [...x!.shape], data: g.data.map((gv, i) => gv * cpuDfdx(x!.data[i]!, y.data[i]!, c)) }],
+      backward: (g, { inputs: [x], out: y, attrs: c }) => [{ shape: [...x!.shape], data: g.data.map((gv, i) => gv * cpuDfdx(x!.data[i]!, y.data[i]!, c)) }],
     },
   });
 }

@@ -16,10 +16,10 @@ export const EMBEDDING = defineOp<null>({
     if (ids!.dtype !== 'i32') throw new Error(`embedding: ids must be i32, got ${ids!.dtype}`);
     return T.gatherRows(table!, ids!);
   },
-  backward: (g, [table, ids], _y, _a, needs) => [needs[0] ? T.scatterAddRows(g, ids!, table!.shape[0]!) : null, null],
+  backward: (g, { inputs: [table, ids], needs }) => [needs[0] ? T.scatterAddRows(g, ids!, table!.shape[0]!) : null, null],
   cpu: {
     forward: ([table, ids]) => ref.gatherRows(table!, ids!),
-    backward: (g, [table, ids]) => [ref.scatterAddRows(g, ids!, table!.shape[0]!), ref.empty(ids!.shape)],
+    backward: (g, { inputs: [table, ids] }) => [ref.scatterAddRows(g, ids!, table!.shape[0]!), ref.empty(ids!.shape)],
   },
 });
 

@@ -35,14 +35,14 @@ function sumLike(name: 'sum' | 'mean') {
     name,
     rule: isMean ? 'dx = broadcast(g)/K over the K reduced elements' : 'dx = broadcast(g) over the reduced axes',
     forward: ([x], a) => (isMean ? T.mean : T.sum)(x!, a.axes, a.keepdim ?? false),
-    backward(g, [x], _y, a) {
+    backward(g, { inputs: [x], attrs: a }) {
       const axes = axesOf(name, a, x!.rank);
       const dx = T.broadcastTo(g.reshape(keptShape(x!.shape, axes)), x!.shape);
       return [isMean ? T.unary('mulScalar', dx, 1 / count(x!.shape, axes)) : dx];
     },
     cpu: {
       forward: ([x], a) => (isMean ? ref.mean : ref.sum)(x!, a.axes, a.keepdim ?? false),
-      backward(g, [x], _y, a) {
+      backward(g, { inputs: [x], attrs: a }) {
         const axes = ref.normAxes(a.axes, x!.shape.length);
         const dx = ref.broadcastTo(ref.reshape(g, keptShape(x!.shape, axes)), x!.shape);
         if (isMean) dx.data.forEach((v, i) => (dx.data[i] = v / count(x!.shape, axes)));
@@ -107,10 +107,10 @@ export const MAX = defineOp<ReduceAttrs>({
   name: 'max',
   rule: 'dx = g at the argmax of each reduced group (the first one on ties), 0 elsewhere',
   forward: ([x], a) => T.max(x!, a.axes, a.keepdim ?? false),
-  backward: (g, [x], _y, a) => [maxBackward(g, x!, axesOf('max', a, x!.rank))],
+  backward: (g, { inputs: [x], attrs: a }) => [maxBackward(g, x!, axesOf('max', a, x!.rank))],
   cpu: {
     forward: ([x], a) => ref.max(x!, a.axes, a.keepdim ?? false),
-    backward(g, [x], y, a) {
+    backward(g, { inputs: [x], out: y, attrs: a }) {
       // walk x in row-major order; the first element equal to its group's max takes the group's gradient
       const axes = ref.normAxes(a.axes, x!.shape.length);
       const kshape = keptShape(x!.shape, axes);

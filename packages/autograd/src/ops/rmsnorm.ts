@@ -12,7 +12,7 @@
 // rstd is not kept from the forward: the backward's first pass over the row reads x anyway for mean(x·w·g), so it
 // recomputes Σx² in the same loop (no extra memory traffic, and no side tensor whose lifetime would outlive the op).
 import { Tensor, rt, grid, ref, type Kernel } from '@dawngrad/tensor';
-import { defineOp, apply, type F64 } from '../op.ts';
+import { defineOp, apply, type F64, type CpuBackwardCtx } from '../op.ts';
 import type { Var } from '../var.ts';
 
 export interface RmsNormAttrs {
@@ -182,7 +182,7 @@ function cpuForward([x, w]: F64[], { eps }: RmsNormAttrs): F64 {
   return y;
 }
 
-function cpuBackward(g: F64, [x, w]: F64[], _y: F64, { eps }: RmsNormAttrs): F64[] {
+function cpuBackward(g: F64, { inputs: [x, w], attrs: { eps } }: CpuBackwardCtx<RmsNormAttrs>): F64[] {
   const C = x!.shape[x!.shape.length - 1]!;
   const dx = ref.empty(x!.shape);
   const dw = ref.empty(w!.shape);
@@ -205,7 +205,7 @@ export const RMSNORM = defineOp<RmsNormAttrs>({
   name: 'rmsnorm',
   rule: 'y = w·x·r, r = rsqrt(mean(x²)+eps): dx = r·(w·g − x·r²·mean(x·w·g)), dw = Σ_rows g·x·r',
   forward: ([x, w], attrs) => rmsNormForward(x!, w!, attrs),
-  backward: (g, [x, w], _y, attrs, needs) => rmsNormBackward(g, x!, w!, attrs, needs),
+  backward: (g, { inputs: [x, w], attrs, needs }) => rmsNormBackward(g, x!, w!, attrs, needs),
   cpu: { forward: cpuForward, backward: cpuBackward },
 });
 

@@ -148,13 +148,13 @@ export const ROPE = defineOp<RopeAttrs>({
     if (x!.dtype !== 'f32' || pos!.dtype !== 'i32') throw new Error(`rope: needs x f32 and positions i32, got ${x!.dtype} and ${pos!.dtype}`);
     return ropeGpu(x!, pos!, theta, 1);
   },
-  backward: (g, [, pos], _y, { theta }, needs) => [needs[0] ? ropeGpu(g, pos!, theta, -1) : null, null],
+  backward: (g, { inputs: [, pos], attrs: { theta }, needs }) => [needs[0] ? ropeGpu(g, pos!, theta, -1) : null, null],
   cpu: {
     forward([x, pos], { theta }) {
       checkInputs(x!, pos!, theta);
       return cpuRope(x!, pos!, theta, 1);
     },
-    backward: (g, [, pos], _y, { theta }) => [cpuRope(g, pos!, theta, -1), ref.empty(pos!.shape)],
+    backward: (g, { inputs: [, pos], attrs: { theta } }) => [cpuRope(g, pos!, theta, -1), ref.empty(pos!.shape)],
   },
   differentiable: [true, false],
 });

@@ -18,10 +18,10 @@ export const RESHAPE = defineOp<ReshapeAttrs>({
   name: 'reshape',
   rule: 'dx = reshape(g, x.shape)',
   forward: ([x], a) => x!.reshape(a.shape),
-  backward: (g, [x]) => [g.reshape(x!.shape)],
+  backward: (g, { inputs: [x] }) => [g.reshape(x!.shape)],
   cpu: {
     forward: ([x], a) => ({ shape: resolveShape(x!.shape, a.shape), data: Float64Array.from(x!.data) }),
-    backward: (g, [x]) => [{ shape: [...x!.shape], data: Float64Array.from(g.data) }],
+    backward: (g, { inputs: [x] }) => [{ shape: [...x!.shape], data: Float64Array.from(g.data) }],
   },
 });
 
@@ -55,10 +55,10 @@ export const PERMUTE = defineOp<PermuteAttrs>({
   name: 'permute',
   rule: 'dx = permute(g, inverse(dims))',
   forward: ([x], a) => T.permute(x!, a.dims),
-  backward: (g, _x, _y, a) => [T.permute(g, inversePerm(a.dims))],
+  backward: (g, { attrs }) => [T.permute(g, inversePerm(attrs.dims))],
   cpu: {
     forward: ([x], a) => ref.permute(x!, a.dims),
-    backward: (g, _x, _y, a) => [ref.permute(g, inversePerm(a.dims))],
+    backward: (g, { attrs }) => [ref.permute(g, inversePerm(attrs.dims))],
   },
 });
 
@@ -88,10 +88,10 @@ export const SLICE = defineOp<SliceAttrs>({
   name: 'slice',
   rule: 'dx = g zero-padded back to x.shape',
   forward: ([x], a) => T.slice(x!, a.starts, a.ends),
-  backward: (g, [x], _y, a) => [padSlice(g, x!.shape, a.starts)],
+  backward: (g, { inputs: [x], attrs }) => [padSlice(g, x!.shape, attrs.starts)],
   cpu: {
     forward: ([x], a) => ref.slice(x!, a.starts, a.ends),
-    backward(g, [x], _y, a) {
+    backward(g, { inputs: [x], attrs: a }) {
       const lo = sliceStarts(x!.shape, a.starts);
       const dx = ref.empty(x!.shape);
       for (let i = 0; i < g.data.length; i++) {
@@ -127,7 +127,7 @@ export const CONCAT = defineOp<ConcatAttrs>({
   name: 'concat',
   rule: 'dx_i = g sliced to x_i\'s range along the axis',
   forward: (xs, a) => T.concat(xs, a.axis),
-  backward(g, xs, _y, a, needs) {
+  backward(g, { inputs: xs, attrs: a, needs }) {
     const { ax, bounds } = concatRanges(xs.map((x) => x.shape), a.axis);
     return bounds.map(([lo, hi], i) => {
       if (!needs[i]) return null;
@@ -137,7 +137,7 @@ export const CONCAT = defineOp<ConcatAttrs>({
   },
   cpu: {
     forward: (xs, a) => ref.concat(xs, a.axis),
-    backward(g, xs, _y, a) {
+    backward(g, { inputs: xs, attrs: a }) {
       const { ax, bounds } = concatRanges(xs.map((x) => x.shape), a.axis);
       return bounds.map(([lo, hi]) => {
         const b = along(g.shape, ax, lo, hi);
@@ -159,10 +159,10 @@ export const EXPAND = defineOp<ExpandAttrs>({
   name: 'expand',
   rule: 'dx = g summed over the broadcast dims back to x.shape',
   forward: ([x], a) => T.broadcastTo(x!, a.shape),
-  backward: (g, [x]) => [sameShape(g.shape, x!.shape) ? g : T.sumTo(g, x!.shape)],
+  backward: (g, { inputs: [x] }) => [sameShape(g.shape, x!.shape) ? g : T.sumTo(g, x!.shape)],
   cpu: {
     forward: ([x], a) => ref.broadcastTo(x!, a.shape),
-    backward: (g, [x]) => [ref.sumTo(g, x!.shape)],
+    backward: (g, { inputs: [x] }) => [ref.sumTo(g, x!.shape)],
   },
 });
 
@@ -176,7 +176,7 @@ export const TAKE = defineOp<null>({
   rule: 'dx[idx[m]] += g[m] (rows scattered back; repeated indices accumulate)',
   differentiable: [true, false],
   forward: ([x, idx]) => T.take(x!, idx!, 0),
-  backward(g, [x, idx], _y, _a, needs) {
+  backward(g, { inputs: [x, idx], needs }) {
     if (!needs[0]) return [null, null];
     const N = x!.shape[0]!;
     const inner = x!.size / (N || 1);
@@ -186,7 +186,7 @@ export const TAKE = defineOp<null>({
   },
   cpu: {
     forward: ([x, idx]) => ref.take(x!, idx!, 0),
-    backward(g, [x, idx]) {
+    backward(g, { inputs: [x, idx] }) {
       const N = x!.shape[0]!;
       const inner = x!.data.length / (N || 1);
       const dx = ref.scatterAddRows(ref.reshape(g, [...idx!.shape, inner]), idx!, N);

@@ -103,10 +103,10 @@ export const SOFTMAX = defineOp<null>({
   name: 'softmax',
   rule: 'y = softmax(x): dx = y·(g − Σ_c g·y) over the last axis',
   forward: ([x]) => T.softmax(x!),
-  backward: (g, _x, y) => [softmaxBackward('softmax', g, y)],
+  backward: (g, { out: y }) => [softmaxBackward('softmax', g, y)],
   cpu: {
     forward: ([x]) => ref.softmax(x!),
-    backward: (g, _x, y) => [cpuBackward('softmax', g, y)],
+    backward: (g, { out: y }) => [cpuBackward('softmax', g, y)],
   },
 });
 
@@ -114,10 +114,10 @@ export const LOG_SOFTMAX = defineOp<null>({
   name: 'logSoftmax',
   rule: 'y = logSoftmax(x): dx = g − exp(y)·Σ_c g over the last axis',
   forward: ([x]) => T.logSoftmax(x!),
-  backward: (g, _x, y) => [softmaxBackward('logSoftmax', g, y)],
+  backward: (g, { out: y }) => [softmaxBackward('logSoftmax', g, y)],
   cpu: {
     forward: ([x]) => ref.logSoftmax(x!),
-    backward: (g, _x, y) => [cpuBackward('logSoftmax', g, y)],
+    backward: (g, { out: y }) => [cpuBackward('logSoftmax', g, y)],
   },
 });
 
