@@ -6,7 +6,8 @@
 // decode step over B single tokens. Greedy reads back B argmax ids per step; sampling reads back the B rows of logits.
 import { Tensor, argmax, scope, keep, take, mulberry32 } from '@dawngrad/tensor';
 import { noGrad } from '@dawngrad/autograd';
-import { type MistralForCausalLM, MIN_SHARED_PREFIX, commonPrefixLength } from './mistral.ts';
+import type { MistralForCausalLM } from './mistral.ts';
+import { MIN_SHARED_PREFIX, commonPrefixLength } from './prefix.ts';
 import { KVCache, prefill, decodeStep } from './kv-cache.ts';
 
 export interface GenerateOptions {
