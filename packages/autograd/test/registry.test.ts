@@ -1,5 +1,6 @@
 // Every op in the registry must have a gradient property test: an op file added without one fails here.
 // A test "covers" an op when a test file passes its OpDef constant (NAME in capitals, e.g. MUL) to checkOp.
+// And the README's gradient tables say what the code says: one row per op, its backward cell the op's `rule`.
 import { describe, it, expect } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -29,5 +30,37 @@ describe('gradient rule registry', () => {
     }
     expect(missing, 'ops without a gradient property test').toEqual([]);
     expect(autograd.registry.size).toBeGreaterThan(10);
+  });
+});
+
+/** The rows of the README's gradient tables: `| \`op\` | forward | backward |` -> op -> backward cell. */
+function readmeRules(): Map<string, string[]> {
+  const readme = readFileSync(join(here, '../README.md'), 'utf8');
+  const start = readme.indexOf('## The backward of every op');
+  const end = readme.indexOf('\n## ', start + 1);
+  expect(start, 'the README has a "The backward of every op" section').toBeGreaterThan(0);
+  const rows = new Map<string, string[]>();
+  for (const line of readme.slice(start, end).split('\n')) {
+    const m = /^\| `([^`]+)` \|(.*)\|\s*$/.exec(line);
+    if (!m) continue;
+    const cells = m[2]!.split(' | ').map((c) => c.trim());
+    rows.set(m[1]!, [...(rows.get(m[1]!) ?? []), cells[cells.length - 1]!]);
+  }
+  return rows;
+}
+
+describe('the README gradient tables', () => {
+  it('list every op once, with its rule string word for word', () => {
+    const rows = readmeRules();
+    const problems: string[] = [];
+    for (const [name, def] of autograd.registry) {
+      const got = rows.get(name);
+      if (!got) problems.push(`${name}: no row in the README`);
+      else if (got.length > 1) problems.push(`${name}: ${got.length} rows in the README`);
+      else if (got[0] !== def.rule) problems.push(`${name}: README says "${got[0]}", the op's rule is "${def.rule}"`);
+    }
+    for (const name of rows.keys()) if (!autograd.registry.has(name)) problems.push(`${name}: a README row for an op the registry does not have`);
+    expect(problems).toEqual([]);
+    expect(rows.size).toBe(autograd.registry.size);
   });
 });

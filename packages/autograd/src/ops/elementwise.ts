@@ -38,10 +38,10 @@ const cdiv = (x: F64, y: F64) => ref.binary('div', x, y);
 const cneg = (x: F64) => ref.unary('neg', x);
 
 export const ADD = binaryOp('add', 'da = g, db = g', (g) => [() => g, () => g], (g) => [g, g]);
-export const SUB = binaryOp('sub', 'da = g, db = -g', (g) => [() => g, () => T.unary('neg', g)], (g) => [g, cneg(g)]);
+export const SUB = binaryOp('sub', 'da = g, db = −g', (g) => [() => g, () => T.unary('neg', g)], (g) => [g, cneg(g)]);
 export const MUL = binaryOp('mul', 'da = g·b, db = g·a', (g, a, b) => [() => T.mul(g, b), () => T.mul(g, a)],
   (g, a, b) => [cmul(g, b), cmul(g, a)]);
-export const DIV = binaryOp('div', 'da = g/b, db = -g·a/b²',
+export const DIV = binaryOp('div', 'da = g/b, db = −g·a/b²',
   (g, a, b) => [() => T.div(g, b), () => T.unary('neg', T.div(T.mul(g, a), T.mul(b, b)))],
   (g, a, b) => [cdiv(g, b), cneg(cdiv(cmul(g, a), cmul(b, b)))]);
 
@@ -75,18 +75,18 @@ function unaryOp(
 }
 
 const u = T.unary;
-export const NEG = unaryOp('neg', 'dx = -g', (x) => u('neg', x), (x) => T.fill(x.shape, -1), (x) => -x, () => -1, (g) => u('neg', g));
-export const EXP = unaryOp('exp', 'dx = g·y', (x) => u('exp', x), (_x, y) => y, Math.exp, (_x, y) => y);
+export const NEG = unaryOp('neg', 'dx = −g', (x) => u('neg', x), (x) => T.fill(x.shape, -1), (x) => -x, () => -1, (g) => u('neg', g));
+export const EXP = unaryOp('exp', 'dx = g·y (reuses the output)', (x) => u('exp', x), (_x, y) => y, Math.exp, (_x, y) => y);
 export const LOG = unaryOp('log', 'dx = g/x', (x) => u('log', x), (x) => u('recip', x), Math.log, (x) => 1 / x);
 export const SQRT = unaryOp('sqrt', 'dx = g/(2y)', (x) => u('sqrt', x), (_x, y) => u('recip', u('mulScalar', y, 2)),
   Math.sqrt, (_x, y) => 1 / (2 * y));
-export const RSQRT = unaryOp('rsqrt', 'dx = -g·y³/2', (x) => u('rsqrt', x), (_x, y) => u('mulScalar', u('powScalar', y, 3), -0.5),
+export const RSQRT = unaryOp('rsqrt', 'dx = −g·y³/2', (x) => u('rsqrt', x), (_x, y) => u('mulScalar', u('powScalar', y, 3), -0.5),
   (x) => 1 / Math.sqrt(x), (_x, y) => -0.5 * y ** 3);
-export const POW = unaryOp('pow', 'dx = g·c·x^(c-1)  (c a constant exponent)', (x, c) => u('powScalar', x, c),
+export const POW = unaryOp('pow', 'dx = g·c·xᶜ⁻¹', (x, c) => u('powScalar', x, c),
   (x, _y, c) => u('mulScalar', u('powScalar', x, c - 1), c), (x, c) => x ** c, (x, _y, c) => c * x ** (c - 1));
-export const SIGMOID = unaryOp('sigmoid', 'dx = g·y·(1-y)', (x) => u('sigmoid', x),
+export const SIGMOID = unaryOp('sigmoid', 'dx = g·y·(1 − y)', (x) => u('sigmoid', x),
   (_x, y) => T.mul(y, u('addScalar', u('neg', y), 1)), (x) => 1 / (1 + Math.exp(-x)), (_x, y) => y * (1 - y));
-export const SILU = unaryOp('silu', 'dx = g·s·(1 + x·(1-s)), s = sigmoid(x)', (x) => u('silu', x),
+export const SILU = unaryOp('silu', 'dx = g·s·(1 + x·(1 − s)), s = σ(x)', (x) => u('silu', x),
   (x) => {
     const s = u('sigmoid', x);
     return T.mul(s, u('addScalar', T.mul(x, u('addScalar', u('neg', s), 1)), 1));

@@ -9,7 +9,7 @@ import type { Var } from '../var.ts';
 // table: [V, C], ids: [...] (i32) -> [..., C]
 export const EMBEDDING = defineOp<null>({
   name: 'embedding',
-  rule: 'dtable[v] = Σ_{n: ids[n] = v} g[n]',
+  rule: 'dtable[v] = Σ_{n: ids[n] = v} g[n] (a deterministic scatter-add, no atomics); ids get none',
   differentiable: [true, false],
   forward([table, ids]) {
     if (table!.rank !== 2) throw new Error(`embedding: table must be [V, C], got [${table!.shape.join(', ')}]`);

@@ -127,7 +127,7 @@ var<workgroup> sh: array<vec2<f32>, ${W}>;
 };
 
 // x: [N, V], t: [N], lse: [N], count: [1], g: [] -> dx: [N, V]; one workgroup per row, each invocation a strided
-// loop over the row (lavapipe pays per workgroup: a flat grid of one invocation per logit ran 2-3x slower at [48, 32768])
+// loop over the row (a CPU adapter pays per workgroup: one invocation per logit was slower; bench/README.md)
 const backwardKernel: Kernel = {
   key: 'crossEntropyBackward',
   wgsl: () => `
@@ -156,10 +156,8 @@ ${MAIN_SIG} {
 };
 
 /**
- * Kernel 1's variant when not given. Measured on lavapipe (2 cores, loaded machine; min of 7-20 runs, forward only):
- * [48, 32768]: tree 6.7-9.1 ms, serial 4.4-5.3 ms; [1024, 32768]: tree 392-496 ms, serial 280-296 ms
- * ([1280, 32768] f32 is 160 MiB, over lavapipe's 128 MiB maxStorageBufferBindingSize, so 1024 rows stood in).
- * A CPU pays for each workgroup and each barrier; a real GPU wants a workgroup per row (coalesced loads).
+ * Kernel 1's variant when not given: a CPU pays for each workgroup and each barrier (serial measured ~1.5× faster on
+ * lavapipe, bench/README.md); a real GPU wants a workgroup per row (coalesced loads).
  */
 export function rowVariant(): 'tree' | 'serial' {
   return rt().ctx.info.isSoftware ? 'serial' : 'tree';

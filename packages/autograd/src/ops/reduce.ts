@@ -33,7 +33,7 @@ function sumLike(name: 'sum' | 'mean') {
   const isMean = name === 'mean';
   return defineOp<ReduceAttrs>({
     name,
-    rule: isMean ? 'dx = broadcast(g)/K over the K reduced elements' : 'dx = broadcast(g) over the reduced axes',
+    rule: isMean ? 'dx = g broadcast back over the reduced axes, divided by K' : 'dx = g broadcast back over the reduced axes',
     forward: ([x], a) => (isMean ? T.mean : T.sum)(x!, a.axes, a.keepdim ?? false),
     backward(g, { inputs: [x], attrs: a }) {
       const axes = axesOf(name, a, x!.rank);
@@ -105,7 +105,7 @@ function maxBackward(g: Tensor, x: Tensor, axes: number[]): Tensor {
 
 export const MAX = defineOp<ReduceAttrs>({
   name: 'max',
-  rule: 'dx = g at the argmax of each reduced group (the first one on ties), 0 elsewhere',
+  rule: 'dx = g at the first argmax of each reduced group (row-major order on ties), 0 elsewhere',
   forward: ([x], a) => T.max(x!, a.axes, a.keepdim ?? false),
   backward: (g, { inputs: [x], attrs: a }) => [maxBackward(g, x!, axesOf('max', a, x!.rank))],
   cpu: {

@@ -53,7 +53,7 @@ function inversePerm(dims: readonly number[]): number[] {
 
 export const PERMUTE = defineOp<PermuteAttrs>({
   name: 'permute',
-  rule: 'dx = permute(g, inverse(dims))',
+  rule: 'dx = permute(g, dims⁻¹)',
   forward: ([x], a) => T.permute(x!, a.dims),
   backward: (g, { attrs }) => [T.permute(g, inversePerm(attrs.dims))],
   cpu: {
@@ -125,7 +125,7 @@ const along = (shape: Shape, ax: number, lo: number, hi: number) => ({
 
 export const CONCAT = defineOp<ConcatAttrs>({
   name: 'concat',
-  rule: 'dx_i = g sliced to x_i\'s range along the axis',
+  rule: 'dxᵢ = g sliced to xᵢ\'s range along the axis',
   forward: (xs, a) => T.concat(xs, a.axis),
   backward(g, { inputs: xs, attrs: a, needs }) {
     const { ax, bounds } = concatRanges(xs.map((x) => x.shape), a.axis);
@@ -173,7 +173,7 @@ const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((d, i
 // x: [N, ...rest], idx: [M] (i32) -> [M, ...rest]; out-of-range indices give zero rows and get no gradient
 export const TAKE = defineOp<null>({
   name: 'take',
-  rule: 'dx[idx[m]] += g[m] (rows scattered back; repeated indices accumulate)',
+  rule: 'dx[idx[m]] += g[m]: a scatter-add, repeated indices accumulate',
   differentiable: [true, false],
   forward: ([x, idx]) => T.take(x!, idx!, 0),
   backward(g, { inputs: [x, idx], needs }) {
