@@ -90,16 +90,16 @@ export function prefill(model: MistralForCausalLM, cache: KVCache, inputIds: Ten
  */
 function prefillShared(model: MistralForCausalLM, cache: KVCache, prefix: Tensor, inputIds: Tensor, attentionMask: Tensor, lastRows: Tensor): Var {
   const [B, S] = inputIds.shape as [number, number];
-  const P = prefix.shape[1]!;
+  const prefixLen = prefix.shape[1]!;
   const cfg = model.config;
-  if (prefix.rank !== 2 || prefix.shape[0] !== 1 || P < 1) throw new Error(`prefill: prefix must be i32 [1, P] with P ≥ 1, got [${prefix.shape.join(', ')}]`);
-  if (B !== cache.batch || P + S > cache.maxLen) throw new Error(`prefill: a prefix of ${P} and suffixes [${B}, ${S}] do not fit a cache of [${cache.batch}, ${cache.maxLen}]`);
+  if (prefix.rank !== 2 || prefix.shape[0] !== 1 || prefixLen < 1) throw new Error(`prefill: prefix must be i32 [1, P] with P ≥ 1, got [${prefix.shape.join(', ')}]`);
+  if (B !== cache.batch || prefixLen + S > cache.maxLen) throw new Error(`prefill: a prefix of ${prefixLen} and suffixes [${B}, ${S}] do not fit a cache of [${cache.batch}, ${cache.maxLen}]`);
   const start = zeros([B], 'i32');
-  const mask = concat([ones([B, P], 'i32'), attentionMask], 1); // [B, P+S]: the prefix is real in every row
-  writeRowsAt(cache.mask.reshape([B, cache.maxLen, 1]), mask.reshape([B, P + S, 1]), start);
-  const kvRows = (t: Var) => t.data.reshape([B, P + S, cfg.numKeyValueHeads * cfg.headDim]);
-  const stream: PrefixStream = { x: model.embed(prefix), positions: positionsFrom(1, P, 0) };
-  const suffixPositions = positionsFrom(B, S, P);
+  const mask = concat([ones([B, prefixLen], 'i32'), attentionMask], 1); // [B, P+S]: the prefix is real in every row
+  writeRowsAt(cache.mask.reshape([B, cache.maxLen, 1]), mask.reshape([B, prefixLen + S, 1]), start);
+  const kvRows = (t: Var) => t.data.reshape([B, prefixLen + S, cfg.numKeyValueHeads * cfg.headDim]);
+  const stream: PrefixStream = { x: model.embed(prefix), positions: positionsFrom(1, prefixLen, 0) };
+  const suffixPositions = positionsFrom(B, S, prefixLen);
   const maskVar = constant(mask);
   let x = model.embed(inputIds); // [B*S, C]
   model.layers.forEach((layer, i) => {
