@@ -3,7 +3,7 @@
 // already holds a .grad takes later gradients in place (same tensor object), and an op that adds into it itself
 // (BackwardCtx.into) is not added twice; what a forward saves for its backward lives exactly as long as the graph.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import * as T from '@dawngrad/tensor';
+import * as tensor from '@dawngrad/tensor';
 import { init, dispose, rt, scope, Tensor } from '@dawngrad/tensor';
 import { param, constant, add, mul, exp, sum, scale, attention, backward, defineOp, apply, type Var } from '../src/index.ts';
 
@@ -19,16 +19,16 @@ const calls = { inPlace: 0, fresh: 0 };
 const SCALE_INTO = defineOp<null>({
   name: 'test.scaleInto',
   rule: 'dx = 3g',
-  forward: ([x]) => T.unary('mulScalar', x!, 3),
+  forward: ([x]) => tensor.unary('mulScalar', x!, 3),
   backward(g, { into }) {
     const acc = into[0];
     if (!acc) {
       calls.fresh++;
-      return [T.unary('mulScalar', g, 3)];
+      return [tensor.unary('mulScalar', g, 3)];
     }
     calls.inPlace++;
-    const d = T.unary('mulScalar', g, 3);
-    T.addInto(acc, d);
+    const d = tensor.unary('mulScalar', g, 3);
+    tensor.addInto(acc, d);
     return [acc]; // "already added"
   },
   cpu: {
