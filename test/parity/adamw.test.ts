@@ -11,25 +11,25 @@ import { AdamW } from '@dawngrad/train';
 import { HF_TINY, maxAbs, relErr } from '../shared.ts';
 
 const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
-let ref: SafetensorsFile;
+let torchDump: SafetensorsFile;
 
 beforeAll(async () => {
   await init();
-  ref = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
+  torchDump = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
 });
 afterAll(async () => {
-  await ref?.close();
+  await torchDump?.close();
   dispose();
 });
 
 describe('AdamW parity with PyTorch', () => {
   it('three clipped AdamW steps give the reference weights, norms and merged logits', async () => {
-    const ids = await ref.readTensor('input_ids');
+    const ids = await torchDump.readTensor('input_ids');
     const [B, T] = ids.shape as [number, number];
-    const labels = (await ref.readTensor('labels')).data as Int32Array;
+    const labels = (await torchDump.readTensor('labels')).data as Int32Array;
     const batch = {
       inputIds: Tensor.fromArray(ids.data as Int32Array, [B, T], 'i32'),
-      attentionMask: Tensor.fromArray((await ref.readTensor('attention_mask')).data as Int32Array, [B, T], 'i32'),
+      attentionMask: Tensor.fromArray((await torchDump.readTensor('attention_mask')).data as Int32Array, [B, T], 'i32'),
     };
     const model = await loadModel(HF_TINY);
     const lora = await loadAdapter(join(HF_TINY, 'adapter'), model);
@@ -51,13 +51,13 @@ describe('AdamW parity with PyTorch', () => {
       expect(Math.abs(norm - meta[`lora.step${step}.grad_norm`]) / meta[`lora.step${step}.grad_norm`]).toBeLessThanOrEqual(1e-5);
       for (const { name, param } of named) {
         param.zeroGrad();
-        const err = relErr(await param.data.toArray(), (await ref.readTensor(`lora.after_step${step}.${name}`)).data);
+        const err = relErr(await param.data.toArray(), (await torchDump.readTensor(`lora.after_step${step}.${name}`)).data);
         expect(err, `${name} after step ${step}`).toBeLessThanOrEqual(1e-5);
       }
     }
     lora.merge();
     const logits = noGrad(() => lora.forward(batch));
-    expect(maxAbs(await logits.data.toArray(), (await ref.readTensor('merged.logits')).data)).toBeLessThanOrEqual(1e-4);
+    expect(maxAbs(await logits.data.toArray(), (await torchDump.readTensor('merged.logits')).data)).toBeLessThanOrEqual(1e-4);
     opt.dispose();
     lora.dispose();
   });

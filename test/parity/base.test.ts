@@ -9,28 +9,28 @@ import { Tensor } from '@dawngrad/tensor';
 import { HF_TINY, maxAbs, relErr } from '../shared.ts';
 
 let model: MistralForCausalLM;
-let ref: SafetensorsFile;
+let torchDump: SafetensorsFile;
 const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
 
 beforeAll(async () => {
   await init();
   model = await loadModel(HF_TINY);
-  ref = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
+  torchDump = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
 });
 afterAll(async () => {
-  await ref?.close();
+  await torchDump?.close();
   dispose();
 });
 
 async function refTensor(name: string) {
-  return (await ref.readTensor(name)).data;
+  return (await torchDump.readTensor(name)).data;
 }
 
 describe('hf-tiny base model parity', () => {
   it('logits, loss and every base gradient match transformers', async () => {
-    const ids = (await ref.readTensor('input_ids')) as { data: Int32Array; shape: number[] };
-    const mask = (await ref.readTensor('attention_mask')).data as Int32Array;
-    const labels = (await ref.readTensor('labels')).data as Int32Array;
+    const ids = (await torchDump.readTensor('input_ids')) as { data: Int32Array; shape: number[] };
+    const mask = (await torchDump.readTensor('attention_mask')).data as Int32Array;
+    const labels = (await torchDump.readTensor('labels')).data as Int32Array;
     const [B, T] = ids.shape as [number, number];
     model.requiresGrad(true);
     const batch = {
@@ -47,7 +47,7 @@ describe('hf-tiny base model parity', () => {
     const l = await loss.data.item();
     expect(Math.abs(l - meta['base.loss']) / meta['base.loss']).toBeLessThanOrEqual(1e-5);
     const params = model.namedParameters();
-    expect(params.length).toBe(ref.names().filter((n) => n.startsWith('base.grad.')).length);
+    expect(params.length).toBe(torchDump.names().filter((n) => n.startsWith('base.grad.')).length);
     for (const { name, param } of params) {
       expect(param.grad, `${name} has a gradient`).toBeTruthy();
       const g = await param.grad!.toArray();

@@ -10,7 +10,7 @@ import { loadAdapter, type LoraModel } from '@dawngrad/lora';
 import { HF_TINY } from '../shared.ts';
 
 const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
-const ref: { prompt_ids: number[]; new_ids: number[]; top2_margins: number[] } = meta.generate;
+const hfGenerate: { prompt_ids: number[]; new_ids: number[]; top2_margins: number[] } = meta.generate;
 let lora: LoraModel;
 
 beforeAll(async () => {
@@ -35,21 +35,21 @@ afterAll(() => {
 
 describe('hf-tiny generation parity with transformers', () => {
   it('greedy ids with the KV cache equal transformers up to the first near-tie', async () => {
-    expect(ref.new_ids).toHaveLength(12);
-    const tie = ref.top2_margins.findIndex((m) => m < 1e-3);
-    const n = tie < 0 ? ref.new_ids.length : tie;
-    const g = await generate(lora.base, [ref.prompt_ids], { maxNewTokens: ref.new_ids.length, greedy: true });
-    expect(g.ids[0]!.slice(0, n)).toEqual(ref.new_ids.slice(0, n));
-    expect(g.ids[0]).toHaveLength(ref.new_ids.length);
+    expect(hfGenerate.new_ids).toHaveLength(12);
+    const tie = hfGenerate.top2_margins.findIndex((m) => m < 1e-3);
+    const n = tie < 0 ? hfGenerate.new_ids.length : tie;
+    const g = await generate(lora.base, [hfGenerate.prompt_ids], { maxNewTokens: hfGenerate.new_ids.length, greedy: true });
+    expect(g.ids[0]!.slice(0, n)).toEqual(hfGenerate.new_ids.slice(0, n));
+    expect(g.ids[0]).toHaveLength(hfGenerate.new_ids.length);
   });
 
   it('the same prompt in a batch with shorter and longer rows generates the same ids', async () => {
-    const p = ref.prompt_ids;
-    const g = await generate(lora.base, [p.slice(0, 20), p, p.slice(0, 50), [...p, ...ref.new_ids.slice(0, 3)]], { maxNewTokens: 12 });
+    const p = hfGenerate.prompt_ids;
+    const g = await generate(lora.base, [p.slice(0, 20), p, p.slice(0, 50), [...p, ...hfGenerate.new_ids.slice(0, 3)]], { maxNewTokens: 12 });
     expect(g.ids[1]).toEqual((await generate(lora.base, [p], { maxNewTokens: 12 })).ids[0]);
     // the row that starts 3 tokens further continues transformers' sequence
-    const tie = ref.top2_margins.findIndex((m) => m < 1e-3);
-    const n = tie < 0 ? ref.new_ids.length : tie;
-    expect(g.ids[3]!.slice(0, n - 3)).toEqual(ref.new_ids.slice(3, n));
+    const tie = hfGenerate.top2_margins.findIndex((m) => m < 1e-3);
+    const n = tie < 0 ? hfGenerate.new_ids.length : tie;
+    expect(g.ids[3]!.slice(0, n - 3)).toEqual(hfGenerate.new_ids.slice(3, n));
   });
 });

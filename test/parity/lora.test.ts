@@ -16,7 +16,7 @@ import { HF_TINY, REPO, maxAbs, relErr } from '../shared.ts';
 
 const ADAPTER = join(HF_TINY, 'adapter');
 const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
-let ref: SafetensorsFile;
+let torchDump: SafetensorsFile;
 let tmp: string;
 let lora: LoraModel | null = null;
 let batch: { inputIds: Tensor; attentionMask: Tensor };
@@ -27,17 +27,17 @@ let T: number;
 beforeAll(async () => {
   await init();
   tmp = mkdtempSync(join(tmpdir(), 'dawngrad-lora-parity-'));
-  ref = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
-  const ids = await ref.readTensor('input_ids');
+  torchDump = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
+  const ids = await torchDump.readTensor('input_ids');
   [B, T] = ids.shape as [number, number];
-  labels = (await ref.readTensor('labels')).data as Int32Array;
+  labels = (await torchDump.readTensor('labels')).data as Int32Array;
   batch = {
     inputIds: Tensor.fromArray(ids.data as Int32Array, [B, T], 'i32'),
-    attentionMask: Tensor.fromArray((await ref.readTensor('attention_mask')).data as Int32Array, [B, T], 'i32'),
+    attentionMask: Tensor.fromArray((await torchDump.readTensor('attention_mask')).data as Int32Array, [B, T], 'i32'),
   };
 });
 afterAll(async () => {
-  await ref?.close();
+  await torchDump?.close();
   rmSync(tmp, { recursive: true, force: true });
   dispose();
 });
@@ -46,7 +46,7 @@ afterEach(() => {
   lora = null;
 });
 
-const refTensor = async (name: string) => (await ref.readTensor(name)).data as Float32Array;
+const torchTensor = async (name: string) => (await torchDump.readTensor(name)).data as Float32Array;
 
 const logitsOf = (m: { forward: MistralForCausalLM['forward'] }) => noGrad(() => m.forward(batch)).data.toArray();
 
@@ -57,19 +57,19 @@ describe('hf-tiny LoRA parity with PEFT', () => {
     const logits = lora.forward(batch);
     const loss = causalLmLoss(logits, shiftedTargetsFull(labels, B, T));
     backward(loss);
-    expect(maxAbs(await logits.data.toArray(), await refTensor('lora.logits'))).toBeLessThanOrEqual(1e-4);
+    expect(maxAbs(await logits.data.toArray(), await torchTensor('lora.logits'))).toBeLessThanOrEqual(1e-4);
     const l = await loss.data.item();
     expect(Math.abs(l - meta['lora.loss']) / meta['lora.loss']).toBeLessThanOrEqual(1e-5);
     for (const { name, param } of lora.namedParameters()) {
       expect(param.grad, `${name} has a gradient`).toBeTruthy();
-      expect(relErr(await param.grad!.toArray(), await refTensor(`lora.grad.${name}`)), `gradient of ${name}`).toBeLessThanOrEqual(1e-3);
+      expect(relErr(await param.grad!.toArray(), await torchTensor(`lora.grad.${name}`)), `gradient of ${name}`).toBeLessThanOrEqual(1e-3);
     }
     for (const { name, param } of lora.base.namedParameters()) expect(param.grad, `${name} is frozen`).toBeNull();
   });
 
   it('a fresh adapter (B = 0) leaves the base logits unchanged', async () => {
     lora = inject(await loadModel(HF_TINY), { r: 8, lora_alpha: 16, target_modules: 'all-linear', seed: 1 });
-    expect(maxAbs(await logitsOf(lora), await refTensor('base.logits'))).toBeLessThanOrEqual(1e-4);
+    expect(maxAbs(await logitsOf(lora), await torchTensor('base.logits'))).toBeLessThanOrEqual(1e-4);
   });
 
   it('merged logits equal adapter logits; unmerge restores the base weights', async () => {
@@ -90,10 +90,10 @@ describe('hf-tiny LoRA parity with PEFT', () => {
   it("reproduces PEFT's merge_and_unload logits from the weights after 3 AdamW steps", async () => {
     lora = await loadAdapter(ADAPTER, await loadModel(HF_TINY));
     for (const { name, param } of lora.namedParameters()) {
-      setData(param, Tensor.fromArray(await refTensor(`lora.after_step2.${name}`), param.shape));
+      setData(param, Tensor.fromArray(await torchTensor(`lora.after_step2.${name}`), param.shape));
     }
     lora.eval().merge();
-    expect(maxAbs(await logitsOf(lora), await refTensor('merged.logits'))).toBeLessThanOrEqual(1e-4);
+    expect(maxAbs(await logitsOf(lora), await torchTensor('merged.logits'))).toBeLessThanOrEqual(1e-4);
   });
 });
 
@@ -116,7 +116,7 @@ describe('dawngrad merge', () => {
     for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) expect(files).toContain(f);
     const merged = await loadModel(out);
     try {
-      expect(maxAbs(await logitsOf(merged), await refTensor('lora.logits'))).toBeLessThanOrEqual(1e-4);
+      expect(maxAbs(await logitsOf(merged), await torchTensor('lora.logits'))).toBeLessThanOrEqual(1e-4);
     } finally {
       merged.dispose();
     }

@@ -1,7 +1,8 @@
 // Reverse mode: walk the graph from the output in reverse topological order, hand each node's gradient to its
-// backward closure, accumulate what comes out into its inputs. Leaves keep their gradient (summed across calls);
-// every other gradient is freed as soon as it has been passed on, and each node's temporaries right after it runs.
-import { Tensor, scope, keep, add, fill, unary } from '@dawngrad/tensor';
+// backward closure, accumulate what comes out into its inputs. Leaves keep their gradient (summed across calls, in
+// place once a leaf has one); every other gradient is freed as soon as it has been passed on, each node's temporaries
+// right after it runs, and what its forward saved for it once the graph is cut.
+import { Tensor, scope, keep, add, addInto, fill, unary } from '@dawngrad/tensor';
 import { Var } from './var.ts';
 
 function topoOrder(root: Var): Var[] {
@@ -54,24 +55,29 @@ export function backward(root: Var, opts: BackwardOptions = {}): void {
     if (!v.backwardFn) {
       // a leaf: accumulate into .grad, which outlives any step scope
       if (v.grad) {
-        const sum = add(v.grad, g);
-        v.grad.dispose();
+        addInto(v.grad, g);
         g.dispose();
-        v.grad = keep(sum);
       } else {
         v.grad = keep(g);
       }
       continue;
     }
     const needs = v.parents.map((p) => p.requiresGrad);
-    const pgrads = scope(() => v.backwardFn!(g, needs));
-    // a backward may pass g straight through, or return one tensor for two inputs: first give every input a tensor
-    // of its own (copies for repeats), then accumulate — summing frees tensors, so no input may share one
+    // a leaf that already holds a .grad takes its gradient in place, so its tensor object never changes (an
+    // optimiser may own it as a view into one packed buffer); the op may even do the addition itself
+    const into = v.parents.map((p, i) => (needs[i] && p.isLeaf && p.grad && !p.grad.disposed ? p.grad : null));
+    const pgrads = scope(() => v.backwardFn!(g, needs, into));
+    // a backward may pass g straight through, or return one tensor for two inputs: first give every pending input a
+    // tensor of its own (copies for repeats), then accumulate — summing frees tensors, so no input may share one
     const owned = new Set<Tensor>();
     const mine: [Var, Tensor][] = [];
     v.parents.forEach((p, i) => {
       let pg = needs[i] ? pgrads[i] : null;
-      if (!pg) return;
+      if (!pg || pg === into[i]) return; // nothing for this input, or the op already added it into the leaf's .grad
+      if (into[i]) {
+        addInto(into[i], pg); // pg itself is freed below
+        return;
+      }
       if (owned.has(pg)) pg = copy(pg);
       owned.add(pg);
       mine.push([p, pg]);
@@ -86,11 +92,13 @@ export function backward(root: Var, opts: BackwardOptions = {}): void {
         grads.set(p, pg);
       }
     }
-    for (const pg of pgrads) if (pg && !owned.has(pg) && pg !== g) pg.dispose();
+    for (const pg of pgrads) if (pg && !owned.has(pg) && pg !== g && !into.includes(pg)) pg.dispose();
     if (!owned.has(g)) g.dispose();
     if (!opts.retainGraph) {
       v.parents = [];
       v.backwardFn = null;
+      for (const t of v.saved) t.dispose(); // stream-ordered: the kernels encoded above still read them
+      v.saved = [];
     }
   }
 }

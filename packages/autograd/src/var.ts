@@ -2,8 +2,11 @@
 // and the closure that turns the gradient of its output into gradients of those inputs.
 import { Tensor, keep, type Shape } from '@dawngrad/tensor';
 
-/** Given dL/dout, return dL/dinput for each input (null where `needs[i]` is false: no work for frozen inputs). */
-export type BackwardFn = (g: Tensor, needs: boolean[]) => (Tensor | null)[];
+/**
+ * Given dL/dout, return dL/dinput for each input (null where `needs[i]` is false: no work for frozen inputs). `into[i]`
+ * is input i's leaf `.grad` when it has one: returning that very tensor says the gradient was added into it in place.
+ */
+export type BackwardFn = (g: Tensor, needs: boolean[], into: (Tensor | null)[]) => (Tensor | null)[];
 
 export class Var {
   /** dL/dthis after backward(); accumulates across backward() calls until zeroGrad(). Leaves only. */
@@ -11,6 +14,8 @@ export class Var {
   /** parents and backward are dropped after backward() so the graph can be collected */
   parents: Var[];
   backwardFn: BackwardFn | null;
+  /** tensors the op's forward kept for its backward (e.g. attention's logsumexp); freed when the graph is cut */
+  saved: Tensor[] = [];
 
   constructor(
     public data: Tensor,

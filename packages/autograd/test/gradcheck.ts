@@ -39,7 +39,7 @@ function dot(a: F64, w: F64): number {
 }
 
 /** Run both checks for one op at one point. Inputs are float64; the GPU gets them rounded to f32. */
-export async function checkOp<A>(def: OpDef<A>, inputs: F64[], attrs: A, opts: CheckOptions = {}): Promise<void> {
+export async function checkOp<A, S>(def: OpDef<A, S>, inputs: F64[], attrs: A, opts: CheckOptions = {}): Promise<void> {
   const { h = 1e-6, fdTol = 1e-5, gpuTol = 1e-4, gpuAtol = 0, maxFdPoints = 48, seed = 1 } = opts;
   const rand = rng(seed);
   const frozen = opts.frozen ?? inputs.map((_, i) => def.differentiable?.[i] === false);
@@ -47,7 +47,7 @@ export async function checkOp<A>(def: OpDef<A>, inputs: F64[], attrs: A, opts: C
   const xs = inputs.map((x, i) => (frozen[i] ? x : { shape: x.shape, data: Float64Array.from(Float32Array.from(x.data)) }));
   const out = def.cpu.forward(xs, attrs);
   const w = randomF64(out.shape, rand);
-  const cpuGrads = def.cpu.backward(w, xs, out, attrs);
+  const cpuGrads = def.cpu.backward(w, { inputs: xs, out, attrs });
 
   // (1) analytic (CPU, float64) vs central differences
   for (let i = 0; i < xs.length; i++) {

@@ -136,7 +136,7 @@ function cpuEval(g: Graph, w?: F64): { out: F64; grads: F64[]; gmax: number } {
       const s = g.steps[k]!;
       const gOut = grads[g.leaves.length + k];
       if (!gOut) continue;
-      const gIn = s.def.cpu.backward(gOut, s.args.map((a) => vals[a]!), vals[g.leaves.length + k]!, s.attrs);
+      const gIn = s.def.cpu.backward(gOut, { inputs: s.args.map((a) => vals[a]!), out: vals[g.leaves.length + k]!, attrs: s.attrs });
       s.args.forEach((a, i) => {
         const prev = grads[a];
         grads[a] = prev ? ref.add(prev, gIn[i]!) : { shape: [...vals[a]!.shape], data: Float64Array.from(gIn[i]!.data) };

@@ -75,8 +75,9 @@ describe('crossEntropy', () => {
     }
     expect(labels.data.some((v) => v === -100) && labels.data.some((v) => v !== -100)).toBe(true);
     for (const variant of ['tree', 'serial'] as const) {
-      const loss = CROSS_ENTROPY.forward([ref.toTensor(logits), ref.toTensor(labels, 'i32')], { variant });
+      const { out: loss, saved } = CROSS_ENTROPY.forward([ref.toTensor(logits), ref.toTensor(labels, 'i32')], { variant }) as { out: Tensor; saved: { lse: Tensor; count: Tensor } };
       expect(Math.abs((await loss.item()) - want)).toBeLessThan(2e-6 * want);
+      expect(await saved.count.item()).toBe(labels.data.filter((v) => v !== -100).length); // what the backward divides by
     }
     // the float64 twin agrees too (it sees the float32-stored logits, so only to about 1e-6)
     expect(Math.abs(CROSS_ENTROPY.cpu.forward([logits, labels], {}).data[0]! - want)).toBeLessThan(1e-6 * want);

@@ -45,7 +45,7 @@ describe('reductions', () => {
     expect(Array.from(await x.grad!.toArray())).toEqual([0, 0.5, 0, -2, 0, 0, 7, 0, 0]);
     // the CPU twin says the same
     const cx = ref.array([1, 3, 3, 2, 2, 0, 5, 5, 5], [3, 3]);
-    const cpu = MAX.cpu.backward(ref.array(g), [cx], ref.max(cx, 1), { axes: 1 });
+    const cpu = MAX.cpu.backward(ref.array(g), { inputs: [cx], out: ref.max(cx, 1), attrs: { axes: 1 } });
     expect(Array.from(cpu[0]!.data)).toEqual([0, 0.5, 0, -2, 0, 0, 7, 0, 0]);
     // over two non-adjacent axes, "first" is row-major first within the group
     const y = param(Tensor.fromArray([4, 1, 0, 4, 4, 2, 3, 4], [2, 2, 2]));

@@ -53,11 +53,12 @@ describe('rmsnorm', () => {
     scope(() => {
       const x = Tensor.fromArray([1, 2, 3, 4, 5, 6], [2, 3]);
       const w = Tensor.fromArray([1, 1, 1]);
-      const y = RMSNORM.forward([x, w], { eps: 1e-6 });
-      const [dx, dw] = RMSNORM.backward(y, [x, w], y, { eps: 1e-6 }, [true, false]);
+      const y = RMSNORM.forward([x, w], { eps: 1e-6 }) as Tensor;
+      const ctx = (needs: boolean[]) => ({ inputs: [x, w], out: y, attrs: { eps: 1e-6 }, needs, saved: undefined, into: [null, null] });
+      const [dx, dw] = RMSNORM.backward(y, ctx([true, false]));
       expect(dx).toBeInstanceOf(Tensor);
       expect(dw).toBeNull();
-      const [dx2, dw2] = RMSNORM.backward(y, [x, w], y, { eps: 1e-6 }, [false, true]);
+      const [dx2, dw2] = RMSNORM.backward(y, ctx([false, true]));
       expect(dx2).toBeNull();
       expect(dw2).toBeInstanceOf(Tensor);
     });

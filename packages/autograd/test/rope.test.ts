@@ -59,11 +59,11 @@ describe('rope', () => {
         }
         const xt = ref.toTensor(x);
         const pt = ref.toTensor(pos, 'i32');
-        const y = ROPE.forward([xt, pt], { theta });
+        const y = ROPE.forward([xt, pt], { theta }) as Tensor;
         // float32 angles of up to 200 rad carry ~2e-5 rad of rounding (HF has the same)
         expectClose(`rope θ=${theta} D=${D}`, await ref.fromTensor(y), want, 5e-5);
         // backward is the inverse rotation: feeding y back as the gradient returns x
-        const back = ROPE.backward(y, [xt, pt], y, { theta }, [true, false]);
+        const back = ROPE.backward(y, { inputs: [xt, pt], out: y, attrs: { theta }, needs: [true, false], saved: undefined, into: [null, null] });
         expect(back[1]).toBeNull();
         expectClose(`rope⁻¹ θ=${theta} D=${D}`, await ref.fromTensor(back[0]!), x, 1e-6);
         for (const t of [xt, pt, y, back[0]!]) t.dispose();

@@ -67,10 +67,11 @@ describe('swiglu', () => {
   it('computes nothing for an input that needs no gradient, and rejects mismatched shapes', () => {
     scope(() => {
       const a = Tensor.fromArray([1, 2, 3], [3]);
-      const [dg, du] = SWIGLU.backward(a, [a, a], a, null, [false, true]);
+      const ctx = (needs: boolean[]) => ({ inputs: [a, a], out: a, attrs: null, needs, saved: undefined, into: [null, null] });
+      const [dg, du] = SWIGLU.backward(a, ctx([false, true]));
       expect(dg).toBeNull();
       expect(du).toBeInstanceOf(Tensor);
-      expect(SWIGLU.backward(a, [a, a], a, null, [false, false])).toEqual([null, null]);
+      expect(SWIGLU.backward(a, ctx([false, false]))).toEqual([null, null]);
     });
     expect(() => SWIGLU.cpu.forward([randomF64([2, 3], rng(1)), randomF64([3, 2], rng(1))], null)).toThrow(/must have the same shape/);
   });

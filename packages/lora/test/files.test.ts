@@ -66,10 +66,10 @@ describe('load a PEFT adapter', () => {
   it('reads the fixture: config, PEFT order, values converted from F64', async () => {
     lora = await loadAdapter(ADAPTER, model);
     expect([lora.config.r, lora.config.lora_alpha, lora.scale]).toEqual([4, 8, 2]);
-    const ref = await fixtureTensors();
+    const peftTensors = await fixtureTensors();
     for (const l of lora.layers) {
       for (const [f, v] of [['A', l.A], ['B', l.B]] as const) {
-        const want = ref.get(`base_model.model.${l.path}.lora_${f}.weight`)!;
+        const want = peftTensors.get(`base_model.model.${l.path}.lora_${f}.weight`)!;
         expect(v.shape).toEqual(want.shape);
         expect(maxAbsDiff(await v.data.toArray(), Float32Array.from(want.f64))).toBe(0);
       }
@@ -147,11 +147,11 @@ describe('save', () => {
     await saveAdapter(lora, out);
     expect(readdirSync(out).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
     expect(readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
-    const ref = await fixtureTensors();
+    const peftTensors = await fixtureTensors();
     const f = await SafetensorsFile.open(join(out, 'adapter_model.safetensors'));
-    expect(f.names().sort()).toEqual([...ref.keys()].sort());
+    expect(f.names().sort()).toEqual([...peftTensors.keys()].sort());
     expect(f.metadata).toEqual({ format: 'pt' });
-    for (const [k, v] of ref) {
+    for (const [k, v] of peftTensors) {
       expect(f.info(k).dtype).toBe('F32');
       expect(f.info(k).shape).toEqual(v.shape);
       const got = await f.readBytes(k);

@@ -6,7 +6,8 @@
 // decode step over B single tokens. Greedy reads back B argmax ids per step; sampling reads back the B rows of logits.
 import { Tensor, argmax, scope, keep, take, mulberry32 } from '@dawngrad/tensor';
 import { noGrad } from '@dawngrad/autograd';
-import { type MistralForCausalLM, MIN_SHARED_PREFIX, commonPrefixLength } from './mistral.ts';
+import type { MistralForCausalLM } from './mistral.ts';
+import { MIN_SHARED_PREFIX, commonPrefixLength } from './prefix.ts';
 import { KVCache, prefill, decodeStep } from './kv-cache.ts';
 
 export interface GenerateOptions {
@@ -66,20 +67,20 @@ export async function generate(model: MistralForCausalLM, prompts: readonly Arra
   try {
     // prefill: the prompts right-padded, after the shared prefix P if there is one: [B, S = T - P] -> logits at each
     // prompt's last token [B, V]
-    let P = o.sharePrefix && B >= 2 ? commonPrefixLength(prompts) : 0;
-    if (P < MIN_SHARED_PREFIX) P = 0;
-    const S = T - P;
+    let prefixLen = o.sharePrefix && B >= 2 ? commonPrefixLength(prompts) : 0;
+    if (prefixLen < MIN_SHARED_PREFIX) prefixLen = 0;
+    const S = T - prefixLen;
     const ids = new Int32Array(B * S).fill(pad);
     const mask = new Int32Array(B * S);
     prompts.forEach((p, b) => {
-      ids.set(Array.from(p).slice(P), b * S);
-      mask.fill(1, b * S, b * S + p.length - P);
+      ids.set(Array.from(p).slice(prefixLen), b * S);
+      mask.fill(1, b * S, b * S + p.length - prefixLen);
     });
-    const last = Int32Array.from(lens, (n, b) => b * S + n - P - 1);
+    const last = Int32Array.from(lens, (n, b) => b * S + n - prefixLen - 1);
     const first = noGrad(() =>
       scope(() => {
         const t = (a: Int32Array, shape: number[]) => Tensor.fromArray(a, shape, 'i32');
-        const prefix = P > 0 ? t(Int32Array.from(Array.from(prompts[0]!).slice(0, P)), [1, P]) : undefined;
+        const prefix = prefixLen > 0 ? t(Int32Array.from(Array.from(prompts[0]!).slice(0, prefixLen)), [1, prefixLen]) : undefined;
         const logits = prefill(model, cache, t(ids, [B, S]), t(mask, [B, S]), t(last, [B]), prefix).data; // [B, V]
         const scores = firstIds.length > 0 ? take(logits, t(Int32Array.from(firstIds), [firstIds.length]), 1) : null; // [B, n]
         return { next: maxNew === 0 ? null : greedy ? argmax(logits, -1) : logits, scores };

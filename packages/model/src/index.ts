@@ -14,6 +14,7 @@ export { HttpError, type FileMeta } from './download.ts';
 // The model on the GPU
 export * from './modules.ts';
 export * from './mistral.ts';
+export * from './prefix.ts';
 export * from './load.ts';
 export * from './loss.ts';
 export * from './kv-cache.ts';

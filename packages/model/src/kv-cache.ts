@@ -4,12 +4,14 @@
 // query over the cached keys, the MLP and the head — B rows instead of B·T. Forward-only: call inside noGrad.
 //
 // Layout: rows are right-padded; row b's token t sits at cache position t with RoPE position t, exactly as when the row
-// runs alone, and the i32 key mask [B, Tmax] says which cache positions hold real tokens. The layer below mirrors
+// runs alone, and the i32 key mask [B, Tmax] says which cache positions hold real tokens. The layer below is
 // DecoderLayer.forward (mistral.ts) with the attention swapped for a function, so both paths share every other op.
 import { Tensor, zeros, ones, writeRowsAt, attentionDecode, concat } from '@dawngrad/tensor';
-import { Var, constant, add, reshape, embedding, rmsNorm, rope, attention, swiglu, take } from '@dawngrad/autograd';
+import { Var, constant, reshape, rmsNorm, attention, take } from '@dawngrad/autograd';
 import type { ModelConfig } from './config.ts';
-import type { DecoderLayer, MistralForCausalLM, PrefixStream } from './mistral.ts';
+import type { DecoderLayer, MistralForCausalLM } from './mistral.ts';
+import { positionIds } from './modules.ts';
+import { prefixLayerForward, type PrefixStream } from './prefix.ts';
 
 /** Keys and values of every layer for B rows of up to maxLen positions, and which positions are filled. */
 export class KVCache {
@@ -43,20 +45,12 @@ type Attend = (layer: number, q: Var, k: Var, v: Var) => Var;
 
 // x: [B*S, C] -> [B*S, C]; DecoderLayer.forward with the attention supplied by the caller
 function layerForward(l: DecoderLayer, x: Var, cfg: ModelConfig, B: number, S: number, positions: Var, attend: Attend): Var {
-  const { numAttentionHeads: H, numKeyValueHeads: KV, headDim: D, rmsNormEps: eps, ropeTheta: theta } = cfg;
-  const h = rmsNorm(x, l.inputNorm, eps);
-  const q = rope(reshape(l.q.forward(h), [B, S, H, D]), positions, theta); // [B, S, H, D]
-  const k = rope(reshape(l.k.forward(h), [B, S, KV, D]), positions, theta); // [B, S, KV, D]
-  const v = reshape(l.v.forward(h), [B, S, KV, D]);
-  x = add(x, l.o.forward(attend(l.index, q, k, v)));
-  const h2 = rmsNorm(x, l.postNorm, eps);
-  return add(x, l.down.forward(swiglu(l.gate.forward(h2), l.up.forward(h2))));
+  const { q, k, v } = l.qkv(x, cfg, B, S, positions); // q: [B, S, H, D], k and v: [B, S, KV, D]
+  return l.afterAttention(x, attend(l.index, q, k, v), cfg);
 }
 
 // i32 [rows, n]: positions from, from+1, .. in every row
-function positionsFrom(rows: number, n: number, from: number): Var {
-  return constant(Tensor.fromArray(Int32Array.from({ length: rows * n }, (_, i) => from + (i % n)), [rows, n], 'i32'));
-}
+const positionsFrom = (rows: number, n: number, from: number): Var => constant(positionIds(rows, n, from));
 
 // x: [N, C] -> logits [N, V]
 function head(model: MistralForCausalLM, x: Var): Var {
@@ -83,7 +77,7 @@ export function prefill(model: MistralForCausalLM, cache: KVCache, inputIds: Ten
     writeRowsAt(cache.values[i]!.reshape([B, cache.maxLen, -1]), rowsOf(v), start);
     return reshape(attention(q, k, v, mask), [B * T, cfg.numAttentionHeads * cfg.headDim]);
   };
-  let x = reshape(embedding(model.embedTokens, constant(inputIds)), [B * T, cfg.hiddenSize]);
+  let x = model.embed(inputIds); // [B*T, C]
   for (const layer of model.layers) x = layerForward(layer, x, cfg, B, T, positions, attend);
   return head(model, take(x, constant(lastRows)));
 }
@@ -96,26 +90,25 @@ export function prefill(model: MistralForCausalLM, cache: KVCache, inputIds: Ten
  */
 function prefillShared(model: MistralForCausalLM, cache: KVCache, prefix: Tensor, inputIds: Tensor, attentionMask: Tensor, lastRows: Tensor): Var {
   const [B, S] = inputIds.shape as [number, number];
-  const P = prefix.shape[1]!;
+  const prefixLen = prefix.shape[1]!;
   const cfg = model.config;
-  if (prefix.rank !== 2 || prefix.shape[0] !== 1 || P < 1) throw new Error(`prefill: prefix must be i32 [1, P] with P ≥ 1, got [${prefix.shape.join(', ')}]`);
-  if (B !== cache.batch || P + S > cache.maxLen) throw new Error(`prefill: a prefix of ${P} and suffixes [${B}, ${S}] do not fit a cache of [${cache.batch}, ${cache.maxLen}]`);
+  if (prefix.rank !== 2 || prefix.shape[0] !== 1 || prefixLen < 1) throw new Error(`prefill: prefix must be i32 [1, P] with P ≥ 1, got [${prefix.shape.join(', ')}]`);
+  if (B !== cache.batch || prefixLen + S > cache.maxLen) throw new Error(`prefill: a prefix of ${prefixLen} and suffixes [${B}, ${S}] do not fit a cache of [${cache.batch}, ${cache.maxLen}]`);
   const start = zeros([B], 'i32');
-  const mask = concat([ones([B, P], 'i32'), attentionMask], 1); // [B, P+S]: the prefix is real in every row
-  writeRowsAt(cache.mask.reshape([B, cache.maxLen, 1]), mask.reshape([B, P + S, 1]), start);
-  const embed = (ids: Tensor, n: number) => reshape(embedding(model.embedTokens, constant(ids)), [n, cfg.hiddenSize]);
-  const kvRows = (t: Var) => t.data.reshape([B, P + S, cfg.numKeyValueHeads * cfg.headDim]);
-  const stream: PrefixStream = { x: embed(prefix, P), positions: positionsFrom(1, P, 0) };
-  const suffixPositions = positionsFrom(B, S, P);
+  const mask = concat([ones([B, prefixLen], 'i32'), attentionMask], 1); // [B, P+S]: the prefix is real in every row
+  writeRowsAt(cache.mask.reshape([B, cache.maxLen, 1]), mask.reshape([B, prefixLen + S, 1]), start);
+  const kvRows = (t: Var) => t.data.reshape([B, prefixLen + S, cfg.numKeyValueHeads * cfg.headDim]);
+  const stream: PrefixStream = { x: model.embed(prefix), positions: positionsFrom(1, prefixLen, 0) };
+  const suffixPositions = positionsFrom(B, S, prefixLen);
   const maskVar = constant(mask);
-  let x = embed(inputIds, B * S);
+  let x = model.embed(inputIds); // [B*S, C]
   model.layers.forEach((layer, i) => {
     stream.last = i === model.layers.length - 1;
     stream.onKeysValues = (k, v) => {
       writeRowsAt(cache.keys[i]!.reshape([B, cache.maxLen, -1]), kvRows(k), start);
       writeRowsAt(cache.values[i]!.reshape([B, cache.maxLen, -1]), kvRows(v), start);
     };
-    x = layer.forward(x, cfg, B, S, suffixPositions, maskVar, stream);
+    x = prefixLayerForward(layer, x, cfg, B, S, suffixPositions, maskVar, stream);
   });
   return head(model, take(x, constant(lastRows)));
 }
@@ -137,7 +130,7 @@ export function decodeStep(model: MistralForCausalLM, cache: KVCache, ids: Tenso
     writeRowsAt(values.reshape([B, cache.maxLen, KV * D]), v.data.reshape([B, 1, KV * D]), pos);
     return constant(attentionDecode(q.data.reshape([B, H, D]), keys, values, cache.mask, pos).reshape([B, H * D]));
   };
-  let x = embedding(model.embedTokens, constant(ids.reshape([B]))); // [B, C]
+  let x = model.embed(ids); // [B, C]
   const positions = constant(pos.reshape([B, 1]));
   for (const layer of model.layers) x = layerForward(layer, x, cfg, B, 1, positions, attend);
   return head(model, x);

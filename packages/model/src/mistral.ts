@@ -3,30 +3,14 @@
 //
 // Activations stay as [B*T, C] rows from the embedding to the head; the attention and RoPE kernels read the
 // [B, T, heads, D] view of a projection's output directly, so no permute copies happen anywhere in the block.
-//
-// A shared prompt prefix (Batch.prefix) runs once instead of once per row: its P tokens go through every layer as a
-// batch-1 stream [P, C] beside the rows' suffixes [B*S, C]. Only attention mixes the two: each layer broadcasts the
-// prefix's q/k/v to the B rows and puts them in front of the suffix's, so one causal attention over P+S positions
-// gives every suffix token exactly the keys it would see in the full row. Every other op is per token, so its
-// prefix rows are the same numbers whichever row they sit in: computing them once changes nothing but the work.
-import { Tensor, fill, concat as concatTensors } from '@dawngrad/tensor';
-import {
-  Var,
-  constant,
-  add,
-  reshape,
-  embedding,
-  rmsNorm,
-  rope,
-  attention,
-  swiglu,
-  take,
-  expand,
-  concat,
-  slice,
-} from '@dawngrad/autograd';
+// A batch whose rows share a prompt prefix (Batch.prefix) takes the same layers through prefix.ts, which runs the
+// prefix once beside the rows' suffixes; the KV cache's prefill and decode steps (kv-cache.ts) reuse the layer's
+// qkv() and afterAttention() around attention of their own.
+import type { Tensor } from '@dawngrad/tensor';
+import { Var, constant, add, reshape, embedding, rmsNorm, rope, attention, swiglu, take } from '@dawngrad/autograd';
 import type { ModelConfig } from './config.ts';
-import { Linear, type NamedParam } from './modules.ts';
+import { Linear, positionIds, type NamedParam } from './modules.ts';
+import { prefixDecoder } from './prefix.ts';
 
 export interface Batch {
   /** token ids, i32 [B, T] */
@@ -36,9 +20,9 @@ export interface Batch {
   /** position of each token, i32 [B, T]; default 0..T-1 on every row, as transformers does without position_ids */
   positions?: Tensor;
   /**
-   * tokens every row starts with, run through the decoder once: ids i32 [1, P] at positions 0..P-1. With a prefix,
-   * inputIds/attentionMask/positions hold only each row's suffix [B, S] (positions default P..P+S-1), the logits and
-   * hidden states are the suffix rows' [B*S, ...], and ForwardOptions.logitsAt indexes those [B*S] rows.
+   * tokens every row starts with, run through the decoder once (prefix.ts): ids i32 [1, P] at positions 0..P-1. With a
+   * prefix, inputIds/attentionMask/positions hold only each row's suffix [B, S] (positions default P..P+S-1), the
+   * logits and hidden states are the suffix rows' [B*S, ...], and ForwardOptions.logitsAt indexes those [B*S] rows.
    */
   prefix?: { ids: Tensor };
 }
@@ -66,30 +50,16 @@ export class DecoderLayer {
     return [this.q, this.k, this.v, this.o, this.gate, this.up, this.down];
   }
 
-  // x: [B*T, C] -> [B*T, C]
-  forward(x: Var, cfg: ModelConfig, B: number, T: number, positions: Var, mask: Var): Var;
-  // x: the suffix rows [B*T, C], prefix.x: the shared prefix [P, C], mask: [B, P+T] -> the suffix rows [B*T, C], and
-  // the prefix's rows [P, C] in prefix.x unless prefix.last says no later layer reads them
-  forward(x: Var, cfg: ModelConfig, B: number, T: number, positions: Var, mask: Var, prefix: PrefixStream): Var;
-  forward(x: Var, cfg: ModelConfig, B: number, T: number, positions: Var, mask: Var, prefix?: PrefixStream): Var {
+  // x: [B*T, C], positions: [B, T], mask: [B, T] -> [B*T, C]
+  forward(x: Var, cfg: ModelConfig, B: number, T: number, positions: Var, mask: Var): Var {
     const { numAttentionHeads: H, headDim: D } = cfg;
-    const s = this.qkv(x, cfg, B, T, positions);
-    if (!prefix) return this.tail(x, reshape(attention(s.q, s.k, s.v, mask), [B * T, H * D]), cfg);
-    const P = prefix.x.shape[0]!;
-    const p = this.qkv(prefix.x, cfg, 1, P, prefix.positions);
-    // [1, P, heads, D] ‖ [B, T, heads, D] -> [B, P+T, heads, D]; expand's backward sums the B rows' gradients into the prefix
-    const join = (a: Var, b: Var) => concat([expand(a, [B, ...a.shape.slice(1)]), b], 1);
-    const [k, v] = [join(p.k, s.k), join(p.v, s.v)]; // [B, P+T, KV, D]
-    prefix.onKeysValues?.(k, v);
-    const a = attention(join(p.q, s.q), k, v, mask); // [B, P+T, H, D]
-    const out = this.tail(x, reshape(slice(a, [0, P], [B, P + T]), [B * T, H * D]), cfg);
-    // row 0's copy of the prefix is the prefix's own output; rows 1.. repeat it (and their slice gets no gradient)
-    if (!prefix.last) prefix.x = this.tail(prefix.x, reshape(slice(a, [0, 0], [1, P]), [P, H * D]), cfg);
-    return out;
+    const { q, k, v } = this.qkv(x, cfg, B, T, positions); // RMSNorm, the q/k/v projections, RoPE
+    const a = attention(q, k, v, mask); // [B, T, H, D]
+    return this.afterAttention(x, reshape(a, [B * T, H * D]), cfg); // o_proj, residual, RMSNorm, SwiGLU MLP, residual
   }
 
-  // x: [N, C] with N = rows*T -> q: [rows, T, H, D], k and v: [rows, T, KV, D] (q and k rotated to their positions)
-  private qkv(x: Var, cfg: ModelConfig, rows: number, T: number, positions: Var): { q: Var; k: Var; v: Var } {
+  /** x: [rows*T, C] -> q: [rows, T, H, D], k and v: [rows, T, KV, D]; q and k rotated to their positions [rows, T]. */
+  qkv(x: Var, cfg: ModelConfig, rows: number, T: number, positions: Var): { q: Var; k: Var; v: Var } {
     const { numAttentionHeads: H, numKeyValueHeads: KV, headDim: D, rmsNormEps: eps, ropeTheta: theta } = cfg;
     const h = rmsNorm(x, this.inputNorm, eps);
     const q = rope(reshape(this.q.forward(h), [rows, T, H, D]), positions, theta);
@@ -98,44 +68,13 @@ export class DecoderLayer {
     return { q, k, v };
   }
 
-  // x: [N, C], a: the attention output [N, H*D] -> [N, C]: o_proj and residual, then RMSNorm, SwiGLU and residual
-  private tail(x: Var, a: Var, cfg: ModelConfig): Var {
+  /** x: the layer's input [N, C], a: the attention output [N, H*D] -> [N, C]: o_proj and residual, then the MLP block. */
+  afterAttention(x: Var, a: Var, cfg: ModelConfig): Var {
     x = add(x, this.o.forward(a));
-    const h2 = rmsNorm(x, this.postNorm, cfg.rmsNormEps);
-    const m = swiglu(this.gate.forward(h2), this.up.forward(h2)); // [N, I]
+    const h = rmsNorm(x, this.postNorm, cfg.rmsNormEps);
+    const m = swiglu(this.gate.forward(h), this.up.forward(h)); // [N, I]
     return add(x, this.down.forward(m));
   }
-}
-
-/** The shared prefix as it flows through the decoder beside the rows' suffixes. */
-export interface PrefixStream {
-  /** its hidden states [P, C]; DecoderLayer.forward replaces them with the layer's output */
-  x: Var;
-  /** its RoPE positions, i32 [1, P] */
-  positions: Var;
-  /** true in the last layer: nothing reads the prefix's output there, so its o_proj and MLP are skipped */
-  last?: boolean;
-  /** handed each layer's joined keys and values [B, P+T, KV, D] (post-RoPE): the KV cache's prefill stores them */
-  onKeysValues?: (k: Var, v: Var) => void;
-}
-
-/** Below this many shared tokens the prefix path's extra copies cost about what it saves. */
-export const MIN_SHARED_PREFIX = 8;
-
-/**
- * The longest token prefix all prompts share, capped so every prompt keeps at least its last token out of it: that
- * token's logits predict what follows, and logits are computed for suffix rows only.
- */
-export function commonPrefixLength(prompts: readonly ArrayLike<number>[]): number {
-  if (prompts.length === 0) return 0;
-  let P = Math.min(...prompts.map((p) => p.length - 1));
-  const first = prompts[0]!;
-  for (const p of prompts) {
-    let i = 0;
-    while (i < P && p[i] === first[i]) i++;
-    P = i;
-  }
-  return Math.max(P, 0);
 }
 
 export class MistralForCausalLM {
@@ -185,26 +124,19 @@ export class MistralForCausalLM {
     return rmsNorm(this.decoder(batch), this.norm, this.config.rmsNormEps);
   }
 
+  /** ids: i32 [...] -> their embedding rows [numel, C] */
+  embed(ids: Tensor): Var {
+    return reshape(embedding(this.embedTokens, constant(ids)), [ids.size, this.config.hiddenSize]);
+  }
+
   // inputIds: [B, T] -> the last layer's output [B*T, C], before the final norm (with a prefix: the suffix rows')
   private decoder(batch: Batch): Var {
+    if (batch.prefix) return prefixDecoder(this, batch); // the shared prefix runs once beside the rows' suffixes
     const [B, T] = batch.inputIds.shape as [number, number];
-    const cfg = this.config;
-    const P = batch.prefix ? checkPrefix(batch, B, T) : 0;
-    const positions = constant(batch.positions ?? defaultPositions(B, T, P));
-    const embed = (ids: Tensor, n: number) => reshape(embedding(this.embedTokens, constant(ids)), [n, cfg.hiddenSize]);
-    let x = embed(batch.inputIds, B * T);
-    if (!batch.prefix) {
-      const mask = constant(batch.attentionMask);
-      for (const layer of this.layers) x = layer.forward(x, cfg, B, T, positions, mask);
-      return x;
-    }
-    // mask: the prefix's P real tokens in front of every row's suffix mask -> [B, P+T]
-    const mask = constant(concatTensors([fill([B, P], 1, 'i32'), batch.attentionMask], 1));
-    const prefix: PrefixStream = { x: embed(batch.prefix.ids, P), positions: constant(defaultPositions(1, P, 0)) };
-    this.layers.forEach((layer, i) => {
-      prefix.last = i === this.layers.length - 1;
-      x = layer.forward(x, cfg, B, T, positions, mask, prefix);
-    });
+    const positions = constant(batch.positions ?? positionIds(B, T, 0));
+    const mask = constant(batch.attentionMask);
+    let x = this.embed(batch.inputIds); // [B*T, C]
+    for (const layer of this.layers) x = layer.forward(x, this.config, B, T, positions, mask);
     return x;
   }
 
@@ -215,25 +147,4 @@ export class MistralForCausalLM {
       param.data.dispose();
     }
   }
-}
-
-// -> i32 [B, T]: start, start+1, ..., start+T-1 on every row
-function defaultPositions(B: number, T: number, start: number): Tensor {
-  const p = new Int32Array(B * T);
-  for (let i = 0; i < p.length; i++) p[i] = start + (i % T);
-  return Tensor.fromArray(p, [B, T], 'i32');
-}
-
-/** P of a batch's prefix, after checking that its ids are i32 [1, P] and the suffix tensors are [B, T]. */
-function checkPrefix(batch: Batch, B: number, T: number): number {
-  const ids = batch.prefix!.ids;
-  const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
-  if (ids.rank !== 2 || ids.shape[0] !== 1 || ids.shape[1]! < 1 || ids.dtype !== 'i32') {
-    throw new Error(`forward: prefix.ids must be i32 [1, P] with P ≥ 1, got ${ids.dtype} ${fmt(ids.shape)}`);
-  }
-  const m = batch.attentionMask.shape;
-  if (m.length !== 2 || m[0] !== B || m[1] !== T) {
-    throw new Error(`forward: attentionMask ${fmt(m)} must match the suffix ids [${B}, ${T}]`);
-  }
-  return ids.shape[1]!;
 }

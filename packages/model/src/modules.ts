@@ -1,5 +1,5 @@
 // The building blocks of the decoder, each holding its parameters under their Hugging Face names.
-import type { Tensor } from '@dawngrad/tensor';
+import { Tensor } from '@dawngrad/tensor';
 import { Var, matmul, add } from '@dawngrad/autograd';
 
 /** A named parameter: its HF name and the Var holding it. */
@@ -42,4 +42,9 @@ export class Linear {
 export function setData(v: Var, t: Tensor): void {
   v.data.dispose();
   v.data = t;
+}
+
+/** i32 [rows, n]: the RoPE positions start, start+1, ..., start+n-1 on every row. */
+export function positionIds(rows: number, n: number, start: number): Tensor {
+  return Tensor.fromArray(Int32Array.from({ length: rows * n }, (_, i) => start + (i % n)), [rows, n], 'i32');
 }

@@ -86,18 +86,18 @@ describe('reading the shared checkpoints', () => {
   });
 
   it('reads reference.safetensors: int32 inputs and f32 logits', async () => {
-    const ref = await SafetensorsFile.open(join(HF, 'reference.safetensors'));
-    const ids = await ref.readTensor('input_ids');
+    const torchDump = await SafetensorsFile.open(join(HF, 'reference.safetensors'));
+    const ids = await torchDump.readTensor('input_ids');
     expect(ids.dtype).toBe('I32');
     expect(ids.data).toBeInstanceOf(Int32Array);
-    const mask = await ref.readTensor('attention_mask');
+    const mask = await torchDump.readTensor('attention_mask');
     expect(mask.shape).toEqual(ids.shape);
     expect([...mask.data].every((m) => m === 0 || m === 1)).toBe(true);
-    const logits = ref.info('base.logits');
+    const logits = torchDump.info('base.logits');
     expect(logits.dtype).toBe('F32');
     expect(logits.shape).toEqual([...ids.shape, 1000]);
     expect(logits.byteLength).toBe(ids.data.length * 1000 * 4);
-    await ref.close();
+    await torchDump.close();
   });
 });
 
@@ -112,7 +112,7 @@ const bf16 = (h: number) => {
 };
 
 describe('half-precision conversions', () => {
-  for (const [dtype, ref] of [['F16', f16], ['BF16', bf16]] as const) {
+  for (const [dtype, oracle] of [['F16', f16], ['BF16', bf16]] as const) {
     it(`${dtype}: all 65536 values`, async () => {
       const bits = Uint16Array.from({ length: 65536 }, (_, i) => i);
       const file = craft(`all-${dtype}.safetensors`, { x: { dtype, shape: [65536], data_offsets: [0, 131072] } }, new Uint8Array(bits.buffer));
@@ -121,7 +121,7 @@ describe('half-precision conversions', () => {
       await f.close();
       let bad = 0;
       for (let h = 0; h < 65536; h++) {
-        const want = ref(h);
+        const want = oracle(h);
         if (!(Object.is(data[h], want) || (Number.isNaN(want) && Number.isNaN(data[h])))) bad++;
       }
       expect(bad).toBe(0);

@@ -62,10 +62,10 @@ describe('hf-tiny tokenizer against transformers', () => {
 
   it('renders the four fixture prompts exactly, and their ids match the fixture batch', async () => {
     const tok = HfTokenizer.fromDir(HF);
-    const ref = await SafetensorsFile.open(join(HF, 'reference.safetensors'));
-    const inputIds = await ref.readTensor('input_ids');
-    const mask = await ref.readTensor('attention_mask');
-    await ref.close();
+    const torchDump = await SafetensorsFile.open(join(HF, 'reference.safetensors'));
+    const inputIds = await torchDump.readTensor('input_ids');
+    const mask = await torchDump.readTensor('attention_mask');
+    await torchDump.close();
     const T = inputIds.shape[1];
     for (let i = 0; i < 4; i++) {
       const prompt = tok.applyChatTemplate([{ role: 'system', content: SYSTEM }, { role: 'user', content: fixtureLine(tok, i) }], { addGenerationPrompt: true });

@@ -1,7 +1,7 @@
 // Elementwise unary/binary ops vs the float64 reference, over random shapes (vec4 and scalar paths, broadcasting).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
-import { init, dispose, Tensor, ref, unary, binary, add, UNARY, BINARY, type UnaryOp, type BinaryOp } from '../src/index.ts';
+import { init, dispose, Tensor, ref, unary, binary, add, addInto, UNARY, BINARY, type UnaryOp, type BinaryOp } from '../src/index.ts';
 import { shapeArb, broadcastPairArb, uniform, ints, pair, expectClose, expectEqual, RUNS, type Tol } from './helpers.ts';
 
 beforeAll(async () => {
@@ -141,5 +141,19 @@ describe('binary', () => {
   it('names both shapes when they do not broadcast', () => {
     expect(() => add(Tensor.empty([2, 3]), Tensor.empty([4]))).toThrow('cannot broadcast [2, 3] with [4]');
     expect(() => add(Tensor.empty([2]), Tensor.empty([2], 'i32'))).toThrow(/dtypes differ/);
+  });
+
+  it('addInto adds in place: the same tensor and buffer, scalar and vec4 paths, a tensor added to itself', async () => {
+    for (const n of [5, 8]) {
+      const dst = Tensor.fromArray(Array.from({ length: n }, (_, i) => i), [n]);
+      const buffer = dst.buffer;
+      addInto(dst, Tensor.fromArray(Array.from({ length: n }, (_, i) => 10 * i), [n]));
+      expect(dst.buffer).toBe(buffer);
+      expect(Array.from(await dst.toArray())).toEqual(Array.from({ length: n }, (_, i) => 11 * i));
+      addInto(dst, dst);
+      expect(Array.from(await dst.toArray())).toEqual(Array.from({ length: n }, (_, i) => 22 * i));
+    }
+    expect(() => addInto(Tensor.empty([2, 3]), Tensor.empty([3, 2]))).toThrow(/shapes differ/);
+    expect(() => addInto(Tensor.empty([2], 'i32'), Tensor.empty([2], 'i32'))).toThrow(/needs f32/);
   });
 });

@@ -19,7 +19,7 @@
 // pipelines also took 20–30 s each to compile at D = 56, these about 5 s each, once for every D.
 import type { Tensor } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
-import { Var, constant, isGradEnabled } from '../var.ts';
+import { Var, constant } from '../var.ts';
 import { attentionForward, attentionBackward, type AttnDims } from './attention-kernels.ts';
 
 export interface AttentionAttrs {
@@ -43,16 +43,6 @@ function attnDims(q: readonly number[], k: readonly number[], v: readonly number
   const scale = attrs.scale ?? 1 / Math.sqrt(D);
   if (!Number.isFinite(scale)) throw new Error(`attention: scale must be a finite number, got ${attrs.scale}`);
   return { B, T, H, KV, D, scale };
-}
-
-// The forward's logsumexp L: [B, H, T], keyed by the output tensor the backward will be handed. It is made only while
-// gradients are recorded, lives in the same scope as the output, and the backward disposes it; a missing one (a second
-// backward with retainGraph) is recomputed by running the forward again.
-const savedLse = new WeakMap<Tensor, Tensor>();
-
-function dropSaved(out: Tensor): void {
-  savedLse.get(out)?.dispose();
-  savedLse.delete(out);
 }
 
 // ---- float64 twin: plain loops over the textbook formulas ---------------------------------------------------------
@@ -138,7 +128,8 @@ function gpuDims([q, k, v, mask]: Tensor[], attrs: AttentionAttrs): AttnDims {
   return d;
 }
 
-export const ATTENTION = defineOp<AttentionAttrs>({
+// saves the forward's logsumexp L: [B, H, T], from which the backward recomputes P = e^{S − L}
+export const ATTENTION = defineOp<AttentionAttrs, Tensor>({
   name: 'attention',
   rule:
     'O = P·V, P = softmax(scale·Q·Kᵀ over keys j ≤ i with mask 1): dV = Pᵀ·dO, dS = P∘(dO·Vᵀ − rowsum(dO∘O)), ' +
@@ -148,27 +139,17 @@ export const ATTENTION = defineOp<AttentionAttrs>({
     const d = gpuDims(inputs, attrs);
     const [q, k, v, mask] = inputs as [Tensor, Tensor, Tensor, Tensor];
     const { o, lse } = attentionForward(q, k, v, mask, d);
-    if (isGradEnabled()) savedLse.set(o, lse);
-    else lse.dispose(); // no backward can follow
-    return o;
+    return { out: o, saved: lse };
   },
-  backward(g, inputs, out, attrs, needs) {
+  backward(g, { inputs, out, attrs, needs, saved: lse }) {
     const d = gpuDims(inputs, attrs);
     const [q, k, v, mask] = inputs as [Tensor, Tensor, Tensor, Tensor];
-    let lse = savedLse.get(out);
-    savedLse.delete(out);
-    if (!lse || lse.disposed) {
-      const again = attentionForward(q, k, v, mask, d); // temporaries of the backward's scope
-      again.o.dispose();
-      lse = again.lse;
-    }
     const r = attentionBackward(g, q, k, v, mask, out, lse, d, { q: !!needs[0], k: !!needs[1], v: !!needs[2] });
-    lse.dispose(); // stream-ordered: the kernels encoded above still read it
     return [r.dq, r.dk, r.dv, null];
   },
   cpu: {
     forward: cpuForward,
-    backward: (g, xs, _out, attrs) => cpuBackward(g, xs, attrs),
+    backward: (g, { inputs, attrs }) => cpuBackward(g, inputs, attrs),
   },
 });
 
@@ -177,7 +158,5 @@ export const ATTENTION = defineOp<AttentionAttrs>({
  * q: [B, T, H, D], k and v: [B, T, KV, D], mask: i32 [B, T] (1 = token, 0 = padding) -> [B, T, H, D].
  */
 export function attention(q: Var, k: Var, v: Var, mask: Var | Tensor, attrs: AttentionAttrs = {}): Var {
-  const y = apply(ATTENTION, [q, k, v, mask instanceof Var ? mask : constant(mask)], attrs);
-  if (!y.requiresGrad) dropSaved(y.data); // nothing will run the backward
-  return y;
+  return apply(ATTENTION, [q, k, v, mask instanceof Var ? mask : constant(mask)], attrs);
 }

@@ -81,10 +81,10 @@ export const DROPOUT = defineOp<DropoutAttrs>({
     if (x!.dtype !== 'f32') throw new Error(`dropout: needs f32, got ${x!.dtype}`);
     return applyMask(x!, a);
   },
-  backward: (g, _x, _y, a) => [applyMask(g, a)],
+  backward: (g, { attrs }) => [applyMask(g, attrs)],
   cpu: {
     forward: ([x], a) => cpuMask(x!, a),
-    backward: (g, _x, _y, a) => [cpuMask(g, a)],
+    backward: (g, { attrs }) => [cpuMask(g, attrs)],
   },
 });
 

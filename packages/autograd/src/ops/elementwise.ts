@@ -1,5 +1,5 @@
 // Elementwise ops. Binary ops broadcast like NumPy; their backward sums the gradient back over the broadcast dims.
-import * as T from '@dawngrad/tensor';
+import * as tensor from '@dawngrad/tensor';
 import { ref, type Tensor } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
@@ -13,14 +13,14 @@ function binaryOp(op: BinaryOp, rule: string, grads: (g: Tensor, a: Tensor, b: T
   return defineOp<null>({
     name: op,
     rule,
-    forward: ([a, b]) => T.binary(op, a!, b!),
-    backward(g, [a, b], _out, _attrs, needs) {
+    forward: ([a, b]) => tensor.binary(op, a!, b!),
+    backward(g, { inputs: [a, b], needs }) {
       const [ga, gb] = grads(g, a!, b!);
       return [needs[0] ? fitTo(ga(), a!.shape) : null, needs[1] ? fitTo(gb(), b!.shape) : null];
     },
     cpu: {
       forward: ([a, b]) => ref.binary(op, a!, b!),
-      backward(g, [a, b]) {
+      backward(g, { inputs: [a, b] }) {
         const [ga, gb] = cpuGrads(g, a!, b!);
         return [ref.sumTo(ga, a!.shape), ref.sumTo(gb, b!.shape)];
       },
@@ -30,7 +30,7 @@ function binaryOp(op: BinaryOp, rule: string, grads: (g: Tensor, a: Tensor, b: T
 
 /** Sum a gradient back over broadcast dims — or pass it through when nothing was broadcast (no copy). */
 function fitTo(g: Tensor, shape: readonly number[]): Tensor {
-  return g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i]) ? g : T.sumTo(g, shape);
+  return g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i]) ? g : tensor.sumTo(g, shape);
 }
 
 const cmul = (x: F64, y: F64) => ref.binary('mul', x, y);
@@ -38,11 +38,11 @@ const cdiv = (x: F64, y: F64) => ref.binary('div', x, y);
 const cneg = (x: F64) => ref.unary('neg', x);
 
 export const ADD = binaryOp('add', 'da = g, db = g', (g) => [() => g, () => g], (g) => [g, g]);
-export const SUB = binaryOp('sub', 'da = g, db = -g', (g) => [() => g, () => T.unary('neg', g)], (g) => [g, cneg(g)]);
-export const MUL = binaryOp('mul', 'da = g·b, db = g·a', (g, a, b) => [() => T.mul(g, b), () => T.mul(g, a)],
+export const SUB = binaryOp('sub', 'da = g, db = −g', (g) => [() => g, () => tensor.unary('neg', g)], (g) => [g, cneg(g)]);
+export const MUL = binaryOp('mul', 'da = g·b, db = g·a', (g, a, b) => [() => tensor.mul(g, b), () => tensor.mul(g, a)],
   (g, a, b) => [cmul(g, b), cmul(g, a)]);
-export const DIV = binaryOp('div', 'da = g/b, db = -g·a/b²',
-  (g, a, b) => [() => T.div(g, b), () => T.unary('neg', T.div(T.mul(g, a), T.mul(b, b)))],
+export const DIV = binaryOp('div', 'da = g/b, db = −g·a/b²',
+  (g, a, b) => [() => tensor.div(g, b), () => tensor.unary('neg', tensor.div(tensor.mul(g, a), tensor.mul(b, b)))],
   (g, a, b) => [cdiv(g, b), cneg(cdiv(cmul(g, a), cmul(b, b)))]);
 
 export const add = (a: Var, b: Var) => apply(ADD, [a, b], null);
@@ -66,37 +66,37 @@ function unaryOp(
     name,
     rule,
     forward: ([x], c) => fwd(x!, c),
-    backward: (g, [x], y, c) => [direct ? direct(g, c) : T.mul(g, dfdx(x!, y, c))],
+    backward: (g, { inputs: [x], out: y, attrs: c }) => [direct ? direct(g, c) : tensor.mul(g, dfdx(x!, y, c))],
     cpu: {
       forward: ([x], c) => ({ shape: [...x!.shape], data: x!.data.map((v) => cpuFwd(v, c)) }),
-      backward: (g, [x], y, c) => [{ shape: [...x!.shape], data: g.data.map((gv, i) => gv * cpuDfdx(x!.data[i]!, y.data[i]!, c)) }],
+      backward: (g, { inputs: [x], out: y, attrs: c }) => [{ shape: [...x!.shape], data: g.data.map((gv, i) => gv * cpuDfdx(x!.data[i]!, y.data[i]!, c)) }],
     },
   });
 }
 
-const u = T.unary;
-export const NEG = unaryOp('neg', 'dx = -g', (x) => u('neg', x), (x) => T.fill(x.shape, -1), (x) => -x, () => -1, (g) => u('neg', g));
-export const EXP = unaryOp('exp', 'dx = g·y', (x) => u('exp', x), (_x, y) => y, Math.exp, (_x, y) => y);
+const u = tensor.unary;
+export const NEG = unaryOp('neg', 'dx = −g', (x) => u('neg', x), (x) => tensor.fill(x.shape, -1), (x) => -x, () => -1, (g) => u('neg', g));
+export const EXP = unaryOp('exp', 'dx = g·y (reuses the output)', (x) => u('exp', x), (_x, y) => y, Math.exp, (_x, y) => y);
 export const LOG = unaryOp('log', 'dx = g/x', (x) => u('log', x), (x) => u('recip', x), Math.log, (x) => 1 / x);
 export const SQRT = unaryOp('sqrt', 'dx = g/(2y)', (x) => u('sqrt', x), (_x, y) => u('recip', u('mulScalar', y, 2)),
   Math.sqrt, (_x, y) => 1 / (2 * y));
-export const RSQRT = unaryOp('rsqrt', 'dx = -g·y³/2', (x) => u('rsqrt', x), (_x, y) => u('mulScalar', u('powScalar', y, 3), -0.5),
+export const RSQRT = unaryOp('rsqrt', 'dx = −g·y³/2', (x) => u('rsqrt', x), (_x, y) => u('mulScalar', u('powScalar', y, 3), -0.5),
   (x) => 1 / Math.sqrt(x), (_x, y) => -0.5 * y ** 3);
-export const POW = unaryOp('pow', 'dx = g·c·x^(c-1)  (c a constant exponent)', (x, c) => u('powScalar', x, c),
+export const POW = unaryOp('pow', 'dx = g·c·xᶜ⁻¹', (x, c) => u('powScalar', x, c),
   (x, _y, c) => u('mulScalar', u('powScalar', x, c - 1), c), (x, c) => x ** c, (x, _y, c) => c * x ** (c - 1));
-export const SIGMOID = unaryOp('sigmoid', 'dx = g·y·(1-y)', (x) => u('sigmoid', x),
-  (_x, y) => T.mul(y, u('addScalar', u('neg', y), 1)), (x) => 1 / (1 + Math.exp(-x)), (_x, y) => y * (1 - y));
-export const SILU = unaryOp('silu', 'dx = g·s·(1 + x·(1-s)), s = sigmoid(x)', (x) => u('silu', x),
+export const SIGMOID = unaryOp('sigmoid', 'dx = g·y·(1 − y)', (x) => u('sigmoid', x),
+  (_x, y) => tensor.mul(y, u('addScalar', u('neg', y), 1)), (x) => 1 / (1 + Math.exp(-x)), (_x, y) => y * (1 - y));
+export const SILU = unaryOp('silu', 'dx = g·s·(1 + x·(1 − s)), s = σ(x)', (x) => u('silu', x),
   (x) => {
     const s = u('sigmoid', x);
-    return T.mul(s, u('addScalar', T.mul(x, u('addScalar', u('neg', s), 1)), 1));
+    return tensor.mul(s, u('addScalar', tensor.mul(x, u('addScalar', u('neg', s), 1)), 1));
   },
   (x) => x / (1 + Math.exp(-x)),
   (x) => {
     const s = 1 / (1 + Math.exp(-x));
     return s * (1 + x * (1 - s));
   });
-export const SCALE = unaryOp('scale', 'dx = g·c', (x, c) => u('mulScalar', x, c), (x, _y, c) => T.fill(x.shape, c),
+export const SCALE = unaryOp('scale', 'dx = g·c', (x, c) => u('mulScalar', x, c), (x, _y, c) => tensor.fill(x.shape, c),
   (x, c) => x * c, (_x, _y, c) => c, (g, c) => u('mulScalar', g, c));
 
 export const neg = (x: Var) => apply(NEG, [x], 0);

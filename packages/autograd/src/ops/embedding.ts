@@ -1,7 +1,7 @@
 // Embedding lookup: each id picks a row of the table. The backward scatter-adds the gradient rows into a [V, C]
 // gradient; ids that repeat accumulate, summed in position order by the tensor kernel (deterministic, no atomics).
 // Out-of-range ids read zero rows and contribute no gradient (a kernel cannot throw).
-import * as T from '@dawngrad/tensor';
+import * as tensor from '@dawngrad/tensor';
 import { ref } from '@dawngrad/tensor';
 import { defineOp, apply } from '../op.ts';
 import type { Var } from '../var.ts';
@@ -9,17 +9,17 @@ import type { Var } from '../var.ts';
 // table: [V, C], ids: [...] (i32) -> [..., C]
 export const EMBEDDING = defineOp<null>({
   name: 'embedding',
-  rule: 'dtable[v] = Σ_{n: ids[n] = v} g[n]',
+  rule: 'dtable[v] = Σ_{n: ids[n] = v} g[n] (a deterministic scatter-add, no atomics); ids get none',
   differentiable: [true, false],
   forward([table, ids]) {
     if (table!.rank !== 2) throw new Error(`embedding: table must be [V, C], got [${table!.shape.join(', ')}]`);
     if (ids!.dtype !== 'i32') throw new Error(`embedding: ids must be i32, got ${ids!.dtype}`);
-    return T.gatherRows(table!, ids!);
+    return tensor.gatherRows(table!, ids!);
   },
-  backward: (g, [table, ids], _y, _a, needs) => [needs[0] ? T.scatterAddRows(g, ids!, table!.shape[0]!) : null, null],
+  backward: (g, { inputs: [table, ids], needs }) => [needs[0] ? tensor.scatterAddRows(g, ids!, table!.shape[0]!) : null, null],
   cpu: {
     forward: ([table, ids]) => ref.gatherRows(table!, ids!),
-    backward: (g, [table, ids]) => [ref.scatterAddRows(g, ids!, table!.shape[0]!), ref.empty(ids!.shape)],
+    backward: (g, { inputs: [table, ids] }) => [ref.scatterAddRows(g, ids!, table!.shape[0]!), ref.empty(ids!.shape)],
   },
 });
 

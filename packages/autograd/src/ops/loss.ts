@@ -5,7 +5,7 @@
 //   2. mean:  one workgroup: count = #rows with t ≠ ignoreIndex, loss = Σ loss[r] / count, both on the GPU
 //             (all rows ignored → loss 0, where PyTorch gives 0/0 = NaN: an all-padding batch should not poison training)
 //   3. back:  dlogits[r, v] = (exp(x[r,v] − lse[r]) − [v = t[r]])·g/count, zero rows where t[r] = ignoreIndex
-// lse and count are saved by the forward (keyed by its output) for the backward. A target outside [0, V) that is not
+// lse and count are saved by the forward for the backward. A target outside [0, V) that is not
 // ignoreIndex cannot throw on the GPU: it makes its row's loss, the mean and the gradient NaN (PyTorch raises).
 import { ref, rt, grid, Tensor, WG, FLAT_INDEX, MAIN_SIG, type Kernel } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
@@ -127,7 +127,7 @@ var<workgroup> sh: array<vec2<f32>, ${W}>;
 };
 
 // x: [N, V], t: [N], lse: [N], count: [1], g: [] -> dx: [N, V]; one workgroup per row, each invocation a strided
-// loop over the row (lavapipe pays per workgroup: a flat grid of one invocation per logit ran 2-3x slower at [48, 32768])
+// loop over the row (a CPU adapter pays per workgroup: one invocation per logit was slower; bench/README.md)
 const backwardKernel: Kernel = {
   key: 'crossEntropyBackward',
   wgsl: () => `
@@ -156,17 +156,18 @@ ${MAIN_SIG} {
 };
 
 /**
- * Kernel 1's variant when not given. Measured on lavapipe (2 cores, loaded machine; min of 7-20 runs, forward only):
- * [48, 32768]: tree 6.7-9.1 ms, serial 4.4-5.3 ms; [1024, 32768]: tree 392-496 ms, serial 280-296 ms
- * ([1280, 32768] f32 is 160 MiB, over lavapipe's 128 MiB maxStorageBufferBindingSize, so 1024 rows stood in).
- * A CPU pays for each workgroup and each barrier; a real GPU wants a workgroup per row (coalesced loads).
+ * Kernel 1's variant when not given: a CPU pays for each workgroup and each barrier (serial measured ~1.5× faster on
+ * lavapipe, bench/README.md); a real GPU wants a workgroup per row (coalesced loads).
  */
 export function rowVariant(): 'tree' | 'serial' {
   return rt().ctx.info.isSoftware ? 'serial' : 'tree';
 }
 
-// the tensors the forward saves for the backward, keyed by the forward's output tensor
-const saved = new WeakMap<Tensor, { lse: Tensor; count: Tensor }>();
+/** What the forward keeps for the backward: each row's logsumexp and the number of rows not ignored. */
+interface Saved {
+  lse: Tensor; // [N]
+  count: Tensor; // [1]
+}
 
 function check(x: Tensor, t: Tensor): void {
   if (x.rank !== 2 || x.dtype !== 'f32') throw new Error(`crossEntropy: logits must be f32 [N, V], got ${x.dtype} [${x.shape.join(', ')}]`);
@@ -177,7 +178,7 @@ function check(x: Tensor, t: Tensor): void {
 }
 
 // logits: [N, V], targets: [N] i32 -> loss: [] (and saves lse: [N], count: [1])
-function forward(x: Tensor, t: Tensor, a: CrossEntropyAttrs): Tensor {
+function forward(x: Tensor, t: Tensor, a: CrossEntropyAttrs): { out: Tensor; saved: Saved } {
   check(x, t);
   const [N, V] = x.shape as [number, number];
   const ignore = a.ignoreIndex ?? -100;
@@ -205,13 +206,11 @@ function forward(x: Tensor, t: Tensor, a: CrossEntropyAttrs): Tensor {
     workgroups: [1],
   });
   rowLoss.dispose(); // stream-ordered pool: safe once the mean kernel is encoded
-  saved.set(out, { lse, count });
-  return out;
+  return { out, saved: { lse, count } };
 }
 
-function backward(g: Tensor, x: Tensor, t: Tensor, out: Tensor, a: CrossEntropyAttrs): Tensor {
-  const s = saved.get(out);
-  if (!s || s.lse.disposed || s.count.disposed) throw new Error('crossEntropy: the saved lse was freed before backward()');
+function backward(g: Tensor, x: Tensor, t: Tensor, s: Saved, a: CrossEntropyAttrs): Tensor {
+  if (s.lse.disposed || s.count.disposed) throw new Error('crossEntropy: the saved lse was freed before backward()');
   const [N, V] = x.shape as [number, number];
   const dx = Tensor.empty(x.shape, 'f32');
   rt().dispatch({
@@ -248,18 +247,18 @@ function cpuRows(x: F64, t: F64, ignore: number): { lse: number[]; loss: number[
   return { lse, loss, count };
 }
 
-export const CROSS_ENTROPY = defineOp<CrossEntropyAttrs>({
+export const CROSS_ENTROPY = defineOp<CrossEntropyAttrs, Saved>({
   name: 'crossEntropy',
   rule: 'L = mean over kept rows of lse(x_r) − x_r[t_r]: dx_r = (softmax(x_r) − onehot(t_r))·g/count, 0 for ignored rows',
   differentiable: [true, false],
   forward: ([x, t], a) => forward(x!, t!, a),
-  backward: (g, [x, t], out, a, needs) => [needs[0] ? backward(g, x!, t!, out, a) : null, null],
+  backward: (g, { inputs: [x, t], saved, attrs, needs }) => [needs[0] ? backward(g, x!, t!, saved, attrs) : null, null],
   cpu: {
     forward([x, t], a) {
       const { loss, count } = cpuRows(x!, t!, a.ignoreIndex ?? -100);
       return { shape: [], data: Float64Array.of(count > 0 ? loss.reduce((p, q) => p + q, 0) / count : 0) };
     },
-    backward(g, [x, t], _out, a) {
+    backward(g, { inputs: [x, t], attrs: a }) {
       const ignore = a.ignoreIndex ?? -100;
       const [N, V] = x!.shape as [number, number];
       const { lse, count } = cpuRows(x!, t!, ignore);

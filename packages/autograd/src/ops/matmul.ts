@@ -32,7 +32,7 @@ export const MATMUL = defineOp<MatmulAttrs>({
   name: 'matmul',
   rule: 'C = A·B: dA = g·Bᵀ, dB = Aᵀ·g (transposes permute the factors; shared weights sum over the batch)',
   forward: ([a, b], attrs) => T.matmul(a!, b!, attrs),
-  backward(g, [a, b], _c, attrs, needs) {
+  backward(g, { inputs: [a, b], attrs, needs }) {
     let da: Tensor | null = null;
     let db: Tensor | null = null;
     if (needs[0]) {
@@ -50,7 +50,7 @@ export const MATMUL = defineOp<MatmulAttrs>({
   },
   cpu: {
     forward: ([a, b], attrs) => ref.matmul(a!, b!, attrs),
-    backward(g, [a, b], _c, { transA, transB }) {
+    backward(g, { inputs: [a, b], attrs: { transA, transB } }) {
       const da = transA ? ref.matmul(b!, g, { transA: transB, transB: true }) : ref.matmul(g, b!, { transB: !transB });
       const db = transB ? ref.matmul(g, a!, { transA: true, transB: transA }) : ref.matmul(a!, g, { transA: !transA });
       return [ref.sumTo(da, a!.shape), ref.sumTo(db, b!.shape)];

@@ -3,7 +3,7 @@
 // max backward: the whole of g goes to ONE element per output — the argmax, the FIRST maximal element in row-major
 // order on ties (as the CPU twin does); every other element gets 0. (PyTorch's amax spreads g evenly over ties;
 // a subgradient either way, and first-index keeps the GPU kernel a plain argmax.)
-import * as T from '@dawngrad/tensor';
+import * as tensor from '@dawngrad/tensor';
 import { ref, rt, grid, Tensor, WG, FLAT_INDEX, MAIN_SIG, type Shape } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
@@ -16,7 +16,7 @@ export interface ReduceAttrs {
 
 /** The axes as sorted, distinct, non-negative numbers. */
 function axesOf(op: string, attrs: ReduceAttrs, rank: number): number[] {
-  return T.normAxes(op, attrs.axes, rank);
+  return tensor.normAxes(op, attrs.axes, rank);
 }
 
 /** x.shape with the reduced axes set to 1: the shape g takes before it is broadcast back. */
@@ -33,16 +33,16 @@ function sumLike(name: 'sum' | 'mean') {
   const isMean = name === 'mean';
   return defineOp<ReduceAttrs>({
     name,
-    rule: isMean ? 'dx = broadcast(g)/K over the K reduced elements' : 'dx = broadcast(g) over the reduced axes',
-    forward: ([x], a) => (isMean ? T.mean : T.sum)(x!, a.axes, a.keepdim ?? false),
-    backward(g, [x], _y, a) {
+    rule: isMean ? 'dx = g broadcast back over the reduced axes, divided by K' : 'dx = g broadcast back over the reduced axes',
+    forward: ([x], a) => (isMean ? tensor.mean : tensor.sum)(x!, a.axes, a.keepdim ?? false),
+    backward(g, { inputs: [x], attrs: a }) {
       const axes = axesOf(name, a, x!.rank);
-      const dx = T.broadcastTo(g.reshape(keptShape(x!.shape, axes)), x!.shape);
-      return [isMean ? T.unary('mulScalar', dx, 1 / count(x!.shape, axes)) : dx];
+      const dx = tensor.broadcastTo(g.reshape(keptShape(x!.shape, axes)), x!.shape);
+      return [isMean ? tensor.unary('mulScalar', dx, 1 / count(x!.shape, axes)) : dx];
     },
     cpu: {
       forward: ([x], a) => (isMean ? ref.mean : ref.sum)(x!, a.axes, a.keepdim ?? false),
-      backward(g, [x], _y, a) {
+      backward(g, { inputs: [x], attrs: a }) {
         const axes = ref.normAxes(a.axes, x!.shape.length);
         const dx = ref.broadcastTo(ref.reshape(g, keptShape(x!.shape, axes)), x!.shape);
         if (isMean) dx.data.forEach((v, i) => (dx.data[i] = v / count(x!.shape, axes)));
@@ -85,14 +85,14 @@ function maxBackward(g: Tensor, x: Tensor, axes: number[]): Tensor {
     // bring the reduced axes to the end (keeping their order, so "first" still means row-major first), then back
     const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
     const perm = [...kept, ...axes];
-    const dxp = maxBackward(g, T.permute(x, perm), axes.map((_, i) => kept.length + i));
+    const dxp = maxBackward(g, tensor.permute(x, perm), axes.map((_, i) => kept.length + i));
     const inverse = perm.map((_, i) => perm.indexOf(i));
-    return T.permute(dxp, inverse);
+    return tensor.permute(dxp, inverse);
   }
   const outer = count(x.shape, x.shape.map((_, i) => i).filter((i) => i < axes[0]!));
   const K = count(x.shape, axes);
   const inner = x.size / (outer * K || 1);
-  const idx = T.argmax(x.reshape([outer, K, inner]), 1); // [outer, inner], first index on ties
+  const idx = tensor.argmax(x.reshape([outer, K, inner]), 1); // [outer, inner], first index on ties
   const dx = Tensor.empty(x.shape, 'f32');
   rt().dispatch({
     kernel: routeKernel,
@@ -105,12 +105,12 @@ function maxBackward(g: Tensor, x: Tensor, axes: number[]): Tensor {
 
 export const MAX = defineOp<ReduceAttrs>({
   name: 'max',
-  rule: 'dx = g at the argmax of each reduced group (the first one on ties), 0 elsewhere',
-  forward: ([x], a) => T.max(x!, a.axes, a.keepdim ?? false),
-  backward: (g, [x], _y, a) => [maxBackward(g, x!, axesOf('max', a, x!.rank))],
+  rule: 'dx = g at the first argmax of each reduced group (row-major order on ties), 0 elsewhere',
+  forward: ([x], a) => tensor.max(x!, a.axes, a.keepdim ?? false),
+  backward: (g, { inputs: [x], attrs: a }) => [maxBackward(g, x!, axesOf('max', a, x!.rank))],
   cpu: {
     forward: ([x], a) => ref.max(x!, a.axes, a.keepdim ?? false),
-    backward(g, [x], y, a) {
+    backward(g, { inputs: [x], out: y, attrs: a }) {
       // walk x in row-major order; the first element equal to its group's max takes the group's gradient
       const axes = ref.normAxes(a.axes, x!.shape.length);
       const kshape = keptShape(x!.shape, axes);

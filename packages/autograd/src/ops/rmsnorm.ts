@@ -3,16 +3,13 @@
 // Backward per row, with r = rsqrt(mean(x²) + eps):
 //   dx = r · (w·g − x · r² · mean(x·w·g))        dw = Σ_rows g · x · r   (a deterministic column sum, no atomics)
 //
-// Kernel shapes, measured on lavapipe (Mesa's CPU Vulkan: invocations are SIMD lanes, workgroups are spread over threads),
-// at [1280, 224] and [1280, 896]:
-// - forward and dx: one invocation per row with a serial loop in registers beat one workgroup per row with a tree reduction
-//   in workgroup memory by 5-20× (barriers are expensive there); vec4 loads when C % 4 == 0 gave another 1.3-1.6×.
-// - dw: one invocation per column (4 columns as a vec4) looping over every row was as fast as a two-stage reduction over
-//   row chunks (lanes read neighbouring columns, so the loads are contiguous), and it is one dispatch.
+// Kernels: forward and dx one invocation per row, a serial loop in vec4 registers (no workgroup barriers, which cost a
+// CPU adapter most); dw one invocation per 4 columns looping over the rows (one dispatch, contiguous loads). The
+// measurements: bench/README.md, "Why each op's kernel has its shape".
 // rstd is not kept from the forward: the backward's first pass over the row reads x anyway for mean(x·w·g), so it
 // recomputes Σx² in the same loop (no extra memory traffic, and no side tensor whose lifetime would outlive the op).
 import { Tensor, rt, grid, ref, type Kernel } from '@dawngrad/tensor';
-import { defineOp, apply, type F64 } from '../op.ts';
+import { defineOp, apply, type F64, type CpuBackwardCtx } from '../op.ts';
 import type { Var } from '../var.ts';
 
 export interface RmsNormAttrs {
@@ -182,7 +179,7 @@ function cpuForward([x, w]: F64[], { eps }: RmsNormAttrs): F64 {
   return y;
 }
 
-function cpuBackward(g: F64, [x, w]: F64[], _y: F64, { eps }: RmsNormAttrs): F64[] {
+function cpuBackward(g: F64, { inputs: [x, w], attrs: { eps } }: CpuBackwardCtx<RmsNormAttrs>): F64[] {
   const C = x!.shape[x!.shape.length - 1]!;
   const dx = ref.empty(x!.shape);
   const dw = ref.empty(w!.shape);
@@ -205,7 +202,7 @@ export const RMSNORM = defineOp<RmsNormAttrs>({
   name: 'rmsnorm',
   rule: 'y = w·x·r, r = rsqrt(mean(x²)+eps): dx = r·(w·g − x·r²·mean(x·w·g)), dw = Σ_rows g·x·r',
   forward: ([x, w], attrs) => rmsNormForward(x!, w!, attrs),
-  backward: (g, [x, w], _y, attrs, needs) => rmsNormBackward(g, x!, w!, attrs, needs),
+  backward: (g, { inputs: [x, w], attrs, needs }) => rmsNormBackward(g, x!, w!, attrs, needs),
   cpu: { forward: cpuForward, backward: cpuBackward },
 });
 

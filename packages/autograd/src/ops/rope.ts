@@ -10,11 +10,8 @@
 //
 // Layout: x [B, T, nHeads, D] is a projection's output [B*T, nHeads*D] reshaped for free (no permute); positions [B, T] i32
 // are explicit so left-padded generation can pass its own.
-// Kernel, measured on lavapipe at [16, 80, 4, 56]: one invocation per (b, t, i) that loops over the heads (cos/sin depend
-// on (b, t, i) only, so they are computed once per nHeads pairs) was as fast as reading a precomputed [maxPos, D/2] cos/sin
-// table (1.6-1.8 ms both; one invocation per pair without the head loop: 2.3-2.6 ms), and lavapipe's cos/sin of the float32
-// angle agree with float64 within 7e-8 up to angles of 5600 rad. So cos/sin are computed in the kernel: no table, no
-// maximum position, nothing to keep alive but the D/2 inv_freq values.
+// Kernel: one invocation per (row, i) loops over the heads, computing cos/sin once per pair of lanes instead of reading a
+// cos/sin table — as fast, with no table and no maximum position (measurements: bench/README.md).
 import { Tensor, rt, grid, ref, type Kernel, type Runtime } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
@@ -148,13 +145,13 @@ export const ROPE = defineOp<RopeAttrs>({
     if (x!.dtype !== 'f32' || pos!.dtype !== 'i32') throw new Error(`rope: needs x f32 and positions i32, got ${x!.dtype} and ${pos!.dtype}`);
     return ropeGpu(x!, pos!, theta, 1);
   },
-  backward: (g, [, pos], _y, { theta }, needs) => [needs[0] ? ropeGpu(g, pos!, theta, -1) : null, null],
+  backward: (g, { inputs: [, pos], attrs: { theta }, needs }) => [needs[0] ? ropeGpu(g, pos!, theta, -1) : null, null],
   cpu: {
     forward([x, pos], { theta }) {
       checkInputs(x!, pos!, theta);
       return cpuRope(x!, pos!, theta, 1);
     },
-    backward: (g, [, pos], _y, { theta }) => [cpuRope(g, pos!, theta, -1), ref.empty(pos!.shape)],
+    backward: (g, { inputs: [, pos], attrs: { theta } }) => [cpuRope(g, pos!, theta, -1), ref.empty(pos!.shape)],
   },
   differentiable: [true, false],
 });

@@ -2,7 +2,7 @@
 // Their backwards move g back where the forward took it from: reshape back, permute by the inverse, zero-pad a slice,
 // slice a concat, sum an expand back over the dims it broadcast. take() picks rows by an index list; its backward
 // scatter-adds rows back (repeats accumulate).
-import * as T from '@dawngrad/tensor';
+import * as tensor from '@dawngrad/tensor';
 import { ref, type Tensor, type Shape } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
@@ -18,10 +18,10 @@ export const RESHAPE = defineOp<ReshapeAttrs>({
   name: 'reshape',
   rule: 'dx = reshape(g, x.shape)',
   forward: ([x], a) => x!.reshape(a.shape),
-  backward: (g, [x]) => [g.reshape(x!.shape)],
+  backward: (g, { inputs: [x] }) => [g.reshape(x!.shape)],
   cpu: {
     forward: ([x], a) => ({ shape: resolveShape(x!.shape, a.shape), data: Float64Array.from(x!.data) }),
-    backward: (g, [x]) => [{ shape: [...x!.shape], data: Float64Array.from(g.data) }],
+    backward: (g, { inputs: [x] }) => [{ shape: [...x!.shape], data: Float64Array.from(g.data) }],
   },
 });
 
@@ -53,12 +53,12 @@ function inversePerm(dims: readonly number[]): number[] {
 
 export const PERMUTE = defineOp<PermuteAttrs>({
   name: 'permute',
-  rule: 'dx = permute(g, inverse(dims))',
-  forward: ([x], a) => T.permute(x!, a.dims),
-  backward: (g, _x, _y, a) => [T.permute(g, inversePerm(a.dims))],
+  rule: 'dx = permute(g, dims⁻¹)',
+  forward: ([x], a) => tensor.permute(x!, a.dims),
+  backward: (g, { attrs }) => [tensor.permute(g, inversePerm(attrs.dims))],
   cpu: {
     forward: ([x], a) => ref.permute(x!, a.dims),
-    backward: (g, _x, _y, a) => [ref.permute(g, inversePerm(a.dims))],
+    backward: (g, { attrs }) => [ref.permute(g, inversePerm(attrs.dims))],
   },
 });
 
@@ -77,21 +77,21 @@ function sliceStarts(shape: Shape, starts: readonly number[]): number[] {
 
 // g: [e0 - s0, e1 - s1, ...] -> dx: x.shape, g written at the slice's offset, zeros around it
 function padSlice(g: Tensor, xShape: Shape, starts: readonly number[]): Tensor {
-  const dx = T.zeros(xShape);
-  const st = T.stridesOf(xShape);
+  const dx = tensor.zeros(xShape);
+  const st = tensor.stridesOf(xShape);
   const offset = sliceStarts(xShape, starts).reduce((acc, s, i) => acc + s * st[i]!, 0);
-  T.stridedCopy(g, dx, g.shape, T.stridesOf(g.shape), 0, st, offset); // ordered after the fill: same stream
+  tensor.stridedCopy(g, dx, g.shape, tensor.stridesOf(g.shape), 0, st, offset); // ordered after the fill: same stream
   return dx;
 }
 
 export const SLICE = defineOp<SliceAttrs>({
   name: 'slice',
   rule: 'dx = g zero-padded back to x.shape',
-  forward: ([x], a) => T.slice(x!, a.starts, a.ends),
-  backward: (g, [x], _y, a) => [padSlice(g, x!.shape, a.starts)],
+  forward: ([x], a) => tensor.slice(x!, a.starts, a.ends),
+  backward: (g, { inputs: [x], attrs }) => [padSlice(g, x!.shape, attrs.starts)],
   cpu: {
     forward: ([x], a) => ref.slice(x!, a.starts, a.ends),
-    backward(g, [x], _y, a) {
+    backward(g, { inputs: [x], attrs: a }) {
       const lo = sliceStarts(x!.shape, a.starts);
       const dx = ref.empty(x!.shape);
       for (let i = 0; i < g.data.length; i++) {
@@ -125,19 +125,19 @@ const along = (shape: Shape, ax: number, lo: number, hi: number) => ({
 
 export const CONCAT = defineOp<ConcatAttrs>({
   name: 'concat',
-  rule: 'dx_i = g sliced to x_i\'s range along the axis',
-  forward: (xs, a) => T.concat(xs, a.axis),
-  backward(g, xs, _y, a, needs) {
+  rule: 'dxᵢ = g sliced to xᵢ\'s range along the axis',
+  forward: (xs, a) => tensor.concat(xs, a.axis),
+  backward(g, { inputs: xs, attrs: a, needs }) {
     const { ax, bounds } = concatRanges(xs.map((x) => x.shape), a.axis);
     return bounds.map(([lo, hi], i) => {
       if (!needs[i]) return null;
       const b = along(g.shape, ax, lo, hi);
-      return T.slice(g, b.starts, b.ends);
+      return tensor.slice(g, b.starts, b.ends);
     });
   },
   cpu: {
     forward: (xs, a) => ref.concat(xs, a.axis),
-    backward(g, xs, _y, a) {
+    backward(g, { inputs: xs, attrs: a }) {
       const { ax, bounds } = concatRanges(xs.map((x) => x.shape), a.axis);
       return bounds.map(([lo, hi]) => {
         const b = along(g.shape, ax, lo, hi);
@@ -158,11 +158,11 @@ export interface ExpandAttrs {
 export const EXPAND = defineOp<ExpandAttrs>({
   name: 'expand',
   rule: 'dx = g summed over the broadcast dims back to x.shape',
-  forward: ([x], a) => T.broadcastTo(x!, a.shape),
-  backward: (g, [x]) => [sameShape(g.shape, x!.shape) ? g : T.sumTo(g, x!.shape)],
+  forward: ([x], a) => tensor.broadcastTo(x!, a.shape),
+  backward: (g, { inputs: [x] }) => [sameShape(g.shape, x!.shape) ? g : tensor.sumTo(g, x!.shape)],
   cpu: {
     forward: ([x], a) => ref.broadcastTo(x!, a.shape),
-    backward: (g, [x]) => [ref.sumTo(g, x!.shape)],
+    backward: (g, { inputs: [x] }) => [ref.sumTo(g, x!.shape)],
   },
 });
 
@@ -173,20 +173,20 @@ const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((d, i
 // x: [N, ...rest], idx: [M] (i32) -> [M, ...rest]; out-of-range indices give zero rows and get no gradient
 export const TAKE = defineOp<null>({
   name: 'take',
-  rule: 'dx[idx[m]] += g[m] (rows scattered back; repeated indices accumulate)',
+  rule: 'dx[idx[m]] += g[m]: a scatter-add, repeated indices accumulate',
   differentiable: [true, false],
-  forward: ([x, idx]) => T.take(x!, idx!, 0),
-  backward(g, [x, idx], _y, _a, needs) {
+  forward: ([x, idx]) => tensor.take(x!, idx!, 0),
+  backward(g, { inputs: [x, idx], needs }) {
     if (!needs[0]) return [null, null];
     const N = x!.shape[0]!;
     const inner = x!.size / (N || 1);
     // g: [...idx, ...rest] -> rows [...idx, inner] -> [N, inner] -> x.shape
-    const dx = T.scatterAddRows(g.reshape([...idx!.shape, inner]), idx!, N);
+    const dx = tensor.scatterAddRows(g.reshape([...idx!.shape, inner]), idx!, N);
     return [dx.reshape(x!.shape), null];
   },
   cpu: {
     forward: ([x, idx]) => ref.take(x!, idx!, 0),
-    backward(g, [x, idx]) {
+    backward(g, { inputs: [x, idx] }) {
       const N = x!.shape[0]!;
       const inner = x!.data.length / (N || 1);
       const dx = ref.scatterAddRows(ref.reshape(g, [...idx!.shape, inner]), idx!, N);
@@ -206,8 +206,8 @@ export const permute = (x: Var, dims: readonly number[]) => apply(PERMUTE, [x], 
 /** Swap axes a and b (a copy). */
 export function transpose(x: Var, a = -2, b = -1): Var {
   const dims = [...x.shape.keys()];
-  const i = T.normAxis('transpose', a, x.shape.length);
-  const j = T.normAxis('transpose', b, x.shape.length);
+  const i = tensor.normAxis('transpose', a, x.shape.length);
+  const j = tensor.normAxis('transpose', b, x.shape.length);
   [dims[i], dims[j]] = [dims[j]!, dims[i]!];
   return permute(x, dims);
 }

@@ -4,7 +4,7 @@
 //   logSoftmax:  y = logSoftmax(x)  dx = g − exp(y)·Σ g
 // Both need only y (the forward output), not x. Short rows: one invocation per row with a serial loop; long rows:
 // one workgroup per row, a strided loop per thread and a tree in workgroup memory (fixed order: deterministic).
-import * as T from '@dawngrad/tensor';
+import * as tensor from '@dawngrad/tensor';
 import { ref, rt, grid, Tensor, WG, FLAT_INDEX, MAIN_SIG, type Kernel } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
@@ -102,22 +102,22 @@ function cpuBackward(kind: Kind, g: F64, y: F64): F64 {
 export const SOFTMAX = defineOp<null>({
   name: 'softmax',
   rule: 'y = softmax(x): dx = y·(g − Σ_c g·y) over the last axis',
-  forward: ([x]) => T.softmax(x!),
-  backward: (g, _x, y) => [softmaxBackward('softmax', g, y)],
+  forward: ([x]) => tensor.softmax(x!),
+  backward: (g, { out: y }) => [softmaxBackward('softmax', g, y)],
   cpu: {
     forward: ([x]) => ref.softmax(x!),
-    backward: (g, _x, y) => [cpuBackward('softmax', g, y)],
+    backward: (g, { out: y }) => [cpuBackward('softmax', g, y)],
   },
 });
 
 export const LOG_SOFTMAX = defineOp<null>({
   name: 'logSoftmax',
   rule: 'y = logSoftmax(x): dx = g − exp(y)·Σ_c g over the last axis',
-  forward: ([x]) => T.logSoftmax(x!),
-  backward: (g, _x, y) => [softmaxBackward('logSoftmax', g, y)],
+  forward: ([x]) => tensor.logSoftmax(x!),
+  backward: (g, { out: y }) => [softmaxBackward('logSoftmax', g, y)],
   cpu: {
     forward: ([x]) => ref.logSoftmax(x!),
-    backward: (g, _x, y) => [cpuBackward('logSoftmax', g, y)],
+    backward: (g, { out: y }) => [cpuBackward('logSoftmax', g, y)],
   },
 });
 

@@ -5,7 +5,7 @@
 //   dup   = g · silu(gate) = g · gate · s
 // One backward kernel writes both (or only the one that is needed: a frozen up_proj under LoRA still needs dgate).
 import { Tensor, rt, grid, ref, type Kernel } from '@dawngrad/tensor';
-import { defineOp, apply, type F64 } from '../op.ts';
+import { defineOp, apply, type F64, type CpuBackwardCtx } from '../op.ts';
 import type { Var } from '../var.ts';
 
 const WG = 256;
@@ -64,7 +64,7 @@ function cpuForward([gate, up]: F64[]): F64 {
   return y;
 }
 
-function cpuBackward(g: F64, [gate, up]: F64[]): F64[] {
+function cpuBackward(g: F64, { inputs: [gate, up] }: CpuBackwardCtx<null>): F64[] {
   const dgate = ref.empty(gate!.shape);
   const dup = ref.empty(up!.shape);
   for (let i = 0; i < g.data.length; i++) {
@@ -88,7 +88,7 @@ export const SWIGLU = defineOp<null>({
     run(fwdKernel, [gate!.buffer, up!.buffer, y.buffer], y.size);
     return y;
   },
-  backward(g, [gate, up], _y, _attrs, needs) {
+  backward(g, { inputs: [gate, up], needs }) {
     const [wantG, wantU] = [needs[0] === true, needs[1] === true];
     if (!wantG && !wantU) return [null, null];
     const dgate = wantG ? Tensor.empty(gate!.shape, 'f32') : null;

@@ -219,3 +219,43 @@ export const add = (a: Tensor, b: Tensor) => binary('add', a, b);
 export const sub = (a: Tensor, b: Tensor) => binary('sub', a, b);
 export const mul = (a: Tensor, b: Tensor) => binary('mul', a, b);
 export const div = (a: Tensor, b: Tensor) => binary('div', a, b);
+
+/**
+ * dst += src in place, same shape, f32: accumulates a gradient into a tensor someone else holds (a leaf's `.grad`,
+ * possibly a view into an optimiser's packed buffer), so the tensor object and its storage stay the same.
+ */
+export function addInto(dst: Tensor, src: Tensor): void {
+  if (dst.dtype !== 'f32' || src.dtype !== 'f32') throw new Error(`addInto: needs f32, got ${dst.dtype} += ${src.dtype}`);
+  if (dst.size !== src.size || dst.shape.length !== src.shape.length || dst.shape.some((d, i) => d !== src.shape[i])) {
+    throw new Error(`addInto: shapes differ ([${dst.shape.join(', ')}] += [${src.shape.join(', ')}])`);
+  }
+  if (dst.size === 0) return;
+  if (src.buffer === dst.buffer) {
+    // one buffer cannot be bound both read and read_write: add a copy instead
+    const c = unary('mulScalar', src, 1);
+    addInto(dst, c);
+    c.dispose();
+    return;
+  }
+  const v4 = useVec4('f32', dst.size);
+  const n = v4 ? dst.size / 4 : dst.size;
+  const E = v4 ? 'vec4<f32>' : 'f32';
+  rt().dispatch({
+    kernel: {
+      key: `addInto:${v4 ? 'v4' : 'f32'}`,
+      wgsl: () => `
+struct P { n: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> S: array<${E}>;
+@group(0) @binding(2) var<storage, read_write> D: array<${E}>;
+${MAIN_SIG} {
+  ${FLAT_INDEX}
+  if (i >= p.n) { return; }
+  D[i] += S[i];
+}`,
+    },
+    buffers: [src.buffer, dst.buffer],
+    params: [n],
+    workgroups: grid(Math.ceil(n / WG)),
+  });
+}
