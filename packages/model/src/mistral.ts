@@ -74,14 +74,14 @@ export class DecoderLayer {
   forward(x: Var, cfg: ModelConfig, B: number, T: number, positions: Var, mask: Var, prefix?: PrefixStream): Var {
     const { numAttentionHeads: H, headDim: D } = cfg;
     const s = this.qkv(x, cfg, B, T, positions);
-    if (!prefix) return this.tail(x, reshape(attention(s.q, s.k, s.v, mask), [B * T, H * D]), cfg);
+    if (!prefix) return this.tail(x, reshape(attention(s.q, s.k, s.v, mask, { window: cfg.slidingWindow }), [B * T, H * D]), cfg);
     const P = prefix.x.shape[0]!;
     const p = this.qkv(prefix.x, cfg, 1, P, prefix.positions);
     // [1, P, heads, D] ‖ [B, T, heads, D] -> [B, P+T, heads, D]; expand's backward sums the B rows' gradients into the prefix
     const join = (a: Var, b: Var) => concat([expand(a, [B, ...a.shape.slice(1)]), b], 1);
     const [k, v] = [join(p.k, s.k), join(p.v, s.v)]; // [B, P+T, KV, D]
     prefix.onKeysValues?.(k, v);
-    const a = attention(join(p.q, s.q), k, v, mask); // [B, P+T, H, D]
+    const a = attention(join(p.q, s.q), k, v, mask, { window: cfg.slidingWindow }); // [B, P+T, H, D]
     const out = this.tail(x, reshape(slice(a, [0, P], [B, P + T]), [B * T, H * D]), cfg);
     // row 0's copy of the prefix is the prefix's own output; rows 1.. repeat it (and their slice gets no gradient)
     if (!prefix.last) prefix.x = this.tail(prefix.x, reshape(slice(a, [0, 0], [1, P]), [P, H * D]), cfg);
