@@ -1,6 +1,7 @@
 // Fused causal attention with grouped KV heads and a padding mask:
 //  - gradient properties (finite differences on the float64 twin, GPU vs twin) over random shapes and masks,
 //  - the GPU forward against an independent float64 composition (repeat_kv, scores matrix, −∞ mask, softmax, P·V),
+//    with and without Mistral's sliding window,
 //  - exact zeros where the mask says padding, and only the gradients that are asked for.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
@@ -32,11 +33,14 @@ function makeMask(B: number, T: number, kind: MaskKind, rand: () => number): F64
 }
 
 /** Does some query row have at least two allowed keys (so that dQ and dK are not identically zero)? */
-function twoKeysSomewhere(mask: F64): boolean {
+function twoKeysSomewhere(mask: F64, window = Infinity): boolean {
   const [B, T] = mask.shape as [number, number];
   for (let b = 0; b < B; b++) {
-    let seen = 0;
-    for (let t = 0; t < T; t++) if (mask.data[b * T + t] !== 0 && ++seen === 2) return true;
+    for (let i = 0; i < T; i++) {
+      let seen = 0;
+      for (let j = Math.max(0, i - window + 1); j <= i; j++) if (mask.data[b * T + j] !== 0) seen++;
+      if (seen >= 2) return true;
+    }
   }
   return false;
 }
@@ -49,6 +53,7 @@ const caseArb = fc.record({
   D: fc.constantFrom(2, 4, 28),
   kind: fc.constantFrom<MaskKind>('right', 'left', 'mixed', 'none'),
   scaled: fc.boolean(),
+  window: fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }), // Mistral's sliding window, or none
   seed: fc.integer(),
 });
 
@@ -69,14 +74,15 @@ describe('attention', () => {
         // dK (and dQ) = Σ P·(dP − Σ P·dP)·q subtracts near-equal f32 terms of size ~|dO|·|V|·D ≈ 1e2, so when the softmax
         // is nearly saturated the result can be ~1e-3 while its f32 error is ~1e-6: an absolute floor of 1e-5 covers that
         // (a wrong rule is off by the gradient's own size, far above it).
-        await checkOp(ATTENTION, xs, c.scaled ? { scale: 0.3 } : {}, { seed: c.seed, gpuAtol: 1e-5, ...(twoKeysSomewhere(xs[3]!) ? {} : onlyV) });
+        const attrs = { ...(c.scaled ? { scale: 0.3 } : {}), window: c.window };
+        await checkOp(ATTENTION, xs, attrs, { seed: c.seed, gpuAtol: 1e-5, ...(twoKeysSomewhere(xs[3]!, c.window) ? {} : onlyV) });
       }),
       { numRuns: 40 },
     );
   });
 
   // Independent of the twin: HF's eager path written as whole-matrix steps in float64.
-  function composed([q, k, v, mask]: F64[], scale: number): { out: F64; emptyRow: boolean[] } {
+  function composed([q, k, v, mask]: F64[], scale: number, window = Infinity): { out: F64; emptyRow: boolean[] } {
     const [B, T, H, D] = q!.shape as [number, number, number, number];
     const KV = k!.shape[2]!;
     const out = ref.zeros([B, T, H, D]);
@@ -84,13 +90,13 @@ describe('attention', () => {
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
         const g = Math.floor(h / (H / KV)); // repeat_kv
-        // scores: [T, T] = scale · Q_h · K_gᵀ, then −∞ where j > i or mask[b, j] = 0
+        // scores: [T, T] = scale · Q_h · K_gᵀ, then −∞ where j > i, j ≤ i − W (outside the window) or mask[b, j] = 0
         const scores = ref.zeros([T, T]);
         for (let i = 0; i < T; i++) {
           for (let j = 0; j < T; j++) {
             let s = 0;
             for (let c = 0; c < D; c++) s += q!.data[((b * T + i) * H + h) * D + c]! * k!.data[((b * T + j) * KV + g) * D + c]!;
-            scores.data[i * T + j] = j > i || mask!.data[b * T + j] === 0 ? -Infinity : scale * s;
+            scores.data[i * T + j] = j > i || j <= i - window || mask!.data[b * T + j] === 0 ? -Infinity : scale * s;
           }
         }
         const P = ref.softmax(scores); // rows of all −∞ come out NaN: those are the empty rows
@@ -108,20 +114,25 @@ describe('attention', () => {
   }
 
   it('forward matches a float64 composition (scores, −∞ mask, softmax, P·V); empty rows are zero', async () => {
-    const shapes = [
-      { B: 2, T: 9, heads: [4, 2] as const, D: 28, kind: 'right' as const },
-      { B: 2, T: 9, heads: [4, 2] as const, D: 28, kind: 'left' as const },
-      { B: 2, T: 7, heads: [2, 1] as const, D: 4, kind: 'mixed' as const },
-      { B: 1, T: 20, heads: [4, 2] as const, D: 56, kind: 'left' as const },
-      { B: 2, T: 17, heads: [3, 3] as const, D: 3, kind: 'right' as const },
+    const shapes: { B: number; T: number; heads: readonly [number, number]; D: number; kind: MaskKind; window?: number }[] = [
+      { B: 2, T: 9, heads: [4, 2], D: 28, kind: 'right' },
+      { B: 2, T: 9, heads: [4, 2], D: 28, kind: 'left' },
+      { B: 2, T: 7, heads: [2, 1], D: 4, kind: 'mixed' },
+      { B: 1, T: 20, heads: [4, 2], D: 56, kind: 'left' },
+      { B: 2, T: 17, heads: [3, 3], D: 3, kind: 'right' },
+      // the sliding window: inside one 4×4 block, across blocks, of 1 (each query sees only itself), and with holes
+      { B: 2, T: 20, heads: [4, 2], D: 28, kind: 'none', window: 3 },
+      { B: 2, T: 19, heads: [2, 1], D: 8, kind: 'right', window: 6 },
+      { B: 1, T: 9, heads: [2, 2], D: 4, kind: 'none', window: 1 },
+      { B: 2, T: 13, heads: [4, 2], D: 28, kind: 'mixed', window: 4 },
     ];
     let empties = 0;
     for (const [n, s] of shapes.entries()) {
       const xs = inputs({ ...s, seed: 100 + n });
       const scale = 1 / Math.sqrt(s.D);
-      const want = composed(xs, scale);
+      const want = composed(xs, scale, s.window);
       const y = noGrad(() => attention(constant(ref.toTensor(xs[0]!)), constant(ref.toTensor(xs[1]!)), constant(ref.toTensor(xs[2]!)),
-        ref.toTensor(xs[3]!, 'i32')));
+        ref.toTensor(xs[3]!, 'i32'), { window: s.window }));
       const got = await ref.fromTensor(y.data);
       const D = s.D;
       want.emptyRow.forEach((e, r) => {
@@ -205,6 +216,7 @@ describe('attention', () => {
     expect(() => attention(t([1, 4, 2, 8]), t([1, 4, 1, 4]), t([1, 4, 1, 4]), m)).toThrow(/k must be/);
     expect(() => attention(t([1, 4, 2, 8]), t([1, 4, 1, 8]), t([1, 4, 1, 8]), Tensor.empty([1, 5], 'i32'))).toThrow(/mask must be \[B, T\]/);
     expect(() => attention(t([1, 4, 2, 8]), t([1, 4, 1, 8]), t([1, 4, 1, 8]), Tensor.empty([1, 4]))).toThrow(/mask must be i32/);
+    expect(() => attention(t([1, 4, 2, 8]), t([1, 4, 1, 8]), t([1, 4, 1, 8]), m, { window: 0 })).toThrow(/window must be a positive integer/);
   });
 
   // Timings, not assertions: DAWNGRAD_ATTN_BENCH=1 pnpm exec vitest run packages/autograd/test/attention.test.ts

@@ -22,7 +22,10 @@ export interface ModelConfig {
   vocabSize: number; // V, rows of the embedding
   maxPositionEmbeddings: number;
   hiddenAct: 'silu';
-  /** Mistral's sliding attention window (null: full causal attention). Only matters for sequences longer than it. */
+  /**
+   * Mistral's sliding attention window W (null: full causal attention): a query at position i sees keys i − W < j ≤ i.
+   * Only matters for sequences longer than W. Always null for Llama, which transformers runs without a window.
+   */
   slidingWindow: number | null;
   bosTokenId: number | null;
   /** eos_token_id may be one id or a list in HF configs; always a list here (possibly empty). */
@@ -118,7 +121,7 @@ export function parseConfig(raw: Json, source = 'config.json'): ModelConfig {
     vocabSize: int('vocab_size'),
     maxPositionEmbeddings: int('max_position_embeddings'),
     hiddenAct: 'silu',
-    slidingWindow: (sw ?? null) as number | null,
+    slidingWindow: arch === 'MistralForCausalLM' ? ((sw ?? null) as number | null) : null,
     bosTokenId: optId('bos_token_id'),
     eosTokenIds,
     padTokenId: optId('pad_token_id'),

@@ -6,6 +6,9 @@
 // Layout: rows are right-padded; row b's token t sits at cache position t with RoPE position t, exactly as when the row
 // runs alone, and the i32 key mask [B, Tmax] says which cache positions hold real tokens. The layer below is
 // DecoderLayer.forward (mistral.ts) with the attention swapped for a function, so both paths share every other op.
+// Mistral's sliding window (config.sliding_window = W) applies to both: the prefill's attention and each decode step's
+// see only the keys at positions pos − W < j ≤ pos. The cache still keeps every position (a rolling buffer of W would
+// save memory only for sequences far longer than the classification prompts this engine generates for).
 import { Tensor, zeros, ones, writeRowsAt, attentionDecode, concat } from '@dawngrad/tensor';
 import { Var, constant, reshape, rmsNorm, attention, take } from '@dawngrad/autograd';
 import type { ModelConfig } from './config.ts';
@@ -21,6 +24,8 @@ export class KVCache {
   readonly values: Tensor[] = [];
   /** 1 where a position holds a real token, i32 [B, maxLen] */
   readonly mask: Tensor;
+  /** Mistral's sliding window W (null: none): the attention of a query at position i reads keys i − W < j ≤ i */
+  readonly window: number | null;
 
   constructor(
     cfg: ModelConfig,
@@ -33,6 +38,7 @@ export class KVCache {
       this.values.push(Tensor.empty(shape, 'f32'));
     }
     this.mask = zeros([batch, maxLen], 'i32');
+    this.window = cfg.slidingWindow;
   }
 
   dispose(): void {
@@ -75,7 +81,7 @@ export function prefill(model: MistralForCausalLM, cache: KVCache, inputIds: Ten
   const attend: Attend = (i, q, k, v) => {
     writeRowsAt(cache.keys[i]!.reshape([B, cache.maxLen, -1]), rowsOf(k), start);
     writeRowsAt(cache.values[i]!.reshape([B, cache.maxLen, -1]), rowsOf(v), start);
-    return reshape(attention(q, k, v, mask), [B * T, cfg.numAttentionHeads * cfg.headDim]);
+    return reshape(attention(q, k, v, mask, { window: cache.window }), [B * T, cfg.numAttentionHeads * cfg.headDim]);
   };
   let x = model.embed(inputIds); // [B*T, C]
   for (const layer of model.layers) x = layerForward(layer, x, cfg, B, T, positions, attend);
@@ -115,7 +121,7 @@ function prefillShared(model: MistralForCausalLM, cache: KVCache, prefix: Tensor
 
 /**
  * One decode step: token ids i32 [B], each written at cache position pos[b] (i32 [B], < cache.maxLen), attending to
- * the cached positions ≤ pos[b] -> logits [B, V].
+ * the cached positions ≤ pos[b] (and > pos[b] − W under a sliding window W) -> logits [B, V].
  */
 export function decodeStep(model: MistralForCausalLM, cache: KVCache, ids: Tensor, pos: Tensor): Var {
   const B = cache.batch;
@@ -128,7 +134,7 @@ export function decodeStep(model: MistralForCausalLM, cache: KVCache, ids: Tenso
     const values = cache.values[i]!;
     writeRowsAt(keys.reshape([B, cache.maxLen, KV * D]), k.data.reshape([B, 1, KV * D]), pos);
     writeRowsAt(values.reshape([B, cache.maxLen, KV * D]), v.data.reshape([B, 1, KV * D]), pos);
-    return constant(attentionDecode(q.data.reshape([B, H, D]), keys, values, cache.mask, pos).reshape([B, H * D]));
+    return constant(attentionDecode(q.data.reshape([B, H, D]), keys, values, cache.mask, pos, { window: cache.window }).reshape([B, H * D]));
   };
   let x = model.embed(ids); // [B, C]
   const positions = constant(pos.reshape([B, 1]));

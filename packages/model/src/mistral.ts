@@ -54,7 +54,7 @@ export class DecoderLayer {
   forward(x: Var, cfg: ModelConfig, B: number, T: number, positions: Var, mask: Var): Var {
     const { numAttentionHeads: H, headDim: D } = cfg;
     const { q, k, v } = this.qkv(x, cfg, B, T, positions); // RMSNorm, the q/k/v projections, RoPE
-    const a = attention(q, k, v, mask); // [B, T, H, D]
+    const a = attention(q, k, v, mask, { window: cfg.slidingWindow }); // [B, T, H, D]
     return this.afterAttention(x, reshape(a, [B * T, H * D]), cfg); // o_proj, residual, RMSNorm, SwiGLU MLP, residual
   }
 

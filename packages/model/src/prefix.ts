@@ -54,7 +54,7 @@ export function prefixLayerForward(layer: DecoderLayer, x: Var, cfg: ModelConfig
   const join = (a: Var, b: Var) => concat([expand(a, [B, ...a.shape.slice(1)]), b], 1);
   const [k, v] = [join(shared.k, own.k), join(shared.v, own.v)]; // [B, P+S, KV, D]
   stream.onKeysValues?.(k, v);
-  const a = attention(join(shared.q, own.q), k, v, mask); // [B, P+S, H, D]
+  const a = attention(join(shared.q, own.q), k, v, mask, { window: cfg.slidingWindow }); // [B, P+S, H, D]
   const out = layer.afterAttention(x, reshape(slice(a, [0, prefixLen], [B, prefixLen + S]), [B * S, H * D]), cfg);
   // row 0's copy of the prefix is the prefix's own output; rows 1.. repeat it (and their slice gets no gradient)
   if (!stream.last) stream.x = layer.afterAttention(stream.x, reshape(slice(a, [0, 0], [1, prefixLen]), [prefixLen, H * D]), cfg);

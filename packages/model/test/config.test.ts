@@ -51,6 +51,9 @@ describe('config.json', () => {
     expect(c.ropeTheta).toBe(10000);
     expect(c.eosTokenIds).toEqual([4, 2]);
     expect(c.architecture).toBe('LlamaForCausalLM');
+    // transformers' Llama has no sliding window; Mistral reads it
+    expect(parseConfig({ ...raw, sliding_window: 4 }).slidingWindow).toBeNull();
+    expect(parseConfig({ ...base(), sliding_window: 4 }).slidingWindow).toBe(4);
   });
 
   it('refuses unknown architectures, missing fields and unsupported features by name', () => {

@@ -33,7 +33,7 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe('KV-cache kernels vs their float64 twins', () => {
-  it('attentionDecode: one query per (row, head) over cached keys j ≤ pos with the mask, GQA as repeat_kv', async () => {
+  it('attentionDecode: one query per (row, head) over cached keys j ≤ pos (pos − W < j with a window) with the mask, GQA as repeat_kv', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 3 }), // B
@@ -41,8 +41,9 @@ describe('KV-cache kernels vs their float64 twins', () => {
         fc.constantFrom(1, 2, 3), // KV heads
         fc.constantFrom(1, 2), // H / KV
         fc.constantFrom(1, 3, 4, 7, 28, 57), // D: scalar and vec4 paths
+        fc.option(fc.integer({ min: 1, max: 8 }), { nil: undefined }), // Mistral's sliding window, or none
         fc.nat(),
-        async (B, Tmax, KV, ratio, D, seed) => {
+        async (B, Tmax, KV, ratio, D, window, seed) => {
           const r = mulberry32(seed);
           const H = KV * ratio;
           const q = uniform(B * H * D, r, -2, 2);
@@ -58,11 +59,12 @@ describe('KV-cache kernels vs their float64 twins', () => {
               Tensor.fromArray(v, [B, Tmax, KV, D]),
               Tensor.fromArray(mask, [B, Tmax], 'i32'),
               Tensor.fromArray(pos, [B], 'i32'),
+              { window },
             ),
           );
-          const want = ref.attentionDecode(ref.array(q, [B, H, D]), ref.array(k, [B, Tmax, KV, D]), ref.array(v, [B, Tmax, KV, D]), ref.array(mask, [B, Tmax]), ref.array(pos));
+          const want = ref.attentionDecode(ref.array(q, [B, H, D]), ref.array(k, [B, Tmax, KV, D]), ref.array(v, [B, Tmax, KV, D]), ref.array(mask, [B, Tmax]), ref.array(pos), { window });
           expect(got.shape).toEqual([B, H, D]);
-          expect(maxAbs(await host(got), want.data), `B=${B} Tmax=${Tmax} H=${H} KV=${KV} D=${D}`).toBeLessThanOrEqual(2e-6);
+          expect(maxAbs(await host(got), want.data), `B=${B} Tmax=${Tmax} H=${H} KV=${KV} D=${D} window=${window}`).toBeLessThanOrEqual(2e-6);
           got.dispose();
         },
       ),

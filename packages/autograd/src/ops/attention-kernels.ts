@@ -3,7 +3,8 @@
 // Layouts (what the q/k/v projections produce, so nothing is permuted or repeated):
 //   Q, O, dO, dQ: [B, T, H, D]   K, V, dK, dV: [B, T, KV, D]   mask: i32 [B, T]   L, Δ: [B, H, T]
 //   S, P, dS (scores, probabilities and their gradient, scratch): [B, H, T, T], only blocks on or below the diagonal
-// Query head h reads KV head g = h / (H / KV), as Hugging Face's repeat_kv does.
+// Query head h reads KV head g = h / (H / KV), as Hugging Face's repeat_kv does. A sliding window W (0 = none) only
+// changes which (i, j) are allowed — rowdot's one `ok` test — so every other kernel follows from the zeros it writes.
 //
 // Why this shape, on lavapipe (measured, see attention.ts): llvmpipe runs a workgroup on one CPU thread with 8
 // invocations per AVX2 vector, and it turns every storage-buffer load whose address is not a compile-time constant
@@ -24,6 +25,8 @@ export interface AttnDims {
   KV: number;
   D: number;
   scale: number;
+  /** Mistral's sliding window: key j is allowed for query i only when i − window < j; 0 = no window */
+  window: number;
 }
 
 const WG = 64;
@@ -43,7 +46,7 @@ fn anyRealKey(b: u32, j0: u32) -> bool {   // is any of the keys j0..j0+3 a real
 // D travels as a uniform: it is only a loop bound here, and one pipeline per kernel serves every head size (each
 // pipeline costs seconds of LLVM time on lavapipe the first time it is used).
 const HEADER = `
-struct P { B: u32, T: u32, H: u32, KV: u32, D: u32, mode: u32, scale: f32 }
+struct P { B: u32, T: u32, H: u32, KV: u32, D: u32, mode: u32, window: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 fn qrow(b: u32, i: u32, h: u32) -> u32 { return ((b * p.T + i) * p.H + h) * p.D; }   // a row of Q, O, dO: [B, T, H, D]
 fn kvrow(b: u32, j: u32, g: u32) -> u32 { return ((b * p.T + j) * p.KV + g) * p.D; } // a row of K, V: [B, T, KV, D]
@@ -60,8 +63,8 @@ function dispatch(key: string, wgsl: () => string, buffers: Tensor[], d: AttnDim
   rt().dispatch({
     kernel: { key, wgsl },
     buffers: buffers.map((t) => t.buffer),
-    params: [d.B, d.T, d.H, d.KV, d.D, mode, scale],
-    types: 'uuuuuuf',
+    params: [d.B, d.T, d.H, d.KV, d.D, mode, d.window, scale],
+    types: 'uuuuuuuf',
     workgroups: grid(Math.ceil(lanes / WG)),
   });
 }
@@ -71,6 +74,7 @@ const blocks = (T: number) => Math.ceil(T / TILE);
 // ---- rowdot: out[b, h, i, j] = epilogue(Σ_d X[b, i, h, d]·Y[b, j, g, d]) over 4×4 blocks of (i, j) ------------------
 // One pipeline, three epilogues chosen by a uniform (the unused bindings get a read-only stand-in):
 //   logits (0):  scale·q·k, or NEG_BIG where the key is not allowed (forward; the softmax follows)
+// (allowed: causal, not padding and, with a window, inside it)
 //   probs (1):   P = exp(scale·q·k − L_i), 0 where not allowed (backward: recomputed from the saved L)
 //   dscores (2): dS = P·(dO·v − Δ_i), 0 where not allowed (X = dO, Y = V)
 const ROWDOT_MODE = { logits: 0, probs: 1, dscores: 2 } as const;
@@ -111,7 +115,7 @@ ${HEADER}
     for (var c = 0u; c < ${TILE}u; c++) {
       let j = j0 + c;
       if (j >= T) { break; }
-      let ok = j <= i && M[b * T + j] != 0;   // causal and not padding
+      let ok = j <= i && M[b * T + j] != 0 && (p.window == 0u || j + p.window > i);   // causal, not padding, in the window
       let at = (bh * T + i) * T + j;
       let s = acc[r][c];
       var v = select(${NEG_BIG}, p.scale * s, ok);

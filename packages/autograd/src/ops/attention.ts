@@ -4,6 +4,8 @@
 //
 // The semantics are Hugging Face's eager attention with a causal and a padding mask: query i of head h attends to the
 // keys j ≤ i with mask[b, j] = 1 of KV head h / (H / KV) (repeat_kv), with a float32 softmax of scale·q·k over them.
+// With Mistral's sliding window W (attrs.window) the keys are further limited to i − W < j ≤ i, as transformers'
+// sliding-window causal mask does: by index in the sequence, so a query sees itself and the W − 1 keys before it.
 // Right and left padding are both exact for the real positions. A query row with no allowed key at all (a position
 // before the first real token under left padding) gets out = 0 and zero gradients; HF produces an arbitrary row there
 // (a softmax over all −∞ / min-float scores), and those positions are never read by the loss or by generation.
@@ -25,6 +27,8 @@ import { attentionForward, attentionBackward, type AttnDims } from './attention-
 export interface AttentionAttrs {
   /** multiplies q·k before the softmax; default 1/√D */
   scale?: number;
+  /** Mistral's sliding window W: query i sees keys i − W < j ≤ i only; null/undefined = full causal attention */
+  window?: number | null;
 }
 
 /** Check the four shapes against each other; one clear line on failure. */
@@ -42,7 +46,10 @@ function attnDims(q: readonly number[], k: readonly number[], v: readonly number
   if (D < 1) throw new Error(`attention: head dim must be at least 1, got ${D}`);
   const scale = attrs.scale ?? 1 / Math.sqrt(D);
   if (!Number.isFinite(scale)) throw new Error(`attention: scale must be a finite number, got ${attrs.scale}`);
-  return { B, T, H, KV, D, scale };
+  const w = attrs.window ?? null;
+  if (w !== null && (!Number.isSafeInteger(w) || w < 1)) throw new Error(`attention: window must be a positive integer or null, got ${w}`);
+  // a window that covers the whole sequence changes nothing: 0 tells the kernels "no window"
+  return { B, T, H, KV, D, scale, window: w !== null && w < T ? w : 0 };
 }
 
 // ---- float64 twin: plain loops over the textbook formulas ---------------------------------------------------------
@@ -53,13 +60,14 @@ function eachRow(
   d: AttnDims,
   f: (b: number, h: number, i: number, g: number, keys: number[], p: number[]) => void,
 ): void {
-  const { B, T, H, KV, D, scale } = d;
+  const { B, T, H, KV, D, scale, window } = d;
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / (H / KV));
       for (let i = 0; i < T; i++) {
         const keys: number[] = [];
-        for (let j = 0; j <= i; j++) if (mask!.data[b * T + j] !== 0) keys.push(j);
+        const first = window > 0 ? Math.max(0, i - window + 1) : 0; // the sliding window: i − W < j
+        for (let j = first; j <= i; j++) if (mask!.data[b * T + j] !== 0) keys.push(j);
         if (keys.length === 0) continue; // no allowed key: out = 0, gradients 0
         const s = keys.map((j) => {
           let dot = 0;
@@ -132,7 +140,7 @@ function gpuDims([q, k, v, mask]: Tensor[], attrs: AttentionAttrs): AttnDims {
 export const ATTENTION = defineOp<AttentionAttrs, Tensor>({
   name: 'attention',
   rule:
-    'O = P·V, P = softmax(scale·Q·Kᵀ over keys j ≤ i with mask 1): dV = Pᵀ·dO, dS = P∘(dO·Vᵀ − rowsum(dO∘O)), ' +
+    'O = P·V, P = softmax(scale·Q·Kᵀ over keys j ≤ i (and i − W < j with a window W) with mask 1): dV = Pᵀ·dO, dS = P∘(dO·Vᵀ − rowsum(dO∘O)), ' +
     'dQ = scale·dS·K, dK = scale·dSᵀ·Q (dK, dV summed over the query heads sharing a KV head)',
   differentiable: [true, true, true, false],
   forward(inputs, attrs) {
@@ -154,7 +162,7 @@ export const ATTENTION = defineOp<AttentionAttrs, Tensor>({
 });
 
 /**
- * Causal self-attention over grouped KV heads with a padding mask.
+ * Causal self-attention over grouped KV heads with a padding mask (and optionally Mistral's sliding window).
  * q: [B, T, H, D], k and v: [B, T, KV, D], mask: i32 [B, T] (1 = token, 0 = padding) -> [B, T, H, D].
  */
 export function attention(q: Var, k: Var, v: Var, mask: Var | Tensor, attrs: AttentionAttrs = {}): Var {

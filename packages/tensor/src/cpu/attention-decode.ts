@@ -19,8 +19,8 @@ export function writeRowsAt(dst: F64, src: F64, start: F64): F64 {
 
 // q: [B, H, D], k, v: [B, Tmax, KV, D], mask: [B, Tmax], pos: [B] -> [B, H, D]
 // out[b, h] = Σ_j P_j v[b, j, g], P = softmax over keys j ≤ pos[b] with mask[b, j] ≠ 0 of scale·q[b, h]·k[b, j, g],
-// g = floor(h / (H / KV)); zeros when no key is allowed.
-export function attentionDecode(q: F64, k: F64, v: F64, mask: F64, pos: F64, opts: { scale?: number } = {}): F64 {
+// g = floor(h / (H / KV)); with a sliding window W only keys pos[b] − W < j; zeros when no key is allowed.
+export function attentionDecode(q: F64, k: F64, v: F64, mask: F64, pos: F64, opts: { scale?: number; window?: number | null } = {}): F64 {
   const [B, H, D] = q.shape as [number, number, number];
   const [, Tmax, KV] = k.shape as [number, number, number, number];
   const scale = opts.scale ?? 1 / Math.sqrt(D);
@@ -29,7 +29,8 @@ export function attentionDecode(q: F64, k: F64, v: F64, mask: F64, pos: F64, opt
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / (H / KV));
       const keys: number[] = [];
-      for (let j = 0; j <= Math.min(pos.data[b]!, Tmax - 1); j++) if (mask.data[b * Tmax + j] !== 0) keys.push(j);
+      const first = opts.window ? Math.max(0, pos.data[b]! - opts.window + 1) : 0;
+      for (let j = first; j <= Math.min(pos.data[b]!, Tmax - 1); j++) if (mask.data[b * Tmax + j] !== 0) keys.push(j);
       if (keys.length === 0) continue;
       const s = keys.map((j) => {
         let dot = 0;

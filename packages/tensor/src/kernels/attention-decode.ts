@@ -8,9 +8,11 @@
 // lengths); it moves raw 32-bit words, so the same kernel updates the i32 key mask. Rows past Tmax are skipped.
 //
 // attentionDecode: the one query of row b, head h attends to the cached keys j ≤ pos[b] with mask[b, j] ≠ 0 of KV head
-// floor(h / (H / KV)) (HF's repeat_kv), with a softmax of scale·q·k. A row with no allowed key gives zeros. Three
+// floor(h / (H / KV)) (HF's repeat_kv), with a softmax of scale·q·k; with Mistral's sliding window W only to the keys
+// pos[b] − W < j ≤ pos[b], as in the full attention op. A row with no allowed key gives zeros. Three
 // small dispatches, each a plain serial loop per invocation (lavapipe runs invocations as SIMD lanes): scores, one
-// invocation per (b, h, j); the softmax in place, one per (b, h); P·V, one per (b, h, d). Keys past pos[b] cost nothing.
+// invocation per (b, h, j); the softmax in place, one per (b, h); P·V, one per (b, h, d). Keys outside
+// firstKey..lastKey cost nothing (and their scores are never written, so nothing may read them).
 // Why not one invocation per (b, h) with an online softmax: it needs q and the output accumulator as private arrays
 // of D, and lavapipe compiled those pathologically — measured 97 s to build the pipeline at D = 56 (vec4) and
 // 150 ms per call at [B 64, H 4, T 160], against ~10 ms for these three kernels together.
@@ -66,6 +68,8 @@ ${MAIN_SIG} {
 export interface DecodeAttentionOptions {
   /** multiplies q·k before the softmax; default 1/√D */
   scale?: number;
+  /** Mistral's sliding window W: keys pos − W < j ≤ pos only; null/undefined = every cached key up to pos */
+  window?: number | null;
 }
 
 // q: [B, H, D], k, v: [B, Tmax, KV, D], mask: i32 [B, Tmax], pos: i32 [B] -> [B, H, D]
@@ -85,6 +89,8 @@ export function attentionDecode(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p
   }
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   if (!Number.isFinite(scale)) throw new Error(`attentionDecode: scale must be a finite number, got ${opts.scale}`);
+  const window = opts.window ?? null;
+  if (window !== null && (!Number.isSafeInteger(window) || window < 1)) throw new Error(`attentionDecode: window must be a positive integer or null, got ${window}`);
   const out = Tensor.empty([B, H, D], 'f32');
   if (out.size === 0 || Tmax === 0) return out;
   // head dims move as vec4 when D allows: a quarter of the loop trips, 16-byte loads
@@ -94,11 +100,13 @@ export function attentionDecode(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p
   const dot = v4 ? 'dot' : 'mul';
   const P = Tensor.empty([B, H, Tmax], 'f32'); // scores, then probabilities
   const common = `
-struct P { n: u32, H: u32, KV: u32, T: u32, D: u32, scale: f32 }
+struct P { n: u32, H: u32, KV: u32, T: u32, D: u32, window: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 fn mul(a: f32, b: f32) -> f32 { return a * b; }
-fn lastKey(b: u32) -> i32 { return min(Pos[b], i32(p.T) - 1); } // keys j ≤ pos[b], inside the cache`;
-  const params = (n: number) => ({ params: [n, H, KV, Tmax, DU, scale], types: 'uuuuuf' });
+fn lastKey(b: u32) -> i32 { return min(Pos[b], i32(p.T) - 1); } // keys j ≤ pos[b], inside the cache
+fn firstKey(b: u32) -> i32 { return select(0, max(0, Pos[b] - i32(p.window) + 1), p.window > 0u); } // pos[b] − W < j`;
+  // window 0 = none; a window that covers the whole cache is none too
+  const params = (n: number) => ({ params: [n, H, KV, Tmax, DU, window !== null && window < Tmax ? window : 0, scale], types: 'uuuuuuf' });
   // (1) one invocation per (b, h, j ≤ pos[b]): S = scale·q·k_j
   rt().dispatch({
     kernel: {
@@ -114,7 +122,7 @@ ${MAIN_SIG} {
   let j = i % p.T;
   let bh = i / p.T;
   let b = bh / p.H;
-  if (i32(j) > lastKey(b)) { return; }
+  if (i32(j) > lastKey(b) || i32(j) < firstKey(b)) { return; }
   let g = (bh % p.H) / (p.H / p.KV); // repeat_kv: query head h reads KV head h / (H / KV)
   let kb = ((b * p.T + j) * p.KV + g) * p.D;
   var s = 0.0;
@@ -138,17 +146,18 @@ ${MAIN_SIG} {
   let i = (wid.y * nwg.x + wid.x) * ${ROW_WG}u + lid.x;
   if (i >= p.n) { return; }
   let b = i / p.H;
+  let first = firstKey(b);
   let last = lastKey(b);
   var m = -3.402823e38;
-  for (var j = 0; j <= last; j++) { if (M[b * p.T + u32(j)] != 0) { m = max(m, S[i * p.T + u32(j)]); } }
+  for (var j = first; j <= last; j++) { if (M[b * p.T + u32(j)] != 0) { m = max(m, S[i * p.T + u32(j)]); } }
   var l = 0.0;
-  for (var j = 0; j <= last; j++) {
+  for (var j = first; j <= last; j++) {
     let e = select(0.0, exp(S[i * p.T + u32(j)] - m), M[b * p.T + u32(j)] != 0);
     S[i * p.T + u32(j)] = e;
     l += e;
   }
   let inv = select(0.0, 1.0 / l, l > 0.0); // no allowed key: zeros
-  for (var j = 0; j <= last; j++) { S[i * p.T + u32(j)] *= inv; }
+  for (var j = first; j <= last; j++) { S[i * p.T + u32(j)] *= inv; }
 }`,
     },
     buffers: [mask.buffer, pos.buffer, P.buffer],
@@ -172,7 +181,7 @@ ${MAIN_SIG} {
   let b = bh / p.H;
   let g = (bh % p.H) / (p.H / p.KV);
   var acc = ${E}(0.0);
-  for (var j = 0; j <= lastKey(b); j++) { acc += S[bh * p.T + u32(j)] * V[((b * p.T + u32(j)) * p.KV + g) * p.D + c]; }
+  for (var j = firstKey(b); j <= lastKey(b); j++) { acc += S[bh * p.T + u32(j)] * V[((b * p.T + u32(j)) * p.KV + g) * p.D + c]; }
   O[i] = acc;
 }`,
     },
