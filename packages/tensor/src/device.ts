@@ -1,5 +1,23 @@
-// The Dawn device: adapter choice, the limits we ask for, and a dispose() that lets node exit.
-import { create, globals } from 'webgpu';
+// The WebGPU device: which adapter (a discrete GPU before a software one), the limits and features we ask for, and a
+// dispose() that lets node exit. Where the GPU object comes from differs by platform, and only that part does:
+// `#platform` (package.json "imports") is device-node.ts in Node (Dawn from the npm `webgpu` package, Vulkan ICD
+// discovery, Dawn toggles) and device-browser.ts under a bundler's "browser" condition (navigator.gpu). This file
+// imports neither Node nor Dawn, so a browser build of tensor (and of the packages above it) never sees `node:`.
+import { platform, nodeApi } from '#platform';
+
+/**
+ * Node's own modules, for the packages above that read and write files in Node (model, lora): they take them from
+ * here instead of importing `node:` themselves. In a browser build every function of them throws a one-line error
+ * that says to load from a URL or picked files instead.
+ */
+export interface NodeApi {
+  fs: typeof import('node:fs');
+  fsp: typeof import('node:fs/promises');
+  path: typeof import('node:path');
+  os: typeof import('node:os');
+  crypto: typeof import('node:crypto');
+}
+export { nodeApi };
 
 export interface DeviceInfo {
   vendor: string;
@@ -10,20 +28,51 @@ export interface DeviceInfo {
   isSoftware: boolean;
 }
 
+/** What kind of processor runs the kernels: software adapters (lavapipe, SwiftShader, WARP) are 'cpu'. */
+export type AdapterClass = 'cpu' | 'discrete' | 'integrated' | 'unknown';
+
+/** One subgroup-matrix shape the adapter offers (Dawn's chromium-experimental-subgroup-matrix; e.g. f16 8×8×8). */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
 export interface GpuContext {
   gpu: GPU;
   adapter: GPUAdapter;
   device: GPUDevice;
   info: DeviceInfo;
+  /** 'cpu' for software adapters; what kernel variants and default recipes are chosen by */
+  adapterClass: AdapterClass;
+  /** where the GPU object came from: Dawn through node, or a browser's navigator.gpu */
+  platform: 'node' | 'browser';
   limits: GPUSupportedLimits;
+  /** the adapter's features, sorted */
   features: string[];
   hasF16: boolean;
+  /** the adapter's subgroup-matrix shapes when the device enabled chromium-experimental-subgroup-matrix, else [] */
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
+  /** the Dawn toggles the instance was created with (Node; DAWNGRAD_DAWN_TOGGLES or setDawnToggles) */
+  toggles: string[];
+  /** why this adapter may not be the one wanted (a software adapter while a GPU is visible), with the fix; else null */
+  warning: string | null;
 }
 
-const INSTALL_HINT =
-  'no WebGPU adapter found. On Debian bookworm install Mesa lavapipe from backports: ' +
-  'add the bookworm-backports suite, then `apt-get install -t bookworm-backports libvulkan1 mesa-vulkan-drivers` ' +
-  '(or run scripts/bootstrap.sh as root)';
+/** Where the WebGPU entry point comes from: Node (Dawn) or a browser. device-node.ts and device-browser.ts export one. */
+export interface Platform {
+  readonly kind: 'node' | 'browser';
+  /** The GPU object, created with these Dawn toggles (ignored in a browser). */
+  gpu(toggles: readonly string[]): GPU;
+  /** An environment variable (always undefined in a browser). */
+  env(name: string): string | undefined;
+  /** Whether an NVIDIA GPU looks present (driver tools, device nodes or an ICD file); false in a browser. */
+  nvidiaVisible(): boolean;
+  /** The first message to show when requestAdapter found nothing. */
+  noAdapterHint: string;
+}
 
 let ctx: GpuContext | null = null;
 const gpuErrors: string[] = [];
@@ -39,19 +88,41 @@ export function throwGpuErrors(): void {
 let pending: Promise<GpuContext> | null = null;
 const lostHandlers: ((reason: string) => void)[] = [];
 
-/** Dawn flags from the environment: DAWNGRAD_BACKEND=vulkan|..., DAWNGRAD_ADAPTER=<substring of the adapter name>. */
-function dawnFlags(): string[] {
-  // full-resolution GPU timestamps for the profiler (Dawn rounds them to ~65 µs by default, against timing attacks)
-  const flags: string[] = ['disable-dawn-features=timestamp_quantization'];
-  const backend = process.env.DAWNGRAD_BACKEND;
-  if (backend) flags.push(`backend=${backend}`);
-  const adapter = process.env.DAWNGRAD_ADAPTER;
-  if (adapter) flags.push(`adapter=${adapter}`);
-  return flags;
+// ---- Dawn toggles ----
+
+let programmaticToggles: string[] | null = null;
+
+/** Split `a,b , c` into toggle names; refuses anything that is not a Dawn toggle name (lower-case words and `_`). */
+export function parseToggles(text: string | undefined, source = 'DAWNGRAD_DAWN_TOGGLES'): string[] {
+  const out: string[] = [];
+  for (const t of (text ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (!/^[a-z0-9_]+$/.test(t)) throw new Error(`${source}: ${JSON.stringify(t)} is not a Dawn toggle name (e.g. allow_unsafe_apis,vulkan_enable_f16_on_nvidia)`);
+    if (!out.includes(t)) out.push(t);
+  }
+  return out;
 }
 
-function describe(adapter: GPUAdapter): DeviceInfo {
-  const i = adapter.info as GPUAdapterInfo & { backendType?: string; description?: string };
+/**
+ * Dawn toggles for the next device (e.g. `['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia']`, which on NVIDIA
+ * unlock shader-f16 and subgroup matrices). Overrides DAWNGRAD_DAWN_TOGGLES; null goes back to the variable. Dawn
+ * reads toggles when the instance is created, so this must come before init() (or after dispose()).
+ */
+export function setDawnToggles(toggles: readonly string[] | null): void {
+  if (ctx || pending) throw new Error('setDawnToggles: the device exists already; call it before init() (or dispose() first)');
+  programmaticToggles = toggles === null ? null : parseToggles(toggles.join(','), 'setDawnToggles');
+}
+
+/** The toggles the next device gets: setDawnToggles' list, else DAWNGRAD_DAWN_TOGGLES. */
+export function dawnToggles(env: (name: string) => string | undefined = platform.env): string[] {
+  return programmaticToggles ?? parseToggles(env('DAWNGRAD_DAWN_TOGGLES'));
+}
+
+// ---- adapter description and preference ----
+
+type Info = GPUAdapterInfo & { backendType?: string; description?: string; isFallbackAdapter?: boolean; subgroupMatrixConfigs?: unknown };
+
+export function describe(adapter: Pick<GPUAdapter, 'info'>): DeviceInfo {
+  const i = adapter.info as Info;
   const name = `${i.vendor ?? ''} ${i.architecture ?? ''} ${i.device ?? ''} ${i.description ?? ''}`.toLowerCase();
   return {
     vendor: i.vendor ?? '',
@@ -59,31 +130,88 @@ function describe(adapter: GPUAdapter): DeviceInfo {
     device: i.device ?? '',
     description: i.description ?? '',
     backend: i.backendType ?? '',
-    isSoftware: /llvmpipe|lavapipe|swiftshader|software|cpu/.test(name),
+    isSoftware: i.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader|software|cpu|microsoft basic render|warp/.test(name),
   };
 }
 
+/** Discrete, integrated or cpu from what the adapter says (WebGPU does not expose the type; vendor is the best hint). */
+export function classifyAdapter(adapter: Pick<GPUAdapter, 'info'>): AdapterClass {
+  const d = describe(adapter);
+  if (d.isSoftware) return 'cpu';
+  const vendor = d.vendor.toLowerCase();
+  const name = `${d.architecture} ${d.device} ${d.description}`.toLowerCase();
+  if (vendor.includes('nvidia') || name.includes('nvidia')) return 'discrete';
+  if (vendor.includes('intel')) return /\barc\b/.test(name) ? 'discrete' : 'integrated';
+  if (vendor.includes('apple') || vendor.includes('qualcomm') || vendor.includes('arm')) return 'integrated';
+  if (vendor.includes('amd') || vendor.includes('ati')) return /radeon\(tm\) graphics|radeon graphics|vega \d+ graphics/.test(name) ? 'integrated' : 'discrete';
+  return 'unknown';
+}
+
+const RANK: Record<AdapterClass, number> = { discrete: 3, integrated: 2, unknown: 1, cpu: 0 };
+const nameOf = (a: Pick<GPUAdapter, 'info'>) => describe(a).description || describe(a).device || describe(a).vendor || 'an adapter';
+
+export const SOFTWARE_WHILE_GPU_FIX =
+  'Dawn sees no Vulkan driver for the GPU: install the Vulkan loader (libvulkan1) and point VK_DRIVER_FILES at ' +
+  "the driver's nvidia_icd.json (scripts/bootstrap.sh does both), or pick an adapter with DAWNGRAD_ADAPTER";
+
+/**
+ * The adapter to use: the high-performance one, unless that is a software adapter and a low-power request finds a
+ * real GPU. When a software adapter is all there is while a GPU looks present, `warning` says so with the fix.
+ */
+export async function pickAdapter(gpu: Pick<GPU, 'requestAdapter'>, gpuVisible: () => boolean): Promise<{ adapter: GPUAdapter | null; warning: string | null }> {
+  const first = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!first || classifyAdapter(first) !== 'cpu') return { adapter: first, warning: null };
+  const other = await gpu.requestAdapter({ powerPreference: 'low-power' }).catch(() => null);
+  if (other && RANK[classifyAdapter(other)] > RANK.cpu) {
+    return { adapter: other, warning: `the high-performance request returned the software adapter ${nameOf(first)}; using ${nameOf(other)}` };
+  }
+  const warning = gpuVisible() ? `software adapter ${nameOf(first)} while a GPU is visible: ${SOFTWARE_WHILE_GPU_FIX}` : null;
+  return { adapter: first, warning };
+}
+
+/** The features we ask the device for, of those the adapter offers. */
+export function wantedFeatures(offered: ReadonlySet<string>): GPUFeatureName[] {
+  const want = [
+    'shader-f16', // f16 tensors
+    'timestamp-query', // the profiler's GPU clock
+    'subgroups', // the matmul's subgroup-broadcast kernels (lavapipe)
+    'chromium-experimental-subgroup-matrix', // Dawn's cooperative matrices (NVIDIA with allow_unsafe_apis)
+  ];
+  return want.filter((f) => offered.has(f)) as GPUFeatureName[];
+}
+
+function subgroupMatrixConfigs(adapter: GPUAdapter, enabled: boolean): SubgroupMatrixConfig[] {
+  const raw = (adapter.info as Info).subgroupMatrixConfigs;
+  if (!enabled || !raw || typeof (raw as Iterable<unknown>)[Symbol.iterator] !== 'function') return [];
+  return [...(raw as Iterable<Record<string, unknown>>)].map((c) => ({
+    componentType: String(c.componentType),
+    resultComponentType: String(c.resultComponentType),
+    M: Number(c.M),
+    N: Number(c.N),
+    K: Number(c.K),
+  }));
+}
+
 async function acquire(): Promise<GpuContext> {
-  if (process.env.XDG_RUNTIME_DIR === undefined) process.env.XDG_RUNTIME_DIR = '/tmp';
-  Object.assign(globalThis, globals);
-  let gpu: GPU;
+  const toggles = platform.kind === 'node' ? dawnToggles() : [];
   let adapter: GPUAdapter | null;
+  let warning: string | null;
+  let gpu: GPU;
   try {
-    gpu = create(dawnFlags());
-    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    gpu = platform.gpu(toggles);
+    ({ adapter, warning } = await pickAdapter(gpu, () => platform.nvidiaVisible()));
   } catch (e) {
     // Dawn refuses a DAWNGRAD_BACKEND / DAWNGRAD_ADAPTER that matches nothing with a multi-line list: name the cause
-    const chosen = ['DAWNGRAD_BACKEND', 'DAWNGRAD_ADAPTER'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);
+    const chosen = ['DAWNGRAD_BACKEND', 'DAWNGRAD_ADAPTER'].filter((k) => platform.env(k)).map((k) => `${k}=${platform.env(k)}`);
     const why = (e as Error).message.trim().replace(/\s*\n\s*/g, ' ');
     throw new Error(`no WebGPU adapter${chosen.length ? ` for ${chosen.join(' ')}` : ''}: ${why}`);
   }
-  if (!adapter) throw new Error(INSTALL_HINT);
+  if (!adapter) throw new Error(platform.noAdapterHint);
   if (describe(adapter).device === 'null-backend') {
     // Dawn's null backend accepts every call and runs nothing: reads return garbage, so refuse it by name
-    throw new Error(`DAWNGRAD_BACKEND=${process.env.DAWNGRAD_BACKEND ?? 'null'} selects Dawn's null backend, which runs no kernels; unset it (or pick vulkan)`);
+    throw new Error(`DAWNGRAD_BACKEND=${platform.env('DAWNGRAD_BACKEND') ?? 'null'} selects Dawn's null backend, which runs no kernels; unset it (or pick vulkan)`);
   }
   const al = adapter.limits;
-  const hasF16 = adapter.features.has('shader-f16');
   // Ask for everything the adapter offers on the limits that bound tensor size and kernel shape.
   const requiredLimits: Record<string, number> = {
     maxBufferSize: al.maxBufferSize,
@@ -94,9 +222,7 @@ async function acquire(): Promise<GpuContext> {
     maxComputeWorkgroupSizeY: al.maxComputeWorkgroupSizeY,
     maxStorageBuffersPerShaderStage: al.maxStorageBuffersPerShaderStage,
   };
-  const requiredFeatures: GPUFeatureName[] = hasF16 ? ['shader-f16'] : [];
-  if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query'); // the profiler's GPU clock
-  if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups'); // the matmul's subgroup-broadcast kernel (lavapipe)
+  const requiredFeatures = wantedFeatures(adapter.features as ReadonlySet<string>);
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   device.lost.then((info) => {
     if (ctx?.device !== device) return; // we destroyed it ourselves
@@ -112,10 +238,20 @@ async function acquire(): Promise<GpuContext> {
     adapter,
     device,
     info: describe(adapter),
+    adapterClass: classifyAdapter(adapter),
+    platform: platform.kind,
     limits: device.limits,
     features: [...adapter.features].map(String).sort(),
-    hasF16,
+    hasF16: device.features.has('shader-f16'),
+    subgroupMatrixConfigs: subgroupMatrixConfigs(adapter, device.features.has('chromium-experimental-subgroup-matrix')),
+    toggles,
+    warning,
   };
+}
+
+/** Whether an NVIDIA GPU looks present to this process (Node: nvidia-smi on PATH, /dev/nvidia0, an nvidia_icd.json). */
+export function nvidiaGpuVisible(): boolean {
+  return platform.nvidiaVisible();
 }
 
 /** The process-wide GPU context, acquired once. */

@@ -1,6 +1,9 @@
 // @dawngrad/tensor: tensors on Dawn WebGPU, their kernels, and a float64 CPU reference of every kernel.
 export { init, dispose, rt, grid, Runtime, type Kernel, type Dispatch, type RuntimeStats, type RuntimeObserver } from './runtime.ts';
-export { getGpu, onDeviceLost, type GpuContext, type DeviceInfo } from './device.ts';
+export {
+  getGpu, onDeviceLost, setDawnToggles, dawnToggles, parseToggles, nvidiaGpuVisible, classifyAdapter, pickAdapter, wantedFeatures, nodeApi,
+  SOFTWARE_WHILE_GPU_FIX, type GpuContext, type DeviceInfo, type AdapterClass, type SubgroupMatrixConfig, type Platform, type NodeApi,
+} from './device.ts';
 export { BufferPool, sizeClass, LARGER_CLASS_LIMIT, type PoolStats } from './pool.ts';
 export { Tensor, scope, keep, numel, BYTES, type DType, type Shape, type HostArray } from './tensor.ts';
 export * from './kernels/elementwise.ts';

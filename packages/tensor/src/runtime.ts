@@ -237,7 +237,7 @@ export async function init(): Promise<Runtime> {
   if (runtime) return runtime;
   runtime = new Runtime(ctx);
   // DAWNGRAD_PROFILE=1: profile the whole process and print the table at dispose() (loaded only then: no cycle)
-  if (process.env.DAWNGRAD_PROFILE === '1') (await import('./profile.ts')).startProfile({ report: 'stderr' });
+  if (globalThis.process?.env.DAWNGRAD_PROFILE === '1') (await import('./profile.ts')).startProfile({ report: 'stderr' });
   return runtime;
 }
 
