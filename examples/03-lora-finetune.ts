@@ -64,7 +64,7 @@ const params = lora.parameters(); // only the A and B factors train
 console.log(`LoRA r ${r} on ${lora.layers.length} linear layers: ${lora.numTrainable().toLocaleString('en')} trainable values`);
 
 // 3. training: AdamW with global-norm clipping, linear warm-up then decay
-const opt = new AdamW(params, { lr, weightDecay: 0.01, maxGradNorm: 1 });
+const opt = new AdamW(params, { lr, weightDecay: 0.01, maxGradNorm: 1, packed: lora.packed() }); // one update over every factor at once
 const stepsPerEpoch = Math.ceil(examples.length / batchSize);
 const schedule = { name: 'linear' as const, totalSteps: stepsPerEpoch * epochs, warmupSteps: warmupSteps(stepsPerEpoch * epochs, 0.1) };
 const reader = new LaggedReader(); // losses come back one step late, so the GPU never waits for the CPU to read
@@ -75,7 +75,7 @@ for (let epoch = 0; epoch < epochs; epoch++) {
   for (const idx of epochBatches(examples, epoch, { batchSize, seed })) {
     const batch = trainBatch(idx.map((i) => examples[i]!)); // right-padded ids [B, T], mask, answer rows and targets
     const loss = forwardBackward(model, batch); // forward to the answer rows, cross-entropy, backward into A/B .grad
-    optimizerStep(opt, params, lr * lrFactor(schedule, step)); // clip + AdamW, then zero the gradients
+    optimizerStep(opt, lr * lrFactor(schedule, step)); // clip + AdamW, then zero the gradients
     batch.dispose();
     printLoss(await reader.push(++step, loss));
   }

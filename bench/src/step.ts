@@ -83,7 +83,7 @@ export async function runStepBench(o: StepOptions) {
   const order = epochBatches(examples, 0, { batchSize: o.batch, seed: 0, dropLast: true }).slice(0, nBatches);
   const lora = inject(model, { r: 8, lora_alpha: 16, lora_dropout: 0, target_modules: 'all-linear', seed: 0 });
   const params = lora.parameters();
-  const opt = new AdamW(params, { lr: 1e-3, weightDecay: 0.01, maxGradNorm: 1 });
+  const opt = new AdamW(params, { lr: 1e-3, weightDecay: 0.01, maxGradNorm: 1, packed: lora.packed() });
   const c = model.config;
 
   let poolAfter3: number | null = null; // pool allocations once the first 3 steps (warm-up included) have run
@@ -94,7 +94,7 @@ export async function runStepBench(o: StepOptions) {
     const batch = trainBatch(rows, { sharePrefix: o.sharePrefix });
     const loss = forwardBackward(model, batch);
     batch.dispose();
-    optimizerStep(opt, params, 1e-3);
+    optimizerStep(opt, 1e-3);
     const t1 = performance.now();
     const value = (await loss.toArray())[0]!; // the readback is queued after the optimizer: it waits for the whole step
     loss.dispose();

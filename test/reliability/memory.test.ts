@@ -65,7 +65,7 @@ describe('a long training loop', () => {
       const batch = trainBatch(batches[k % batches.length]!);
       const loss = forwardBackward(model, batch);
       batch.dispose();
-      optimizerStep(opt, params, 1e-3);
+      optimizerStep(opt, 1e-3);
       const prev = await reader.push(k, loss);
       if (prev) losses.push(prev.value);
     };

@@ -6,6 +6,7 @@ export { backward, zeroGrad, type BackwardOptions } from './backward.ts';
 export { detectAnomaly, anomalyDetection, checkAnomalies, checkFinite, AnomalyError } from './anomaly.ts';
 export * from './ops/elementwise.ts';
 export * from './ops/matmul.ts';
+export * from './ops/linear.ts';
 export * from './ops/attention.ts';
 export * from './ops/reduce.ts';
 export * from './ops/shape.ts';

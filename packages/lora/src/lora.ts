@@ -1,11 +1,13 @@
 // LoRA on the model's linear layers: y = W·x + scale · B·(A·dropout(x)), with W frozen and only A: [r, in] and
-// B: [out, r] trained. The update goes through the r-wide bottleneck as two thin matmuls; B·A ([out, in], the size
-// of W) is formed only when merging.
+// B: [out, r] trained. The update goes through the r-wide bottleneck inside the layer's own product (the
+// linearLowRank op); B·A ([out, in], the size of W) is formed only when merging. Every factor lives in one packed
+// buffer, and so does every gradient: the optimiser updates them all with one kernel, and one clear zeroes them.
 //
 // Parameter names are PEFT's: base_model.model.<module path>.lora_A.default.weight, in module order (the order PEFT's
 // named_parameters() lists them), so gradients, optimiser state and saved files line up with Hugging Face's.
-import { Tensor } from '@dawngrad/tensor';
+import { Tensor, keep } from '@dawngrad/tensor';
 import { Var, param, matmul, scale, dropout } from '@dawngrad/autograd';
+import type { LowRankUpdate } from '@dawngrad/model';
 import type { Batch, ForwardOptions, Linear, MistralForCausalLM, NamedParam } from '@dawngrad/model';
 import { loraConfig, loraScale, selectTargets, type LoraConfig, type LoraConfigInput } from './config.ts';
 import { initLoraFactors, mulberry32 } from './init.ts';
@@ -26,12 +28,12 @@ export function peftSavedKey(path: string, factor: 'A' | 'B'): string {
   return `${PEFT_PREFIX}${path}.lora_${factor}.weight`;
 }
 
-/** One adapted linear layer: its factors, its scale, and the function plugged into linear.adapters. */
+/** One adapted linear layer: its factors, its scale, and the update plugged into linear.lowRank. */
 export class LoraLayer {
   /** true while B·A is folded into W (then the adapter is unplugged so it is not added twice) */
   merged = false;
   private calls = 0;
-  readonly adapter: (x: Var) => Var;
+  readonly update: LowRankUpdate;
 
   constructor(
     readonly linear: Linear,
@@ -43,18 +45,22 @@ export class LoraLayer {
     private readonly dropoutSeed: number,
     private readonly owner: { training: boolean },
   ) {
-    this.adapter = (x) => this.forward(x);
+    this.update = { A, B, scale, input: (x) => this.input(x) };
+  }
+
+  /** What the update's path sees: x after dropout while training, else x itself. */
+  input(x: Var): Var {
+    const training = this.owner.training && this.dropoutP > 0;
+    return training ? dropout(x, this.dropoutP, { seed: (this.dropoutSeed + this.calls++ * 0x9e3779b9) >>> 0 }) : x;
   }
 
   get path(): string {
     return this.linear.path;
   }
 
-  // x: [N, in] -> scale · B·A·dropout(x): [N, out]
+  // x: [N, in] -> scale · B·A·dropout(x): [N, out] — the update alone, as two plain products (the layer fuses it)
   forward(x: Var): Var {
-    const training = this.owner.training && this.dropoutP > 0;
-    const xd = training ? dropout(x, this.dropoutP, { seed: (this.dropoutSeed + this.calls++ * 0x9e3779b9) >>> 0 }) : x;
-    const h = matmul(xd, this.A, { transB: true }); // [N, r]
+    const h = matmul(this.input(x), this.A, { transB: true }); // [N, r]
     // scaling the r-wide intermediate costs N·r multiplies instead of N·out
     return matmul(scale(h, this.scale), this.B, { transB: true }); // [N, out]
   }
@@ -65,6 +71,10 @@ export class LoraModel {
   /** dropout is active only while training (the default after inject) */
   training = true;
   readonly layers: LoraLayer[] = [];
+  /** every A and B, packed in PEFT's order into one buffer (views of it are the parameters' data) */
+  packedParams: Tensor | null = null;
+  /** their gradients, packed the same way once packGradients() is called */
+  packedGrads: Tensor | null = null;
 
   constructor(
     readonly base: MistralForCausalLM,
@@ -87,6 +97,33 @@ export class LoraModel {
 
   parameters(): Var[] {
     return this.namedParameters().map((p) => p.param);
+  }
+
+  /**
+   * Give every factor a gradient accumulator inside one packed buffer (zeros), so backward() adds into it in place and an
+   * optimiser can update every parameter with one kernel over packedParams/packedGrads. Idempotent.
+   */
+  packGradients(): Tensor {
+    if (this.packedGrads) return this.packedGrads;
+    const params = this.parameters();
+    const { views, whole } = Tensor.packed(params.map((p) => p.shape));
+    params.forEach((p, i) => {
+      p.zeroGrad();
+      p.grad = keep(views[i]!);
+    });
+    return (this.packedGrads = keep(whole));
+  }
+
+  /** The packed parameters and gradients, for AdamW's packed step (allocates the gradients' buffer on first use). */
+  packed(): { params: Tensor; grads: Tensor } {
+    if (!this.packedParams) throw new Error('LoraModel.packed: the adapters were unloaded');
+    return { params: this.packedParams, grads: this.packGradients() };
+  }
+
+  /** Zero the gradients: one clear of the packed buffer, or free them when they are not packed. */
+  zeroGrad(): void {
+    if (this.packedGrads) this.packedGrads.clear();
+    else for (const p of this.parameters()) p.zeroGrad();
   }
 
   /** Number of trainable values (Σ r·(in + out)). */
@@ -128,12 +165,15 @@ export class LoraModel {
   /** Remove the adapters from the base model (merged weights stay merged) and free A and B. Returns the base model. */
   unload(): MistralForCausalLM {
     for (const l of this.layers) {
-      l.linear.adapters = l.linear.adapters.filter((a) => a !== l.adapter);
+      if (l.linear.lowRank === l.update) l.linear.lowRank = null;
       l.A.zeroGrad();
       l.B.zeroGrad();
       l.A.data.dispose();
       l.B.data.dispose();
     }
+    this.packedParams?.dispose();
+    this.packedGrads?.dispose();
+    this.packedParams = this.packedGrads = null;
     this.layers.length = 0;
     return this.base;
   }
@@ -159,23 +199,32 @@ export function inject(model: MistralForCausalLM, input: LoraConfig | LoraConfig
   const linears = model.linears();
   const { targets, target_modules } = selectTargets(config, linears.map((l) => l.path));
   for (const l of linears) {
-    if (targets.includes(l.path) && l.adapters.length > 0) throw new Error(`inject: ${l.path} already has an adapter`);
+    if (targets.includes(l.path) && l.lowRank) throw new Error(`inject: ${l.path} already has an adapter`);
   }
   model.requiresGrad(false);
   const lora = new LoraModel(model, config, target_modules);
   const rng = mulberry32(config.seed);
   const s = loraScale(config);
   const { r } = config;
-  for (const [k, linear] of linears.entries()) {
-    if (!targets.includes(linear.path)) continue;
+  // factors in module order (the rng stream follows it), then one packed buffer holding A₀ B₀ A₁ B₁ … in that order
+  const chosen = [...linears.entries()].filter(([, linear]) => targets.includes(linear.path));
+  const factorsOf = chosen.map(([, linear]) => {
     const [outF, inF] = [linear.outFeatures, linear.inFeatures];
     const f = factors?.get(linear.path) ?? initLoraFactors(config.init_lora_weights, r, inF, outF, rng);
     if (f.a.length !== r * inF || f.b.length !== outF * r) throw new Error(`inject: factors for ${linear.path} do not fit [${r}, ${inF}] and [${outF}, ${r}]`);
-    const A = param(Tensor.fromArray(f.a, [r, inF]), peftParamName(linear.path, 'A'));
-    const B = param(Tensor.fromArray(f.b, [outF, r]), peftParamName(linear.path, 'B'));
+    return f;
+  });
+  const { views, whole } = Tensor.packed(chosen.flatMap(([, l]) => [[r, l.inFeatures], [l.outFeatures, r]]));
+  lora.packedParams = keep(whole);
+  chosen.forEach(([k, linear], i) => {
+    const [a, b] = [views[2 * i]!, views[2 * i + 1]!];
+    a.write(factorsOf[i]!.a);
+    b.write(factorsOf[i]!.b);
+    const A = param(a, peftParamName(linear.path, 'A'));
+    const B = param(b, peftParamName(linear.path, 'B'));
     const layer = new LoraLayer(linear, A, B, s, config.lora_dropout, (Math.imul(config.seed >>> 0, 1000003) + Math.imul(k, 7919)) >>> 0, lora);
-    linear.adapters.push(layer.adapter);
+    linear.lowRank = layer.update;
     lora.layers.push(layer);
-  }
+  });
   return lora;
 }

@@ -18,7 +18,7 @@ function fold(l: LoraLayer, sign: 1 | -1): void {
 export function mergeLayer(l: LoraLayer): void {
   if (l.merged) throw new Error(`merge: ${l.path} is already merged`);
   fold(l, 1);
-  l.linear.adapters = l.linear.adapters.filter((a) => a !== l.adapter);
+  l.linear.lowRank = null;
   l.merged = true;
 }
 
@@ -26,6 +26,6 @@ export function mergeLayer(l: LoraLayer): void {
 export function unmergeLayer(l: LoraLayer): void {
   if (!l.merged) throw new Error(`unmerge: ${l.path} is not merged`);
   fold(l, -1);
-  l.linear.adapters.push(l.adapter);
+  l.linear.lowRank = l.update;
   l.merged = false;
 }

@@ -1,6 +1,6 @@
 // The building blocks of the decoder, each holding its parameters under their Hugging Face names.
 import { Tensor } from '@dawngrad/tensor';
-import { Var, matmul, add } from '@dawngrad/autograd';
+import { Var, matmul, add, linearLowRank } from '@dawngrad/autograd';
 
 /** A named parameter: its HF name and the Var holding it. */
 export interface NamedParam {
@@ -8,13 +8,27 @@ export interface NamedParam {
   param: Var;
 }
 
-/** Something that adds to a linear layer's output: y = W·x + Σ adapter(x). LoRA plugs in here. */
+/** Something that adds to a linear layer's output: y = W·x + Σ adapter(x). */
 export type LinearAdapter = (x: Var) => Var;
+
+/**
+ * A low-rank update the layer computes inside its own product: y = x·Wᵀ + scale·(x'·Aᵀ)·Bᵀ with A: [r, in], B: [out, r],
+ * and x' = input(x) (LoRA's dropout while training) or x itself. LoRA plugs in here.
+ */
+export interface LowRankUpdate {
+  A: Var;
+  B: Var;
+  scale: number;
+  /** x' for the update's path; undefined (or returning x): x itself */
+  input?: (x: Var) => Var;
+}
 
 /** y = x·Wᵀ with W in HF layout [out, in]; no bias (Mistral/Llama have none). */
 export class Linear {
   /** extra terms added to the output; empty for a plain linear layer */
   adapters: LinearAdapter[] = [];
+  /** a low-rank update fused into the layer's product (LoRA); null for a plain layer */
+  lowRank: LowRankUpdate | null = null;
 
   constructor(
     /** module path, e.g. model.layers.0.self_attn.q_proj */
@@ -32,7 +46,9 @@ export class Linear {
 
   // x: [N, in] -> [N, out]
   forward(x: Var): Var {
-    let y = matmul(x, this.weight, { transB: true });
+    const lr = this.lowRank;
+    const xd = lr?.input?.(x);
+    let y = lr ? linearLowRank(x, this.weight, lr.A, lr.B, lr.scale, xd === x ? undefined : xd) : matmul(x, this.weight, { transB: true });
     for (const a of this.adapters) y = add(y, a(x));
     return y;
   }

@@ -13,7 +13,7 @@ export * from './kernels/gather.ts';
 export * from './kernels/layout.ts';
 export * from './kernels/misc.ts';
 export * from './kernels/matmul.ts';
-export { GEMM_TILES, kernelPolicy, gemmTileFor, shapeClass, setTunedTile, describePolicy, type KernelPolicy, type AdapterClass } from './policy.ts';
+export { GEMM_TILES, kernelPolicy, gemmTileFor, shapeClass, setTunedTile, describePolicy, type KernelPolicy } from './policy.ts';
 export { defineKernel, treeReduce, NEG_INF, type KernelDef, type KernelSpec, type ParamType, type BindingDecl } from './kernel.ts';
 export type { GemmTile } from './kernels/matmul-gpu.ts';
 export * from './kernels/finite.ts';

@@ -1,15 +1,15 @@
 // One policy for kernel variants: the adapter's class and features decide which kernel family every op uses, so the
 // choice lives here and nowhere else. `dawngrad info` and the benches print it.
 //
-//   class  'cpu' (lavapipe, llvmpipe, SwiftShader): subgroup-broadcast matmuls (no shared memory: barriers switch
+//   'cpu' adapters (lavapipe, llvmpipe, SwiftShader): subgroup-broadcast matmuls (no shared memory: barriers switch
 //          coroutines there), 64 KiB uniform windows on lavapipe; reductions one row per invocation.
-//   class  'gpu' (anything else): register-blocked shared-memory gemm tiles sized per shape class (measured by
+//   GPUs (discrete, integrated, unknown): register-blocked shared-memory gemm tiles sized per shape class (measured by
 //          tuneMatmul, else a rule of thumb), thin kernels for LoRA's rank-r sides, split-K for small grids.
 import { rt } from './runtime.ts';
 import type { GemmTile } from './kernels/matmul-gpu.ts';
+import type { AdapterClass } from './device.ts';
 
 export type MatmulPath = 'uniform' | 'subgroup' | 'tiled';
-export type AdapterClass = 'cpu' | 'gpu';
 
 export interface KernelPolicy {
   adapterClass: AdapterClass;
@@ -45,9 +45,9 @@ export function kernelPolicy(): KernelPolicy {
 function choose(): KernelPolicy {
   const { ctx } = rt();
   const subgroupSize = fixedSubgroupSize(ctx.device, ctx.adapter);
-  const cpu = ctx.info.isSoftware;
+  const cpu = ctx.adapterClass === 'cpu';
   return {
-    adapterClass: cpu ? 'cpu' : 'gpu',
+    adapterClass: ctx.adapterClass,
     matmul: cpu && subgroupSize ? 'uniform' : 'tiled',
     subgroupSize,
     targetWorkgroups: cpu ? 1 : 264,

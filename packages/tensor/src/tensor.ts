@@ -68,7 +68,7 @@ export class Tensor {
       bytes += Math.ceil((numel(s) * BYTES[dtype]) / align) * align;
     }
     const whole = Tensor.empty([Math.max(1, bytes / BYTES[dtype])], dtype);
-    rt().clear(whole.buffer, 0, whole.bytes);
+    whole.clear();
     const st = whole.storage!;
     const views = shapes.map((s, i) => {
       st.refs++;
@@ -111,6 +111,12 @@ export class Tensor {
     if (!this.storage) throw new Error('use of a disposed tensor');
     if (this.offset === 0) return this.storage.buffer;
     return { buffer: this.storage.buffer, offset: this.offset, size: Math.max(4, Math.ceil(this.bytes / 4) * 4) };
+  }
+
+  /** Zero every element (a buffer clear: no kernel). */
+  clear(): void {
+    if (!this.storage) throw new Error('use of a disposed tensor');
+    rt().clear(this.storage.buffer, this.offset, this.bytes);
   }
 
   /** Upload host values into this tensor (same number of elements, this dtype). */

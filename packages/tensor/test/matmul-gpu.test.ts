@@ -65,7 +65,7 @@ describe('GPU matmul kernels (forced onto this adapter)', () => {
 
   it('split-K: K slices summed by the reduce pass, alpha and accumulate applied once', async () => {
     const arb = fc.record({ M: fc.constantFrom(3, 56), N: fc.constantFrom(8, 57), K: fc.constantFrom(130, 300), splits: fc.constantFrom(2, 3, 7), f: flags });
-    await fc.assert(fc.asyncProperty(arb, ({ f, ...d }) => check({ ...d, ...f, batch: 1, tile: GEMM_TILES['64x64'] })), { numRuns: 8 });
+    await fc.assert(fc.asyncProperty(arb, ({ f, ...d }) => check({ ...d, ...f, tA: false, batch: 1, tile: GEMM_TILES['64x64'] })), { numRuns: 6 });
   });
 
   it('the low-rank epilogue: C += s·H·E and s·H·Eᵀ in the same pass', async () => {
@@ -75,7 +75,7 @@ describe('GPU matmul kernels (forced onto this adapter)', () => {
 
   it("the thin kernels at LoRA's shapes: x·Aᵀ, g·B (N = r), Hᵀ·x (M = r), gᵀ·h (N = r, transposed A)", async () => {
     const rows = 37;
-    for (const r of [1, 4, 8, 16]) {
+    for (const r of [3, 8]) {
       for (const [M, N, K, tA, tB] of [
         [rows, r, 224, false, true], [rows, r, 96, false, false], // thinN
         [r, 224, rows, true, false], // thinM

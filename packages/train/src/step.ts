@@ -21,11 +21,11 @@ export function forwardBackward(model: MistralForCausalLM, batch: TrainBatch, lo
   });
 }
 
-/** Clip, update, and drop the gradients. */
-export function optimizerStep(opt: AdamW, params: Var[], lr: number): void {
+/** Clip, update, and zero the gradients (the optimiser's parameters'). */
+export function optimizerStep(opt: AdamW, lr: number): void {
   opt.lr = lr;
   opt.update();
-  for (const p of params) p.zeroGrad();
+  opt.zeroGrad();
 }
 
 /** Reads losses back one step late: push(step, tensor) starts the read, the previous one is awaited. */

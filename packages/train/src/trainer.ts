@@ -56,7 +56,7 @@ async function snapshot(params: Var[]): Promise<Float32Array[]> {
 }
 
 function restore(params: Var[], snap: Float32Array[]): void {
-  params.forEach((p, i) => rt().write(p.data.buffer, snap[i]!));
+  params.forEach((p, i) => p.data.write(snap[i]!));
 }
 
 export async function runTraining(o: TrainOptions, log: Logger = (l) => console.log(l)): Promise<RunSummary> {
@@ -91,7 +91,7 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
   });
   const params = lora.parameters();
   const names = lora.namedParameters().map((p) => p.name);
-  const opt = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: o.clip });
+  const opt = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: o.clip, packed: lora.packed() });
   const examples = fmt.examples(train.texts, train.labels);
   const microPerEpoch = Math.ceil(examples.length / o.batchSize);
   const stepsPerEpoch = Math.ceil(microPerEpoch / o.gradAccum);
@@ -158,7 +158,7 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
           });
         }
       }
-      optimizerStep(opt, params, o.lr * lrFactor(schedule, state.step));
+      optimizerStep(opt, o.lr * lrFactor(schedule, state.step));
       state.step++;
       state.epoch = epoch;
       state.batchInEpoch = bi + o.gradAccum;

@@ -111,9 +111,8 @@ function buildGemm(key: string, { BM, BN, BK, TM, TN }: GemmTile, l: GemmLayout)
         }
         v += p.s * t;`
     : '';
-  const store = l.split
-    ? (i: string, v: string) => `C[${i}] = ${v};`
-    : (i: string, v: string) => `if (p.acc != 0u) { C[${i}] += p.alpha * ${v}; } else { C[${i}] = p.alpha * ${v}; }`;
+  // v already holds alpha·acc (+ the low-rank term); split-K partial sums are stored raw and scaled by the reduce pass
+  const store = (i: string, v: string) => (l.split ? `C[${i}] = ${v};` : `if (p.acc != 0u) { C[${i}] += ${v}; } else { C[${i}] = ${v}; }`);
   const stores = range(GM)
     .flatMap((g) =>
       range(4).flatMap((c) =>
@@ -121,7 +120,7 @@ function buildGemm(key: string, { BM, BN, BK, TM, TN }: GemmTile, l: GemmLayout)
           (h) => `{
       let m = m0 + ${4 * g * TY}u + 4u * ty + ${c}u; let n = n0 + ${4 * h * TX}u + 4u * tx;
       if (m < M && n < N) {
-        var v = ${acc(g, c, h)};
+        var v = ${l.split ? '' : 'p.alpha * '}${acc(g, c, h)};
         ${lowRank}
         ${l.vC ? store(`(cBase + m * N + n) / 4u`, 'v') : range(4).map((q) => `if (n + ${q}u < N) { ${store(`cBase + m * N + n + ${q}u`, `v.${XYZW[q]}`)} }`).join(' ')}
       }

@@ -187,10 +187,10 @@ export async function benchmarkModel(o: BenchModelOptions): Promise<BenchModelRe
     if (o.backward) {
       const lora = inject(model, { r: 8, lora_alpha: 16, lora_dropout: 0, target_modules: 'all-linear', seed: 0 });
       const trainable = lora.parameters();
-      const opt = new AdamW(trainable, { lr: 1e-4, weightDecay: 0.01, maxGradNorm: 1 });
+      const opt = new AdamW(trainable, { lr: 1e-4, weightDecay: 0.01, maxGradNorm: 1, packed: lora.packed() });
       step = await timed(`train step [${o.B}, ${o.T}] (LoRA r 8 on ${lora.layers.length} layers)`, () => {
         forwardBackward(model, batch).dispose();
-        optimizerStep(opt, trainable, 1e-4);
+        optimizerStep(opt, 1e-4);
       });
       opt.dispose();
       lora.dispose();

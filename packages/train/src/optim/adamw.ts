@@ -1,7 +1,7 @@
 // AdamW exactly as torch.optim.AdamW (decoupled weight decay, bias correction, eps outside the sqrt), preceded by
 // clipping to a global L2 norm as torch.nn.utils.clip_grad_norm_ — all on the GPU, with no readback inside the step:
 // the norm and the clip factor live in a 2-float GPU buffer that the AdamW kernel reads.
-import { Tensor, rt, grid, keep, fill } from '@dawngrad/tensor';
+import { Tensor, grid, keep, fill, defineKernel, treeReduce, WG } from '@dawngrad/tensor';
 import type { Var } from '@dawngrad/autograd';
 
 export interface AdamWOptions {
@@ -11,62 +11,48 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** clip the global gradient norm to this (0 or Infinity: no clipping, the norm is still measured) */
   maxGradNorm?: number;
+  /**
+   * The parameters and their gradients as two packed buffers with the same layout (LoraModel.packed()): the whole step
+   * is then three dispatches — Σg² in parts, the norm, one AdamW over every element — instead of 2 per parameter.
+   */
+  packed?: { params: Tensor; grads: Tensor };
 }
 
-const WG = 256;
-
-// Σ g² of one parameter into slot `slot` of the partial-sums buffer. One workgroup: a strided serial sum per
-// invocation, then a tree in workgroup memory — deterministic, and a parameter is small (LoRA) or read once.
-const SUMSQ = {
-  key: 'optim:sumsq',
-  wgsl: () => `
-struct P { n: u32, slot: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read_write> S: array<f32>;
-var<workgroup> part: array<f32, ${WG}>;
-@compute @workgroup_size(${WG}) fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+// Σ g² of `n` values into S[slot + workgroup]: each workgroup a strided serial sum per invocation, then a tree in
+// workgroup memory — deterministic. One workgroup per parameter, or `parts` of them over a packed buffer.
+const SUMSQ = defineKernel({
+  name: 'optim:sumsq',
+  params: { n: 'u32', slot: 'u32' },
+  bindings: { G: 'f32', S: 'rw f32' },
+  decls: `var<workgroup> part: array<f32, ${WG}>;`,
+  body: `
   var acc = 0.0;
-  for (var i = lid.x; i < p.n; i += ${WG}u) { let g = G[i]; acc += g * g; }
-  part[lid.x] = acc;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { part[lid.x] += part[lid.x + s]; }
-    workgroupBarrier();
-  }
-  if (lid.x == 0u) { S[p.slot] = part[0]; }
-}`,
-};
+  for (var i = wid.x * ${WG}u + lid.x; i < p.n; i += nwg.x * ${WG}u) { let g = G[i]; acc += g * g; }
+  part[li] = acc;
+  ${treeReduce(WG, 'li', (s) => `part[li] += part[li + ${s}];`)}
+  if (li == 0u) { S[p.slot + wid.x] = part[0]; }`,
+});
 
 // total = √Σ partials; coef = min(1, max_norm / (total + 1e-6)) as clip_grad_norm_ computes it.
-const NORM = {
-  key: 'optim:norm',
-  wgsl: () => `
-struct P { count: u32, maxNorm: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> S: array<f32>;
-@group(0) @binding(2) var<storage, read_write> N: array<f32>;
-@compute @workgroup_size(1) fn main() {
+const NORM = defineKernel({
+  name: 'optim:norm',
+  params: { count: 'u32', maxNorm: 'f32' },
+  bindings: { S: 'f32', N: 'rw f32' },
+  workgroupSize: [1],
+  body: `
   var t = 0.0;
   for (var i = 0u; i < p.count; i++) { t += S[i]; }
   let total = sqrt(t);
   N[0] = total;
-  N[1] = select(1.0, min(1.0, p.maxNorm / (total + 1e-6)), p.maxNorm > 0.0);
-}`,
-};
+  N[1] = select(1.0, min(1.0, p.maxNorm / (total + 1e-6)), p.maxNorm > 0.0);`,
+});
 
-// One fused update per parameter: clip, decay, moments, bias-corrected step.
-const ADAMW = {
-  key: 'optim:adamw',
-  wgsl: () => `
-struct P { n: u32, lr: f32, b1: f32, b2: f32, eps: f32, wd: f32, bc1: f32, bc2sqrt: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> W: array<f32>;
-@group(0) @binding(2) var<storage, read> G: array<f32>;
-@group(0) @binding(3) var<storage, read_write> M: array<f32>;
-@group(0) @binding(4) var<storage, read_write> V: array<f32>;
-@group(0) @binding(5) var<storage, read> N: array<f32>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+// One fused update per element: clip, decay, moments, bias-corrected step.
+const ADAMW = defineKernel({
+  name: 'optim:adamw',
+  params: { n: 'u32', lr: 'f32', b1: 'f32', b2: 'f32', eps: 'f32', wd: 'f32', bc1: 'f32', bc2sqrt: 'f32' },
+  bindings: { W: 'rw f32', G: 'f32', M: 'rw f32', V: 'rw f32', N: 'f32' },
+  body: `
   let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
   if (i >= p.n) { return; }
   let g = G[i] * N[1];
@@ -76,9 +62,11 @@ struct P { n: u32, lr: f32, b1: f32, b2: f32, eps: f32, wd: f32, bc1: f32, bc2sq
   M[i] = m;
   V[i] = v;
   w -= (p.lr / p.bc1) * m / (sqrt(v) / p.bc2sqrt + p.eps);
-  W[i] = w;
-}`,
-};
+  W[i] = w;`,
+});
+
+/** Workgroups of the packed Σg²: enough to spread a few million values over the GPU, few enough to sum serially. */
+const SUMSQ_PARTS = 64;
 
 export interface AdamWState {
   step: number;
@@ -94,8 +82,12 @@ export class AdamW {
   lr: number;
   /** optimizer steps taken (torch's `state['step']`) */
   step = 0;
+  /** per-parameter moments; in packed mode views of one buffer each, laid out as the packed parameters */
   readonly m: Tensor[];
   readonly v: Tensor[];
+  private mWhole: Tensor | null = null;
+  private vWhole: Tensor | null = null;
+  private readonly packed: { params: Tensor; grads: Tensor } | null;
   private partials: Tensor;
   /** [global grad norm before clipping, clip factor] of the last step, on the GPU */
   readonly norm: Tensor;
@@ -110,40 +102,52 @@ export class AdamW {
     this.weightDecay = opts.weightDecay ?? 0.01;
     this.maxGradNorm = opts.maxGradNorm ?? 0;
     if (!(this.lr >= 0)) throw new Error(`AdamW: lr must be ≥ 0, got ${this.lr}`);
-    this.m = params.map((p) => keep(fill(p.shape, 0)));
-    this.v = params.map((p) => keep(fill(p.shape, 0)));
-    this.partials = keep(fill([Math.max(1, params.length)], 0));
+    this.packed = opts.packed ?? null;
+    if (this.packed) {
+      const shapes = params.map((p) => p.shape);
+      const m = Tensor.packed(shapes);
+      const v = Tensor.packed(shapes);
+      if (m.whole.size !== this.packed.params.size || m.whole.size !== this.packed.grads.size) {
+        throw new Error(`AdamW: packed parameters (${this.packed.params.size}) and gradients (${this.packed.grads.size}) do not match the ${params.length} parameters' layout (${m.whole.size})`);
+      }
+      [this.m, this.v] = [m.views.map(keep), v.views.map(keep)];
+      [this.mWhole, this.vWhole] = [keep(m.whole), keep(v.whole)];
+    } else {
+      this.m = params.map((p) => keep(fill(p.shape, 0)));
+      this.v = params.map((p) => keep(fill(p.shape, 0)));
+    }
+    this.partials = keep(fill([Math.max(SUMSQ_PARTS, params.length)], 0));
     this.norm = keep(fill([2], 0));
   }
 
   /** Clip (when maxGradNorm > 0) and update every parameter that has a gradient. Encodes only; nothing is read back. */
   update(): void {
-    const r = rt();
     this.step++;
     const [b1, b2] = this.betas;
+    const maxNorm = Number.isFinite(this.maxGradNorm) ? this.maxGradNorm : 0;
+    const step = { lr: this.lr, b1, b2, eps: this.eps, wd: this.weightDecay, bc1: 1 - b1 ** this.step, bc2sqrt: Math.sqrt(1 - b2 ** this.step) };
+    if (this.packed) {
+      const { params: W, grads: G } = this.packed;
+      SUMSQ.run({ G, S: this.partials }, { n: G.size, slot: 0 }, [SUMSQ_PARTS]);
+      NORM.run({ S: this.partials, N: this.norm }, { count: SUMSQ_PARTS, maxNorm }, [1]);
+      ADAMW.run({ W, G, M: this.mWhole!, V: this.vWhole!, N: this.norm }, { n: W.size, ...step }, grid(Math.ceil(W.size / WG)));
+      return;
+    }
     this.params.forEach((p, i) => {
       const g = p.grad;
-      r.dispatch({ kernel: SUMSQ, buffers: [g ? g.buffer : this.m[i]!.buffer, this.partials.buffer], params: [g ? g.size : 0, i], workgroups: [1] });
+      SUMSQ.run({ G: g ?? this.m[i]!, S: this.partials }, { n: g ? g.size : 0, slot: i }, [1]);
     });
-    r.dispatch({
-      kernel: NORM,
-      buffers: [this.partials.buffer, this.norm.buffer],
-      params: [this.params.length, Number.isFinite(this.maxGradNorm) ? this.maxGradNorm : 0],
-      types: 'uf',
-      workgroups: [1],
-    });
-    const bc1 = 1 - b1 ** this.step;
-    const bc2sqrt = Math.sqrt(1 - b2 ** this.step);
+    NORM.run({ S: this.partials, N: this.norm }, { count: this.params.length, maxNorm }, [1]);
     this.params.forEach((p, i) => {
       if (!p.grad) return;
-      r.dispatch({
-        kernel: ADAMW,
-        buffers: [p.data.buffer, p.grad.buffer, this.m[i]!.buffer, this.v[i]!.buffer, this.norm.buffer],
-        params: [p.size, this.lr, b1, b2, this.eps, this.weightDecay, bc1, bc2sqrt],
-        types: 'ufffffff',
-        workgroups: grid(Math.ceil(p.size / WG)),
-      });
+      ADAMW.run({ W: p.data, G: p.grad, M: this.m[i]!, V: this.v[i]!, N: this.norm }, { n: p.size, ...step }, grid(Math.ceil(p.size / WG)));
     });
+  }
+
+  /** Zero the gradients for the next step: one clear of the packed buffer, or free each one. */
+  zeroGrad(): void {
+    if (this.packed) this.packed.grads.clear();
+    else for (const p of this.params) p.zeroGrad();
   }
 
   /** The global gradient norm of the last update (a readback: call it outside the hot loop, or lagged). */
@@ -166,11 +170,13 @@ export class AdamW {
     s.v.forEach((a, i) => r(this.v[i]!, a));
     function r(t: Tensor, a: Float32Array) {
       if (a.length !== t.size) throw new Error(`optimizer state: moment of ${a.length} values for a parameter of ${t.size}`);
-      rt().write(t.buffer, a);
+      t.write(a);
     }
   }
 
   dispose(): void {
     for (const t of [...this.m, ...this.v, this.partials, this.norm]) t.dispose();
+    this.mWhole?.dispose();
+    this.vWhole?.dispose();
   }
 }
