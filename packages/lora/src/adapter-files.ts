@@ -4,22 +4,25 @@
 // written F32. Loading accepts any plain-LoRA PEFT adapter for Llama/Mistral (tensors F32/BF16/F16/F64) and checks it
 // against the model before touching the GPU: every key expected and nothing else, every shape agreeing with r and
 // with its layer, no file reached through a symlink that leaves the directory.
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, rename, rm, rmdir } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { nodeApi } from '@dawngrad/tensor';
 import {
   SafetensorsFile,
   writeSafetensors,
   writeFileAtomic,
-  readJsonObject,
-  resolveInside,
+  readSourceJson,
+  toSource,
+  type FileSource,
   type MistralForCausalLM,
   type SafeDType,
 } from '@dawngrad/model';
 import { selectTargets, type LoraConfig } from './config.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_PICKLE_FILE, ADAPTER_WEIGHTS_FILE, parsePeftConfig, peftJsonText, toPeftJson } from './peft-config.ts';
 import { inject, peftSavedKey, type LoraFactors, type LoraModel } from './lora.ts';
+
+const { existsSync, readdirSync, statSync } = nodeApi.fs;
+const { mkdir, rename, rm, rmdir } = nodeApi.fsp;
+const { basename, dirname, join, resolve } = nodeApi.path;
+const { randomBytes } = nodeApi.crypto;
 
 const LOADABLE_DTYPES: readonly SafeDType[] = ['F32', 'BF16', 'F16', 'F64'];
 
@@ -91,18 +94,22 @@ export interface AdapterOnDisk {
   dtypes: Map<string, SafeDType>;
 }
 
-/** Read and validate an adapter directory against `model` (no GPU work). */
-export async function readAdapter(dir: string, model: MistralForCausalLM): Promise<AdapterOnDisk> {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`adapter directory ${dir} does not exist`);
-  const cfgPath = resolveInside(dir, ADAPTER_CONFIG_FILE, `adapter ${dir}`);
-  const config = parsePeftConfig(readJsonObject(cfgPath, 'adapter config'), cfgPath);
-  if (!existsSync(join(dir, ADAPTER_WEIGHTS_FILE)) && existsSync(join(dir, ADAPTER_PICKLE_FILE))) {
+/** Read and validate an adapter (a directory, or a URL / picked-files FileSource) against `model` (no GPU work). */
+export async function readAdapter(from: string | FileSource, model: MistralForCausalLM): Promise<AdapterOnDisk> {
+  if (typeof from === 'string' && (!existsSync(from) || !statSync(from).isDirectory())) throw new Error(`adapter directory ${from} does not exist`);
+  const src = toSource(from);
+  const dir = src.name;
+  await src.check(ADAPTER_CONFIG_FILE, `adapter ${dir}`);
+  const cfgPath = src.where(ADAPTER_CONFIG_FILE);
+  const config = parsePeftConfig(await readSourceJson(src, ADAPTER_CONFIG_FILE, 'adapter config'), cfgPath);
+  if (!(await src.has(ADAPTER_WEIGHTS_FILE)) && (await src.has(ADAPTER_PICKLE_FILE))) {
     throw new Error(`adapter ${dir}: only ${ADAPTER_PICKLE_FILE} (a pickle) is present; save it as ${ADAPTER_WEIGHTS_FILE}`);
   }
-  const wPath = resolveInside(dir, ADAPTER_WEIGHTS_FILE, `adapter ${dir}`);
+  await src.check(ADAPTER_WEIGHTS_FILE, `adapter ${dir}`);
+  const wPath = src.where(ADAPTER_WEIGHTS_FILE);
   const linears = model.linears();
   const { targets } = selectTargets(config, linears.map((l) => l.path), cfgPath);
-  const file = await SafetensorsFile.open(wPath);
+  const file = await SafetensorsFile.open(await src.open(ADAPTER_WEIGHTS_FILE));
   try {
     const expected = new Set(targets.flatMap((p) => [peftSavedKey(p, 'A'), peftSavedKey(p, 'B')]));
     const present = file.names();
@@ -143,8 +150,8 @@ export async function readAdapter(dir: string, model: MistralForCausalLM): Promi
   }
 }
 
-/** Load a PEFT LoRA adapter directory onto `model`: inject with the saved config and the saved factors. */
-export async function loadAdapter(dir: string, model: MistralForCausalLM): Promise<LoraModel> {
+/** Load a PEFT LoRA adapter (a directory, or a URL / picked-files FileSource) onto `model`: inject with the saved config and factors. */
+export async function loadAdapter(dir: string | FileSource, model: MistralForCausalLM): Promise<LoraModel> {
   const { config, factors } = await readAdapter(dir, model);
   return inject(model, config, factors);
 }

@@ -1,9 +1,7 @@
 // A merged model as a complete Hugging Face model directory: config.json, the weights (one model.safetensors or
 // shards + model.safetensors.index.json, through the sharded writer), generation_config.json and the tokenizer files
 // copied from the base. The directory appears whole or not at all (filled as a temp sibling, then renamed).
-import { copyFile } from 'node:fs/promises';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { nodeApi } from '@dawngrad/tensor';
 import {
   loadModel,
   openCheckpoint,
@@ -18,6 +16,10 @@ import {
   type WriteDType,
 } from '@dawngrad/model';
 import { loadAdapter, writeDirAtomic, writeTextAtomic } from './adapter-files.ts';
+
+const { copyFile } = nodeApi.fsp;
+const { existsSync, readdirSync, readFileSync, statSync } = nodeApi.fs;
+const { basename, join } = nodeApi.path;
 
 /** Files besides the weights that make a model directory usable: copied as they are when the base has them. */
 export const COPIED_FILES = [

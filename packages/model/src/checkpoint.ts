@@ -1,9 +1,13 @@
 // A checkpoint = one model.safetensors, or model.safetensors.index.json whose weight_map names each tensor's shard.
-// Both are opened as a TensorReader, so the model loader does not care which it got.
-import { existsSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+// Both are opened as a TensorReader, so the model loader does not care which it got; the files come from a folder on
+// disk, a URL or picked files (a FileSource).
+import { nodeApi } from '@dawngrad/tensor';
 import { SafetensorsFile, type LoadedTensor, type TensorInfo, type TensorReader } from './safetensors.ts';
-import { INDEX_FILE, SINGLE_WEIGHTS_FILE, readJsonObject, resolveInside } from './files.ts';
+import { INDEX_FILE, SINGLE_WEIGHTS_FILE, checkRelativeName } from './files.ts';
+import { dirSource, readSourceJson, type FileSource } from './sources.ts';
+
+const { existsSync, statSync } = nodeApi.fs;
+const { basename, dirname, join } = nodeApi.path;
 
 /** The shards of a sharded checkpoint behind one TensorReader. */
 export class ShardedCheckpoint implements TensorReader {
@@ -22,9 +26,15 @@ export class ShardedCheckpoint implements TensorReader {
    * exists, every weight_map entry is in its shard's header, and every tensor of every shard header is in the
    * weight_map under that shard (a tensor in two shards is refused).
    */
-  static async open(indexPath: string): Promise<ShardedCheckpoint> {
+  static async open(indexPath: string): Promise<ShardedCheckpoint>;
+  /** The index `file` of a FileSource (a folder, a URL, picked files) and the shards beside it. */
+  static async open(src: FileSource, file: string): Promise<ShardedCheckpoint>;
+  static async open(pathOrSource: string | FileSource, file = INDEX_FILE): Promise<ShardedCheckpoint> {
+    const src = typeof pathOrSource === 'string' ? dirSource(dirname(pathOrSource)) : pathOrSource;
+    if (typeof pathOrSource === 'string') file = basename(pathOrSource);
+    const indexPath = src.where(file);
     const what = `safetensors index ${indexPath}`;
-    const index = readJsonObject(indexPath, 'safetensors index');
+    const index = await readSourceJson(src, file, 'safetensors index');
     const wm = index.weight_map;
     if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw new Error(`${what}: "weight_map" must be an object`);
     const weightMap = wm as Record<string, unknown>;
@@ -40,12 +50,12 @@ export class ShardedCheckpoint implements TensorReader {
         if (typeof v === 'string' || typeof v === 'number') metadata[k] = String(v);
       }
     }
-    const dir = dirname(indexPath);
     // Check every name before opening anything: a path escape should not cost a file open.
-    const paths = shardNames.map((s) => resolveInside(dir, s, what));
+    for (const s of shardNames) checkRelativeName(s, src.name, what);
+    for (const s of shardNames) await src.check(s, what);
     const shards: SafetensorsFile[] = [];
     try {
-      for (const p of paths) shards.push(await SafetensorsFile.open(p));
+      for (const s of shardNames) shards.push(await SafetensorsFile.open(await src.open(s, 'safetensors')));
       const owner = new Map<string, SafetensorsFile>();
       const ownerName = new Map<string, string>();
       shards.forEach((shard, k) => {
@@ -112,10 +122,16 @@ export class ShardedCheckpoint implements TensorReader {
 }
 
 /**
- * Open the weights at `path`: a .safetensors file, a model.safetensors.index.json, or a model directory holding either.
- * The caller closes the reader.
+ * Open the weights at `path`: a .safetensors file, a model.safetensors.index.json, or a model directory holding either
+ * — or the model.safetensors / index of a FileSource (a URL, picked files). The caller closes the reader.
  */
-export async function openCheckpoint(path: string): Promise<TensorReader> {
+export async function openCheckpoint(path: string | FileSource): Promise<TensorReader> {
+  if (typeof path !== 'string') {
+    const [hasSingle, hasIndex] = await Promise.all([path.has(SINGLE_WEIGHTS_FILE), path.has(INDEX_FILE)]);
+    if (hasSingle && hasIndex) throw new Error(`model ${path.name}: both ${SINGLE_WEIGHTS_FILE} and ${INDEX_FILE} exist; remove the stale one`);
+    if (!hasSingle && !hasIndex) throw new Error(`model ${path.name}: no ${SINGLE_WEIGHTS_FILE} and no ${INDEX_FILE}`);
+    return hasSingle ? SafetensorsFile.open(await path.open(SINGLE_WEIGHTS_FILE)) : ShardedCheckpoint.open(path, INDEX_FILE);
+  }
   let st;
   try {
     st = statSync(path);

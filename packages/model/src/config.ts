@@ -2,7 +2,8 @@
 // and the check that a checkpoint holds exactly those. Also generation_config.json.
 // Anything we would compute differently from transformers (rope scaling, biases, another activation) is refused by name
 // here, at the boundary, so the model code can trust the config.
-import { readJsonObject } from './files.ts';
+import { CONFIG_FILE, GENERATION_CONFIG_FILE, readJsonObject } from './files.ts';
+import { readSourceJson, type FileSource } from './sources.ts';
 import type { TensorInfo } from './safetensors.ts';
 
 export const SUPPORTED_ARCHITECTURES = ['MistralForCausalLM', 'LlamaForCausalLM'] as const;
@@ -133,9 +134,14 @@ export function parseConfig(raw: Json, source = 'config.json'): ModelConfig {
   return cfg;
 }
 
-/** Read and parse `config.json` (a path to the file). */
+/** Read and parse `config.json` (a path to the file; Node). */
 export function loadConfig(path: string): ModelConfig {
   return parseConfig(readJsonObject(path, 'config'), path);
+}
+
+/** Read and parse the config.json of a FileSource (a folder, a URL, picked files). */
+export async function loadConfigFrom(src: FileSource): Promise<ModelConfig> {
+  return parseConfig(await readSourceJson(src, CONFIG_FILE, 'config'), src.where(CONFIG_FILE));
 }
 
 // ---- parameters ----
@@ -267,4 +273,10 @@ export function parseGenerationConfig(raw: Json, source = 'generation_config.jso
 
 export function loadGenerationConfig(path: string): GenerationConfig {
   return parseGenerationConfig(readJsonObject(path, 'generation config'), path);
+}
+
+/** generation_config.json of a FileSource, or null when it has none. */
+export async function loadGenerationConfigFrom(src: FileSource): Promise<GenerationConfig | null> {
+  if (!(await src.has(GENERATION_CONFIG_FILE))) return null;
+  return parseGenerationConfig(await readSourceJson(src, GENERATION_CONFIG_FILE, 'generation config'), src.where(GENERATION_CONFIG_FILE));
 }

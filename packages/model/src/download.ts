@@ -4,9 +4,11 @@
 // Requests go to the configured endpoint. The hub answers LFS files (weights) with a redirect to its storage host; we
 // follow it, but the token is only ever sent to the endpoint's own origin, and an https endpoint is never
 // redirected to plain http.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { open, rm, stat } from 'node:fs/promises';
+import { nodeApi } from '@dawngrad/tensor';
+
+const { createHash } = nodeApi.crypto;
+const { createReadStream } = nodeApi.fs;
+const { open, rm, stat } = nodeApi.fsp;
 
 export interface HttpOptions {
   token: string | null;

@@ -2,8 +2,11 @@
 // A name read from a file (a shard in model.safetensors.index.json) is untrusted input: it must stay inside the model
 // directory. Symlinks are followed and checked too, with one allowance: in the Hugging Face cache a snapshot's files are
 // symlinks into the repository's blobs/ folder (models--Org--Name/snapshots/<rev>/x -> ../../blobs/<hash>).
-import { existsSync, realpathSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+// Node only: a browser reads the same files through a FileSource (sources.ts).
+import { nodeApi } from '@dawngrad/tensor';
+
+const { existsSync, realpathSync, readFileSync, statSync } = nodeApi.fs;
+const { basename, dirname, isAbsolute, join, relative, resolve } = nodeApi.path;
 
 /** Parse a JSON file, with a one-line error naming the file. */
 export function readJsonFile(path: string, what = 'JSON file'): unknown {
@@ -46,7 +49,7 @@ function allowedRoots(dir: string): string[] {
 /** Refuse a file name that is not a plain relative path (absolute, `..`, empty segments, backslashes). */
 export function checkRelativeName(name: unknown, dir: string, what: string): asserts name is string {
   if (typeof name !== 'string' || name === '') throw new Error(`${what}: empty file name`);
-  if (isAbsolute(name) || name.includes('\\') || name.split('/').some((s) => s === '..' || s === '.' || s === '')) {
+  if (name.startsWith('/') || /^[a-z][a-z0-9+.-]*:/i.test(name) || name.includes('\\') || name.split('/').some((s) => s === '..' || s === '.' || s === '')) {
     throw new Error(`${what}: file name ${JSON.stringify(name)} must be a plain relative path inside ${dir}`);
   }
 }

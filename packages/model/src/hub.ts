@@ -7,15 +7,17 @@
 //       snapshots/<commit>/<file>           symlink -> ../../blobs/<etag>
 //       refs/<revision>                     the commit a branch/tag resolved to
 // Environment: HF_ENDPOINT, HF_TOKEN (or $HF_HOME/token), HF_HUB_OFFLINE=1 (cache only), HF_HOME, HF_HUB_CACHE.
-import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, copyFileSync, renameSync, rmSync, lstatSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { nodeApi } from '@dawngrad/tensor';
 import { downloadVerified, headFile, HttpError, type FileMeta, type HttpOptions } from './download.ts';
 import {
   CHAT_TEMPLATE_FILE, CONFIG_FILE, GENERATION_CONFIG_FILE, INDEX_FILE, SINGLE_WEIGHTS_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE,
   checkRelativeName,
 } from './files.ts';
+
+const { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, copyFileSync, renameSync, rmSync, lstatSync, writeFileSync } = nodeApi.fs;
+const { homedir } = nodeApi.os;
+const { dirname, join, relative, resolve } = nodeApi.path;
+const { randomBytes } = nodeApi.crypto;
 
 export interface HubOptions {
   /** Default: HF_ENDPOINT or https://huggingface.co. */

@@ -5,6 +5,7 @@ export * from './safetensors.ts';
 export * from './safetensors-write.ts';
 export * from './checkpoint.ts';
 export * from './files.ts';
+export * from './sources.ts';
 export * from './config.ts';
 export * from './tokenizer.ts';
 export * from './chat.ts';

@@ -1,10 +1,10 @@
 // From a Hugging Face model directory to a model on the GPU: config, checkpoint validation, streaming upload
 // (one tensor in JS memory at a time), frozen parameters by default.
-import { join } from 'node:path';
 import { Tensor } from '@dawngrad/tensor';
 import { Var, constant } from '@dawngrad/autograd';
-import { loadConfig, validateCheckpoint, expectedParameters, type ModelConfig } from './config.ts';
+import { loadConfigFrom, validateCheckpoint, expectedParameters, type ModelConfig } from './config.ts';
 import { openCheckpoint } from './checkpoint.ts';
+import { toSource, type FileSource } from './sources.ts';
 import { Linear } from './modules.ts';
 import { DecoderLayer, MistralForCausalLM } from './mistral.ts';
 
@@ -39,10 +39,12 @@ export function buildModel(cfg: ModelConfig, weights: Map<string, Tensor>): Mist
   return new MistralForCausalLM(cfg, embed, layers, take('model.norm.weight'), head);
 }
 
-/** Load config.json and the (possibly sharded) safetensors of `dir` onto the GPU. */
-export async function loadModel(dir: string): Promise<MistralForCausalLM> {
-  const cfg = loadConfig(join(dir, 'config.json'));
-  const ckpt = await openCheckpoint(dir);
+/** Load config.json and the (possibly sharded) safetensors of `dir` (a folder, or a URL / picked-files FileSource) onto the GPU. */
+export async function loadModel(from: string | FileSource): Promise<MistralForCausalLM> {
+  const src = toSource(from);
+  const dir = src.name;
+  const cfg = await loadConfigFrom(src);
+  const ckpt = await openCheckpoint(typeof from === 'string' ? from : src);
   try {
     validateCheckpoint(cfg, ckpt.infos(), `model ${dir}`);
     const weights = new Map<string, Tensor>();

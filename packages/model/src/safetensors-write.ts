@@ -2,12 +2,15 @@
 // save_pretrained writes). Every file is written atomically: a temp file in the same folder, fsync, rename, so a crash
 // never leaves a half-written checkpoint under the real name. Tensor data may be given lazily (a function called when the
 // tensor's turn comes), so a merge can stream a large model through the writer one tensor at a time.
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { nodeApi } from '@dawngrad/tensor';
+import type { FileHandle } from 'node:fs/promises';
 import { DTYPE_BYTES, f32ToBf16, f32ToF16, numelOf } from './safetensors.ts';
 import { INDEX_FILE, SINGLE_WEIGHTS_FILE } from './files.ts';
+
+const { open, rename, rm } = nodeApi.fsp;
+const { existsSync } = nodeApi.fs;
+const { basename, dirname, join } = nodeApi.path;
+const { randomBytes } = nodeApi.crypto;
 
 export type WriteDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64';
 export type TensorData = Float32Array | Float64Array | Int32Array | Uint16Array | BigInt64Array | readonly number[];

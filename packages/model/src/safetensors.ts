@@ -2,8 +2,8 @@
 // The header maps each tensor name to { dtype, shape, data_offsets: [begin, end] } (offsets relative to the data
 // section) plus an optional "__metadata__" string map. We validate the whole header when the file is opened and then
 // read one tensor at a time with positioned reads, so a 1.2 GB checkpoint never needs more than one tensor in JS memory.
-import { open, type FileHandle } from 'node:fs/promises';
-import { endianness } from 'node:os';
+// The bytes come from a ByteSource: a file on disk in Node, a URL (range requests) or a File/Blob in a browser.
+import { pathByteSource, type ByteSource } from './sources.ts';
 
 /** Every dtype the safetensors format defines, with its size in bytes. */
 export const DTYPE_BYTES = {
@@ -220,25 +220,15 @@ export function validateHeader(json: unknown, dataBytes: number, file: string): 
   return { metadata, entries };
 }
 
-/** Read exactly `length` bytes at `position` into `into` (positioned reads can return short counts). */
-export async function readFully(fh: FileHandle, into: Uint8Array, position: number, file: string): Promise<void> {
-  let done = 0;
-  while (done < into.byteLength) {
-    const chunk = Math.min(into.byteLength - done, 1 << 30);
-    const { bytesRead } = await fh.read(into, done, chunk, position + done);
-    if (bytesRead === 0) throw new Error(`safetensors ${file}: unexpected end of file at byte ${position + done}`);
-    done += bytesRead;
-  }
-}
-
 // ---- one file ----
 
 export class SafetensorsFile implements TensorReader {
   private readonly byName = new Map<string, TensorInfo>();
 
   private constructor(
+    /** the file's path (or URL, or picked file name) */
     readonly path: string,
-    private fh: FileHandle | null,
+    private src: ByteSource | null,
     readonly metadata: Record<string, string>,
     /** Byte offset of the data section (8 + header length). */
     readonly dataOffset: number,
@@ -247,22 +237,27 @@ export class SafetensorsFile implements TensorReader {
     for (const i of infos) this.byName.set(i.name, i);
   }
 
-  /** Open and validate a .safetensors file. Throws a one-line error naming the file for any malformed header. */
-  static async open(path: string): Promise<SafetensorsFile> {
-    if (endianness() !== 'LE') throw new Error('safetensors: only little-endian hosts are supported');
-    const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
-      throw new Error(`safetensors ${path}: cannot open (${e.code ?? e.message})`);
+  /**
+   * Open and validate a .safetensors file: a path (Node) or a ByteSource (a URL or a File: see sources.ts). Throws a
+   * one-line error naming the file for any malformed header.
+   */
+  static async open(file: string | ByteSource): Promise<SafetensorsFile> {
+    if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('safetensors: only little-endian hosts are supported');
+    const src = typeof file === 'string' ? pathByteSource(file, 'safetensors') : file;
+    const path = src.name;
+    const read = (into: Uint8Array, at: number) => src.read(into, at).catch((e: Error) => {
+      throw new Error(e.message.startsWith('safetensors ') ? e.message : `safetensors ${e.message}`);
     });
     try {
-      const size = (await fh.stat()).size;
+      const size = await src.size();
       if (size < 8) throw new Error(`safetensors ${path}: file is ${size} bytes, shorter than the 8-byte header length`);
       const lenBuf = new Uint8Array(8);
-      await readFully(fh, lenBuf, 0, path);
+      await read(lenBuf, 0);
       const n = new DataView(lenBuf.buffer).getBigUint64(0, true);
       if (n > BigInt(size - 8)) throw new Error(`safetensors ${path}: header length ${n} is larger than the file (${size} bytes)`);
       if (n > BigInt(MAX_HEADER_BYTES)) throw new Error(`safetensors ${path}: header length ${n} exceeds ${MAX_HEADER_BYTES} bytes`);
       const headerBuf = new Uint8Array(Number(n));
-      await readFully(fh, headerBuf, 8, path);
+      await read(headerBuf, 8);
       let json: unknown;
       try {
         json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBuf));
@@ -274,9 +269,9 @@ export class SafetensorsFile implements TensorReader {
       const infos = entries.map((e) => ({
         name: e.name, dtype: e.dtype, shape: e.shape, file: path, byteOffset: dataOffset + e.begin, byteLength: e.end - e.begin,
       }));
-      return new SafetensorsFile(path, fh, metadata, dataOffset, infos);
+      return new SafetensorsFile(path, src, metadata, dataOffset, infos);
     } catch (e) {
-      await fh.close();
+      await src.close();
       throw e;
     }
   }
@@ -303,9 +298,11 @@ export class SafetensorsFile implements TensorReader {
   /** The stored bytes of one tensor, in a fresh (8-byte aligned) buffer. */
   async readBytes(name: string): Promise<Uint8Array> {
     const i = this.info(name);
-    if (!this.fh) throw new Error(`safetensors ${this.path}: file is closed`);
+    if (!this.src) throw new Error(`safetensors ${this.path}: file is closed`);
     const out = new Uint8Array(i.byteLength);
-    await readFully(this.fh, out, i.byteOffset, this.path);
+    await this.src.read(out, i.byteOffset).catch((e: Error) => {
+      throw new Error(e.message.startsWith('safetensors ') ? e.message : `safetensors ${e.message}`);
+    });
     return out;
   }
 
@@ -325,9 +322,9 @@ export class SafetensorsFile implements TensorReader {
   }
 
   async close(): Promise<void> {
-    const fh = this.fh;
-    this.fh = null;
-    await fh?.close();
+    const src = this.src;
+    this.src = null;
+    await src?.close();
   }
 
   private where(name: string): string {

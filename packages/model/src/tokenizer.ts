@@ -8,9 +8,9 @@
 //   is added exactly once whatever tokenizer.json's own post_processor says.
 // - Otherwise tokenizer.json's post_processor decides (none -> nothing is added), which the library applies.
 import { Tokenizer } from '@huggingface/tokenizers';
-import { join } from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
+import { nodeApi } from '@dawngrad/tensor';
 import { readJsonObject, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, CHAT_TEMPLATE_FILE } from './files.ts';
+import { readSourceJson, type FileSource } from './sources.ts';
 import { ChatTemplate, selectChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat.ts';
 import type { ModelConfig } from './config.ts';
 
@@ -112,8 +112,10 @@ export class HfTokenizer {
     }, `${source}: chat_template`);
   }
 
-  /** Load tokenizer.json, tokenizer_config.json (optional) and chat_template.jinja (optional) from a model directory. */
+  /** Load tokenizer.json, tokenizer_config.json (optional) and chat_template.jinja (optional) from a model directory (Node). */
   static fromDir(dir: string): HfTokenizer {
+    const { existsSync, readFileSync } = nodeApi.fs;
+    const { join } = nodeApi.path;
     const tj = join(dir, TOKENIZER_FILE);
     if (!existsSync(tj)) throw new Error(`model directory ${dir}: no ${TOKENIZER_FILE}`);
     const tc = join(dir, TOKENIZER_CONFIG_FILE);
@@ -124,6 +126,17 @@ export class HfTokenizer {
       dir,
       existsSync(ct) ? readFileSync(ct, 'utf8') : null,
     );
+  }
+
+  /** The same files from a FileSource: a URL or picked files in a browser, or dirSource(dir) in Node. */
+  static async load(src: FileSource): Promise<HfTokenizer> {
+    if (!(await src.has(TOKENIZER_FILE))) throw new Error(`model ${src.name}: no ${TOKENIZER_FILE}`);
+    const [tj, tc, ct] = await Promise.all([
+      readSourceJson(src, TOKENIZER_FILE, 'tokenizer'),
+      src.has(TOKENIZER_CONFIG_FILE).then((has) => (has ? readSourceJson(src, TOKENIZER_CONFIG_FILE, 'tokenizer config') : {})),
+      src.has(CHAT_TEMPLATE_FILE).then((has) => (has ? src.text(CHAT_TEMPLATE_FILE, 'chat template') : null)),
+    ]);
+    return new HfTokenizer(tj, tc, src.name, ct);
   }
 
   /** Token ids of `text`. With addSpecialTokens (the HF default) the tokenizer's bos/eos are added as HF adds them. */
