@@ -35,6 +35,28 @@ export function ropeInvFreq(theta: number, D: number): Float32Array {
 
 const WG = 64;
 
+// cos and sin of a float32 angle to ~1 ulp, the same on every adapter. WGSL's built-ins only promise 2^-11 absolute on
+// [-π, π]: lavapipe is exact to 7e-8, but SwiftShader (Chrome's CPU adapter) is off by 1.9e-4, which moved the fixture's
+// logits by 1.3e-4, past the HF parity bound. Cephes' sinf/cosf: reduce by π/4 in three exact parts (valid to |a| ~ 8192,
+// four times the longest context here), then the minimax polynomials on [-π/4, π/4].
+const COS_SIN = `
+fn cosSin(a: f32) -> vec2<f32> {
+  let j = floor(abs(a) * 1.2732395447351628); // 4/π
+  let q = u32(j) + (u32(j) & 1u); // even octant: the polynomial's centre
+  let y = f32(q);
+  let x = ((abs(a) - y * 0.78515625) - y * 2.4187564849853515625e-4) - y * 3.77489497744594108e-8;
+  let z = x * x;
+  let sp = ((-1.9515295891e-4 * z + 8.3321608736e-3) * z - 1.6666654611e-1) * z * x + x;
+  let cp = ((2.443315711809948e-5 * z - 1.388731625493765e-3) * z + 4.166664568298827e-2) * z * z - 0.5 * z + 1.0;
+  let oct = (q / 2u) & 3u; // quarter turns
+  var c = cp;
+  var s = sp;
+  if (oct == 1u) { c = -sp; s = cp; }
+  if (oct == 2u) { c = -cp; s = -sp; }
+  if (oct == 3u) { c = sp; s = -cp; }
+  return vec2<f32>(c, select(s, -s, a < 0.0));
+}`;
+
 // x: [rows, H, D], positions: [rows] i32, inv_freq: [D/2] -> y: [rows, H, D]; one invocation per (row, i < D/2).
 // sign = +1 rotates by +a (forward), −1 by −a (backward).
 const ROPE_KERNEL: Kernel = {
@@ -46,14 +68,16 @@ struct P { n: u32, H: u32, half: u32, sign: f32 }
 @group(0) @binding(2) var<storage, read> POS: array<i32>;
 @group(0) @binding(3) var<storage, read> INV: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+${COS_SIN}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let k = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
   if (k >= p.n) { return; }
   let i = k % p.half;
   let row = k / p.half;
   let a = f32(POS[row]) * INV[i];  // float32 product, as HF's inv_freq @ position_ids
-  let c = cos(a);
-  let s = p.sign * sin(a);
+  let cs = cosSin(a);
+  let c = cs.x;
+  let s = p.sign * cs.y;
   for (var h = 0u; h < p.H; h++) {
     let j = (row * p.H + h) * 2u * p.half + i;
     let x1 = X[j];
