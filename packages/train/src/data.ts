@@ -17,9 +17,8 @@ import { parseCsvObjects } from './csv.ts';
 import { mulberry32, permutation, randomInt, sampleIndices } from './rng.ts';
 
 /** Class names by label id. The model's answer is one of these words. */
-export const LABEL_NAMES = ['negative', 'neutral', 'positive'] as const;
-export const NUM_CLASSES = LABEL_NAMES.length;
-export type LabelName = (typeof LABEL_NAMES)[number];
+import { LABEL_NAMES, NUM_CLASSES } from './labels.ts';
+export { LABEL_NAMES, NUM_CLASSES, type LabelName } from './labels.ts';
 
 /** One split: texts[i] has label labels[i] (0..2). */
 export interface Dataset {

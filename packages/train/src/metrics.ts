@@ -5,7 +5,7 @@
 // wrong: it lowers accuracy and the recall of its true class, but it is nobody's false positive (sklearn does the
 // same when -1 is left out of `labels=[0, 1, 2]`).
 
-import { LABEL_NAMES } from './data.ts';
+import { LABEL_NAMES } from './labels.ts';
 
 /** The encoded prediction for an answer that is not a label word. */
 export const INVALID = -1;

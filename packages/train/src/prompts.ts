@@ -1,7 +1,7 @@
 // Tweets as chat prompts: the model's own chat template with a system message, the tweet as the user turn and the
 // generation prompt; the answer is the label word followed by the template's end token. Tokenised once, cached.
 import type { HfTokenizer } from '@dawngrad/model';
-import { LABEL_NAMES } from './data.ts';
+import { LABEL_NAMES } from './labels.ts';
 
 export const DEFAULT_SYSTEM = 'Classify the sentiment of the tweet as negative, neutral or positive.';
 
