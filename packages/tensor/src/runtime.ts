@@ -169,7 +169,7 @@ export class Runtime {
     this.flush();
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
-    this.device.queue.writeBuffer(buffer, offsetBytes, padded);
+    this.device.queue.writeBuffer(buffer, offsetBytes, padded as Uint8Array<ArrayBuffer>); // (the DOM's BufferSource type, for the browser demo's typecheck)
   }
 
   /** Read `bytes` from a buffer: flush, copy into a mappable staging buffer, wait. */

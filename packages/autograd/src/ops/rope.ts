@@ -102,7 +102,7 @@ function invFreqBuffer(theta: number, D: number): GPUBuffer {
     const data = ropeInvFreq(theta, D);
     // GPUBufferUsage.STORAGE | COPY_DST; a fresh buffer no queued command reads yet, so writeBuffer needs no flush
     buf = r.device.createBuffer({ size: data.byteLength, usage: 0x80 | 0x08, label: `rope.inv_freq:${key}` });
-    r.device.queue.writeBuffer(buf, 0, data);
+    r.device.queue.writeBuffer(buf, 0, data as Float32Array<ArrayBuffer>); // the DOM's BufferSource wants a plain ArrayBuffer
     byKey.set(key, buf);
   }
   return buf;
