@@ -3,6 +3,7 @@
 #   1. pnpm at the exact version the workspace pins, then the workspace's packages (Dawn comes with them);
 #   2. when Dawn finds no adapter, a Vulkan driver for it: bookworm's Mesa 22.3 lavapipe is rejected by Dawn, so libvulkan1 + mesa-vulkan-drivers
 #      come from bookworm-backports (Mesa 25) when no adapter is found;
+#   3. Debian's chromium when missing (the browser tests drive it headless through playwright-core; no browser download).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/dawngrad-xdg-$(id -u)}"
@@ -38,4 +39,12 @@ if ! node scripts/check-adapter.mjs 2>/dev/null; then
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports libvulkan1 mesa-vulkan-drivers >/dev/null
   node scripts/check-adapter.mjs || { echo "bootstrap: Dawn still finds no adapter after installing lavapipe" >&2; exit 1; }
+fi
+
+# Chromium for test/browser: Debian's own package (playwright's browser downloads cannot be used here).
+if [ ! -x "${DAWNGRAD_CHROMIUM:-/usr/bin/chromium}" ]; then
+  [ "$(id -u)" = 0 ] || { echo "bootstrap: no chromium for the browser tests; as root, apt-get install chromium" >&2; exit 1; }
+  log "installing Debian's chromium (for the browser tests)"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
