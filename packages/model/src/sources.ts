@@ -122,13 +122,9 @@ export function urlSource(base: string | URL, opts: { fetch?: typeof fetch } = {
   const name = root.href.replace(/\/$/, '');
   const get = async (file: string, what: string, init?: RequestInit) => {
     checkRelativeName(file, name, what);
-    let r: Response;
-    try {
-      r = await f(urlOf(file), init);
-    } catch (e) {
-      throw new Error(`${what} ${urlOf(file)}: cannot fetch (${(e as Error).message})`);
-    }
-    return r;
+    return fetchAgainOnce(f, urlOf(file), init).catch((e: Error) => {
+      throw new Error(`${what} ${urlOf(file)}: cannot fetch (${e.message})`);
+    });
   };
   const src: FileSource = {
     name,
@@ -166,6 +162,15 @@ export function urlSource(base: string | URL, opts: { fetch?: typeof fetch } = {
   return src;
 }
 
+/** A kept-alive connection the server closed meanwhile fails once without any response: ask once more. */
+async function fetchAgainOnce(f: typeof fetch, url: string, init?: RequestInit): Promise<Response> {
+  try {
+    return await f(url, init);
+  } catch {
+    return f(url, init);
+  }
+}
+
 function rangeByteSource(url: string, length: number, f: typeof fetch): ByteSource {
   let whole: Uint8Array | null = null; // the server ignored Range: keep what it sent
   return {
@@ -176,7 +181,7 @@ function rangeByteSource(url: string, length: number, f: typeof fetch): ByteSour
       if (end > length) throw new Error(`${url}: unexpected end of file at byte ${length}`);
       if (into.byteLength === 0) return;
       if (!whole) {
-        const r = await f(url, { headers: { Range: `bytes=${position}-${end - 1}` } });
+        const r = await fetchAgainOnce(f, url, { headers: { Range: `bytes=${position}-${end - 1}` } });
         if (r.status === 206) {
           const got = new Uint8Array(await r.arrayBuffer());
           if (got.byteLength !== into.byteLength) throw new Error(`${url}: unexpected end of file at byte ${position + got.byteLength}`);
