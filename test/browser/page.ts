@@ -7,26 +7,9 @@ import { loadModel, urlSource, SafetensorsFile, shiftedTargetsFull, causalLmLoss
 import { loadAdapter, inject } from '@dawngrad/lora';
 // train's index also holds its Node CLI and data readers: the page takes the optimiser module alone
 import { AdamW } from '../../packages/train/src/optim/adamw.ts';
+import { maxAbs, relErr } from '../errors.ts';
 
 const FIXTURE = urlSource('fixtures/hf-tiny/');
-
-function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let d = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += (a[i]! - b[i]!) ** 2;
-    n += b[i]! ** 2;
-  }
-  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-30);
-}
 
 /** The fixture's batch and its transformers/PEFT outputs (reference.safetensors + reference.json), over HTTP. */
 async function reference() {

@@ -154,7 +154,7 @@ export function urlSource(base: string | URL, opts: { fetch?: typeof fetch } = {
       if (!Number.isSafeInteger(length) || length < 0) {
         // no length without downloading: fall back to the whole file in memory
         const body = new Uint8Array(await (await get(file, what)).arrayBuffer());
-        return bytesByteSource(urlOf(file), body);
+        return memoryByteSource(urlOf(file), body);
       }
       return rangeByteSource(urlOf(file), length, f);
     },
@@ -198,25 +198,16 @@ function rangeByteSource(url: string, length: number, f: typeof fetch): ByteSour
   };
 }
 
-function bytesByteSource(name: string, bytes: Uint8Array): ByteSource {
+/** Bytes already in memory, or a Blob/File (which reads only the slice asked for). */
+function memoryByteSource(name: string, data: Uint8Array | Blob): ByteSource {
+  const size = data instanceof Uint8Array ? data.byteLength : data.size;
   return {
     name,
-    size: async () => bytes.byteLength,
+    size: async () => size,
     async read(into, position) {
-      if (position + into.byteLength > bytes.byteLength) throw new Error(`${name}: unexpected end of file at byte ${bytes.byteLength}`);
-      into.set(bytes.subarray(position, position + into.byteLength));
-    },
-    close: async () => {},
-  };
-}
-
-function blobByteSource(name: string, blob: Blob): ByteSource {
-  return {
-    name,
-    size: async () => blob.size,
-    async read(into, position) {
-      if (position + into.byteLength > blob.size) throw new Error(`${name}: unexpected end of file at byte ${blob.size}`);
-      into.set(new Uint8Array(await blob.slice(position, position + into.byteLength).arrayBuffer()));
+      const end = position + into.byteLength;
+      if (end > size) throw new Error(`${name}: unexpected end of file at byte ${size}`);
+      into.set(data instanceof Uint8Array ? data.subarray(position, end) : new Uint8Array(await data.slice(position, end).arrayBuffer()));
     },
     close: async () => {},
   };
@@ -253,8 +244,7 @@ export function filesSource(files: Iterable<File> | Record<string, Blob | Uint8A
       return f instanceof Uint8Array ? new TextDecoder().decode(f) : f.text();
     },
     async open(file, what = 'safetensors') {
-      const f = take(file, what);
-      return f instanceof Uint8Array ? bytesByteSource(where(file), f) : blobByteSource(where(file), f);
+      return memoryByteSource(where(file), take(file, what));
     },
   };
 }
