@@ -129,8 +129,7 @@ async function train(): Promise<void> {
   // all linear layers, r 8 / α 16: the project's recipe; a second Train continues the same adapter
   L.lora ??= inject(L.model, { r: 8, lora_alpha: 16, target_modules: 'all-linear', seed: 0 });
   L.lora.train();
-  const params = L.lora.parameters();
-  L.opt ??= new AdamW(params, { lr, weightDecay: 0.01, maxGradNorm: 1 });
+  L.opt ??= new AdamW(L.lora.parameters(), { lr, weightDecay: 0.01, maxGradNorm: 1 });
   const losses: number[] = [];
   let tokens = 0;
   const t0 = performance.now();
@@ -138,7 +137,7 @@ async function train(): Promise<void> {
     const rows = Array.from({ length: batchSize }, (_, i) => examples[(step * batchSize + i) % examples.length]!);
     const batch = trainBatch(rows);
     const loss = forwardBackward(L.model, batch);
-    optimizerStep(L.opt, params, lr);
+    optimizerStep(L.opt, lr);
     batch.dispose();
     losses.push(await loss.item()); // read every step: the curve is live (training code reads one step late instead)
     loss.dispose();

@@ -29,7 +29,7 @@ export interface DeviceInfo {
 }
 
 /** What kind of processor runs the kernels: software adapters (lavapipe, SwiftShader, WARP) are 'cpu'. */
-export type AdapterKind = 'cpu' | 'discrete' | 'integrated' | 'unknown';
+export type AdapterClass = 'cpu' | 'discrete' | 'integrated' | 'unknown';
 
 /** One subgroup-matrix shape the adapter offers (Dawn's chromium-experimental-subgroup-matrix; e.g. f16 8×8×8). */
 export interface SubgroupMatrixConfig {
@@ -46,7 +46,7 @@ export interface GpuContext {
   device: GPUDevice;
   info: DeviceInfo;
   /** 'cpu' for software adapters; what kernel variants and default recipes are chosen by */
-  adapterClass: AdapterKind;
+  adapterClass: AdapterClass;
   /** where the GPU object came from: Dawn through node, or a browser's navigator.gpu */
   platform: 'node' | 'browser';
   limits: GPUSupportedLimits;
@@ -135,7 +135,7 @@ export function describe(adapter: Pick<GPUAdapter, 'info'>): DeviceInfo {
 }
 
 /** Discrete, integrated or cpu from what the adapter says (WebGPU does not expose the type; vendor is the best hint). */
-export function classifyAdapter(adapter: Pick<GPUAdapter, 'info'>): AdapterKind {
+export function classifyAdapter(adapter: Pick<GPUAdapter, 'info'>): AdapterClass {
   const d = describe(adapter);
   if (d.isSoftware) return 'cpu';
   const vendor = d.vendor.toLowerCase();
@@ -147,7 +147,7 @@ export function classifyAdapter(adapter: Pick<GPUAdapter, 'info'>): AdapterKind 
   return 'unknown';
 }
 
-const RANK: Record<AdapterKind, number> = { discrete: 3, integrated: 2, unknown: 1, cpu: 0 };
+const RANK: Record<AdapterClass, number> = { discrete: 3, integrated: 2, unknown: 1, cpu: 0 };
 const nameOf = (a: Pick<GPUAdapter, 'info'>) => describe(a).description || describe(a).device || describe(a).vendor || 'an adapter';
 
 export const SOFTWARE_WHILE_GPU_FIX =

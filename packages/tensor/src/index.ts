@@ -2,7 +2,7 @@
 export { init, dispose, rt, grid, Runtime, type Kernel, type Dispatch, type RuntimeStats, type RuntimeObserver } from './runtime.ts';
 export {
   getGpu, onDeviceLost, setDawnToggles, dawnToggles, parseToggles, nvidiaGpuVisible, classifyAdapter, pickAdapter, wantedFeatures, nodeApi,
-  SOFTWARE_WHILE_GPU_FIX, type GpuContext, type DeviceInfo, type AdapterKind, type SubgroupMatrixConfig, type Platform, type NodeApi,
+  SOFTWARE_WHILE_GPU_FIX, type GpuContext, type DeviceInfo, type AdapterClass, type SubgroupMatrixConfig, type Platform, type NodeApi,
 } from './device.ts';
 export { BufferPool, sizeClass, LARGER_CLASS_LIMIT, type PoolStats } from './pool.ts';
 export { Tensor, scope, keep, numel, BYTES, type DType, type Shape, type HostArray } from './tensor.ts';
