@@ -22,6 +22,18 @@ export const FLAT_INDEX = `let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`;
 /** −∞ for running maxima: the most negative finite f32 (a literal inf is not valid WGSL). */
 export const NEG_INF = '-3.4028234663852886e38';
 
+/**
+ * Round f32 values to f16 precision (10 mantissa bits, nearest-even) in f32 registers: f16(x) for every normal f16
+ * magnitude, without the f32 → f16 → f32 round trip that shader compilers may fold away (lavapipe's does). Below f16's
+ * normal range (6.1e-5) it keeps more bits than f16 would; above 65504 it stays finite. WGSL functions round16(vec4)
+ * and round16s(f32).
+ */
+export const ROUND_F16 = `fn round16(x: vec4<f32>) -> vec4<f32> {
+  let b = bitcast<vec4<u32>>(x);
+  return bitcast<vec4<f32>>((b + vec4<u32>(0x0FFFu) + ((b >> vec4<u32>(13u)) & vec4<u32>(1u))) & vec4<u32>(0xFFFFE000u));
+}
+fn round16s(x: f32) -> f32 { return round16(vec4<f32>(x)).x; }`;
+
 export type ParamType = 'u32' | 'i32' | 'f32';
 
 /**
@@ -41,6 +53,8 @@ export interface KernelSpec<P extends Record<string, ParamType>, B extends Recor
   workgroupSize?: [number, number?, number?];
   /** WGSL extensions: 'f16', 'subgroups', 'chromium_experimental_subgroup_matrix' */
   enable?: string[];
+  /** global directives after the enables, e.g. 'diagnostic(off, …);' */
+  directives?: string[];
   /** declarations before the entry point: helper functions, var<workgroup> arrays, constants */
   decls?: string;
   /** the entry point's body. In scope: p (params), the bindings, wid / lid / nwg (vec3<u32>), li (local index), and with
@@ -74,7 +88,7 @@ export function defineKernel<P extends Record<string, ParamType> = Record<string
   const [x, y = 1, z = 1] = spec.workgroupSize ?? [WG];
   const subgroups = spec.enable?.includes('subgroups') ?? false;
   const wgsl = () => {
-    const enables = (spec.enable ?? []).map((e) => `enable ${e};`).join('\n');
+    const enables = [...(spec.enable ?? []).map((e) => `enable ${e};`), ...(spec.directives ?? [])].join('\n');
     const struct = paramNames.length
       ? `struct Params { ${paramNames.map((k) => `${k}: ${spec.params![k]}`).join(', ')} }\n@group(0) @binding(0) var<uniform> p: Params;`
       : '';
@@ -89,7 +103,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 ${spec.body}
 }`;
   };
-  const kernel = { key: spec.name, wgsl };
+  const access = bindingNames.map((k) => {
+    const first = spec.bindings[k]!.trim().split(/\s+/)[0];
+    return first === 'uniform' ? 'uniform' : first === 'rw' ? 'rw' : 'read';
+  }) as ('read' | 'rw' | 'uniform')[];
+  const kernel = { key: spec.name, wgsl, bindings: access, hasParams: paramNames.length > 0 };
   return {
     key: spec.name,
     wgsl,

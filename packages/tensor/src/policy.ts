@@ -7,9 +7,16 @@
 //          tuneMatmul, else a rule of thumb), thin kernels for LoRA's rank-r sides, split-K for small grids.
 import { rt } from './runtime.ts';
 import type { GemmTile } from './kernels/matmul-gpu.ts';
-import type { AdapterClass } from './device.ts';
+import { defaultTcTile, type TcTile } from './kernels/matmul-tc.ts';
+import type { AdapterClass, SubgroupMatrixConfig } from './device.ts';
 
 export type MatmulPath = 'uniform' | 'subgroup' | 'tiled';
+
+/**
+ * How a gemm runs: a SIMT tile, optionally split into K slices (tuned; else chosen by the grid's size) — or, for an f16
+ * weight on an adapter with matrix units, a subgroup-matrix tiling.
+ */
+export type GemmChoice = (GemmTile & { splits?: number }) | TcTile;
 
 export interface KernelPolicy {
   adapterClass: AdapterClass;
@@ -20,7 +27,11 @@ export interface KernelPolicy {
   /** about one wave of workgroups: below half of it, long-K products split K across workgroups */
   targetWorkgroups: number;
   /** gemm tiles measured on this adapter, by shape class (see shapeClass) */
-  tuned: Record<string, GemmTile>;
+  tuned: Record<string, GemmChoice>;
+  /** the f16→f32 subgroup-matrix fragment for mixed-precision products (tensor cores), when the adapter offers one */
+  tensorCores: SubgroupMatrixConfig | null;
+  /** the adapter's largest subgroup (a subgroup-matrix workgroup's width is a multiple of it) */
+  maxSubgroupSize: number;
 }
 
 /** The tiles a GPU gemm may use: the autotuner tries each; `gemmTileFor` falls back on a rule of thumb over them. */
@@ -46,13 +57,22 @@ function choose(): KernelPolicy {
   const { ctx } = rt();
   const subgroupSize = fixedSubgroupSize(ctx.device, ctx.adapter);
   const cpu = ctx.adapterClass === 'cpu';
+  const info = ctx.adapter.info as GPUAdapterInfo & { subgroupMaxSize?: number };
   return {
     adapterClass: ctx.adapterClass,
     matmul: cpu && subgroupSize ? 'uniform' : 'tiled',
     subgroupSize,
     targetWorkgroups: cpu ? 1 : 264,
     tuned: {},
+    tensorCores: cpu || !ctx.hasF16 ? null : pickFragment(ctx.subgroupMatrixConfigs),
+    maxSubgroupSize: info.subgroupMaxSize ?? 32,
   };
+}
+
+/** f16 inputs with f32 results, the squarest and largest fragment first (16×16×16 on NVIDIA). */
+function pickFragment(configs: SubgroupMatrixConfig[]): SubgroupMatrixConfig | null {
+  const ok = configs.filter((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M % 4 === 0 && c.N % 4 === 0 && c.K % 4 === 0);
+  return ok.sort((a, b) => b.M * b.N * b.K - a.M * a.N * a.K)[0] ?? null;
 }
 
 function fixedSubgroupSize(device: GPUDevice, adapter: GPUAdapter): number {
@@ -63,24 +83,30 @@ function fixedSubgroupSize(device: GPUDevice, adapter: GPUAdapter): number {
 }
 
 /** The shape class a gemm's tile is tuned for: the layout, M rounded up to a power of two, N and K as they are. */
-export function shapeClass(M: number, N: number, K: number, nb: number, tA: boolean, tB: boolean): string {
-  return `${+tA}${+tB}:${nb > 1 ? `${nb}×` : ''}${2 ** Math.ceil(Math.log2(Math.max(M, 1)))}x${N}x${K}`;
+export function shapeClass(M: number, N: number, K: number, nb: number, tA: boolean, tB: boolean, f16B = false): string {
+  return `${+tA}${+tB}${f16B ? 'h' : ''}:${nb > 1 ? `${nb}×` : ''}${2 ** Math.ceil(Math.log2(Math.max(M, 1)))}x${N}x${K}`;
 }
 
 /** Record a measured tile for a shape class (tuneMatmul does this). */
-export function setTunedTile(cls: string, tile: GemmTile): void {
+export function setTunedTile(cls: string, tile: GemmChoice): void {
   kernelPolicy().tuned[cls] = tile;
 }
 
 /** The gemm tile for a product: the measured one for its shape class, else big tiles when they fill the GPU. */
-export function gemmTileFor(M: number, N: number, K: number, nb: number, tA = false, tB = false): GemmTile {
+export function gemmTileFor(M: number, N: number, K: number, nb: number, tA = false, tB = false, f16B = false): GemmChoice {
   const pol = kernelPolicy();
-  const tuned = pol.tuned[shapeClass(M, N, K, nb, tA, tB)];
+  const tuned = pol.tuned[shapeClass(M, N, K, nb, tA, tB, f16B)];
   if (tuned) return tuned;
+  if (f16B && pol.tensorCores && tensorCoreLayout(M, N, K, tA, tB)) return defaultTcTile(pol.tensorCores);
   const waves = (t: GemmTile) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * nb;
   if (waves(GEMM_TILES['128x128']!) >= pol.targetWorkgroups / 2) return GEMM_TILES['128x128']!;
   if (M <= 32) return GEMM_TILES['32x64']!;
   return GEMM_TILES['64x64']!;
+}
+
+/** Whether a 2-D product can take the subgroup-matrix kernel: vec4 loads along both operands' contiguous dims. */
+export function tensorCoreLayout(M: number, N: number, K: number, tA: boolean, tB: boolean): boolean {
+  return (tA ? M : K) % 4 === 0 && (tB ? K : N) % 4 === 0;
 }
 
 /** A line per choice, for `dawngrad info` and the bench headers. */
@@ -89,6 +115,7 @@ export function describePolicy(): Record<string, string> {
   return {
     adapterClass: p.adapterClass,
     matmul: p.matmul === 'tiled' ? 'tiled (register-blocked gemm tiles, thin rank-r kernels, split-K)' : `${p.matmul} (subgroup broadcast, subgroups of ${p.subgroupSize})`,
+    tensorCores: p.tensorCores ? `f16 ${p.tensorCores.M}×${p.tensorCores.N}×${p.tensorCores.K} → f32 subgroup matrices (for --precision mixed)` : 'none',
     tunedShapes: String(Object.keys(p.tuned).length),
   };
 }

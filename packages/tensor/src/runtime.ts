@@ -7,6 +7,14 @@ import { BufferPool } from './pool.ts';
 export interface Kernel {
   key: string;
   wgsl: () => string;
+  /**
+   * The access of each buffer binding from @binding(1) on, when the kernel declares them (defineKernel does): its
+   * pipeline then gets an explicit layout with the uniform parameters at a dynamic offset, so a dispatch over the same
+   * buffers as an earlier one reuses that dispatch's bind group instead of creating one.
+   */
+  bindings?: readonly ('read' | 'rw' | 'uniform')[];
+  /** whether @binding(0) holds the uniform parameters (with `bindings`) */
+  hasParams?: boolean;
 }
 
 /** One dispatch. Bindings: @binding(0) the uniform params (when given), then `buffers` in order from @binding(1). */
@@ -22,6 +30,7 @@ export interface Dispatch {
 
 const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
 const ARENA_SLOTS = 2048;
+const BIND_GROUP_CACHE = 8192;
 const MAX_WG = 65535;
 
 export interface RuntimeStats {
@@ -56,6 +65,11 @@ export class Runtime {
   /** set by startProfile(); see RuntimeObserver */
   observer: RuntimeObserver | null = null;
   private pipelines = new Map<string, GPUComputePipeline>();
+  private layouts = new Map<string, GPUBindGroupLayout>();
+  /** bind groups of declared kernels by (pipeline, buffers): steady-state training reuses the same pooled buffers */
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private arena: GPUBuffer;
@@ -78,12 +92,48 @@ export class Runtime {
     if (!p) {
       const t0 = this.observer ? performance.now() : 0;
       const module = this.device.createShaderModule({ code: k.wgsl(), label: k.key });
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k.key });
+      const layout = k.bindings ? this.device.createPipelineLayout({ bindGroupLayouts: [this.layoutOf(k)] }) : 'auto';
+      p = this.device.createComputePipeline({ layout, compute: { module, entryPoint: 'main' }, label: k.key });
       this.pipelines.set(k.key, p);
       this.stats.pipelines++;
       this.observer?.compiled(k.key, performance.now() - t0);
     }
     return p;
+  }
+
+  /** The explicit bind group layout of a declared kernel: params at a dynamic offset, then its buffers. */
+  private layoutOf(k: Kernel): GPUBindGroupLayout {
+    const sig = `${k.hasParams ? 'p' : ''}:${k.bindings!.join(',')}`;
+    let l = this.layouts.get(sig);
+    if (!l) {
+      const C = GPUShaderStage.COMPUTE;
+      const entries: GPUBindGroupLayoutEntry[] = k.hasParams ? [{ binding: 0, visibility: C, buffer: { type: 'uniform', hasDynamicOffset: true } }] : [];
+      k.bindings!.forEach((a, i) =>
+        entries.push({ binding: i + 1, visibility: C, buffer: { type: a === 'uniform' ? 'uniform' : a === 'rw' ? 'storage' : 'read-only-storage' } }),
+      );
+      this.layouts.set(sig, (l = this.device.createBindGroupLayout({ entries, label: sig })));
+    }
+    return l;
+  }
+
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
+  }
+
+  /** A declared kernel's bind group for these buffers, made once (uniforms bound at offset 0, moved per dispatch). */
+  private cachedBindGroup(k: Kernel, pipeline: GPUComputePipeline, buffers: (GPUBuffer | GPUBufferBinding)[]): GPUBindGroup {
+    let key = k.key;
+    for (const b of buffers) key += 'buffer' in b ? `|${this.bufferId(b.buffer)}@${b.offset ?? 0}+${b.size ?? ''}` : `|${this.bufferId(b)}`;
+    let bg = this.bindGroups.get(key);
+    if (!bg) {
+      if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.clear(); // a crude bound: steady state refills it at once
+      const entries: GPUBindGroupEntry[] = k.hasParams ? [{ binding: 0, resource: { buffer: this.arena, offset: 0, size: SLOT } }] : [];
+      buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: 'buffer' in b ? b : { buffer: b } }));
+      this.bindGroups.set(key, (bg = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries })));
+    }
+    return bg;
   }
 
   private computePass(): GPUComputePassEncoder {
@@ -107,24 +157,32 @@ export class Runtime {
     if (obs?.full()) this.flush();
     const pipeline = this.pipeline(d.kernel);
     const t0 = obs ? performance.now() : 0;
-    const entries: GPUBindGroupEntry[] = [];
+    let base = 0;
     if (d.params) {
       if (this.arenaUsed === ARENA_SLOTS) this.flush();
-      const base = this.arenaUsed * SLOT;
+      base = this.arenaUsed * SLOT;
       d.params.forEach((v, i) => {
         const t = d.types?.[i] ?? 'u';
         if (t === 'f') this.arenaView.setFloat32(base + 4 * i, v, true);
         else if (t === 'i') this.arenaView.setInt32(base + 4 * i, v, true);
         else this.arenaView.setUint32(base + 4 * i, v, true);
       });
-      entries.push({ binding: 0, resource: { buffer: this.arena, offset: base, size: Math.max(16, Math.ceil(d.params.length / 4) * 16) } });
       this.arenaUsed++;
     }
-    d.buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: 'buffer' in b ? b : { buffer: b } }));
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    let bindGroup: GPUBindGroup;
+    let offsets: number[] = [];
+    if (d.kernel.bindings) {
+      bindGroup = this.cachedBindGroup(d.kernel, pipeline, d.buffers);
+      if (d.kernel.hasParams) offsets = [base];
+    } else {
+      const entries: GPUBindGroupEntry[] = [];
+      if (d.params) entries.push({ binding: 0, resource: { buffer: this.arena, offset: base, size: Math.max(16, Math.ceil(d.params.length / 4) * 16) } });
+      d.buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: 'buffer' in b ? b : { buffer: b } }));
+      bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    }
     const pass = obs ? this.timedPass(obs.timestamps(d.kernel.key)) : this.computePass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, bindGroup, offsets);
     pass.dispatchWorkgroups(x, y, z);
     this.stats.dispatches++;
     if (obs) obs.encoded(d, performance.now() - t0);
@@ -203,6 +261,7 @@ export class Runtime {
     this.observer = null;
     this.pass = null;
     this.encoder = null;
+    this.bindGroups.clear();
     this.pool.trim();
     for (const s of this.staging) s.destroy();
     this.staging = [];

@@ -14,7 +14,7 @@
 // - thinM: M ≤ 16 with op(A) = Hᵀ (LoRA's weight gradients: Hᵀ·x sums over the batch's rows). 16 k-slices × 16
 //   column-quads per workgroup; each thread keeps M vec4 partial sums, reduced over the k-slices at the end. `tC`
 //   writes the transpose, which turns the same kernel into op(A)·H for N ≤ 16.
-import { defineKernel, treeReduce } from '../kernel.ts';
+import { defineKernel, treeReduce, ROUND_F16 } from '../kernel.ts';
 
 export interface GemmTile {
   BM: number;
@@ -37,6 +37,11 @@ export interface GemmLayout {
   split: boolean;
   /** the low-rank epilogue with E stored [N, r] (true) or [r, N] (false); null: none */
   lowRank: null | { tE: boolean };
+  /**
+   * B stored as f16 (mixed precision: frozen weights in half the bytes). A is then rounded to f16 as it is staged, so
+   * the product is f16·f16 summed in f32 — what a tensor core computes, and what PyTorch's autocast computes.
+   */
+  f16B?: boolean;
 }
 
 const range = (n: number) => [...Array(n).keys()];
@@ -50,7 +55,7 @@ const gemmCache = new Map<string, ReturnType<typeof buildGemm>>();
 
 /** The gemm kernel for a tile and layout (built once per key). */
 export function gemmKernel(t: GemmTile, l: GemmLayout) {
-  const key = `matmul:gemm:${t.BM}x${t.BN}x${t.BK}:${t.TM}x${t.TN}:${+l.tA}${+l.tB}${+l.vA}${+l.vB}${+l.vC}${+l.split}:${l.lowRank ? `lr${+l.lowRank.tE}` : ''}`;
+  const key = `matmul:gemm:${t.BM}x${t.BN}x${t.BK}:${t.TM}x${t.TN}:${+l.tA}${+l.tB}${+l.vA}${+l.vB}${+l.vC}${+l.split}:${l.lowRank ? `lr${+l.lowRank.tE}` : ''}${l.f16B ? ':f16' : ''}`;
   let k = gemmCache.get(key);
   if (!k) gemmCache.set(key, (k = buildGemm(key, t, l)));
   return k;
@@ -66,37 +71,42 @@ function buildGemm(key: string, { BM, BN, BK, TM, TN }: GemmTile, l: GemmLayout)
   const NT = TX * TY;
   const [GM, GN] = [TM / 4, TN / 4]; // vec4 groups per thread along M and N
   // Stage op(A) into As[k][m/4] and op(B) into Bs[k][n/4]: each returns WGSL for one pass of all threads over a slab.
+  // operand reads as f32: a stored f16 B widened, and A rounded through f16 when B is f16 (see GemmLayout.f16B)
+  const ldA4 = (e: string) => (l.f16B ? `round16(${e})` : e);
+  const ldA1 = (e: string) => (l.f16B ? `round16s(${e})` : e);
+  const ldB4 = (e: string) => (l.f16B ? `vec4<f32>(${e})` : e);
+  const ldB1 = (e: string) => (l.f16B ? `f32(${e})` : e);
   const stageA = l.vA
     ? l.tA
       ? // A stored [K, M]: vec4 along m
         slab(BM * BK / 4, NT, (e) => `let kk = ${e} / ${BM / 4}u; let mq = ${e} % ${BM / 4}u; let m = m0 + 4u * mq; let k = k0 + kk;
-      As[kk * ${BM / 4}u + mq] = select(vec4<f32>(), A[(aBase + min(k, K - 1u) * M + min(m, M - 4u)) / 4u], k < kEnd && m < M);`)
+      As[kk * ${BM / 4}u + mq] = select(vec4<f32>(), ${ldA4(`A[(aBase + min(k, K - 1u) * M + min(m, M - 4u)) / 4u]`)}, k < kEnd && m < M);`)
       : // A stored [M, K]: vec4 along k, scattered into 4 rows of As
         slab(BM * BK / 4, NT, (e) => `let row = ${e} / ${BK / 4}u; let kq = ${e} % ${BK / 4}u; let m = m0 + row; let k = k0 + 4u * kq;
-      let v = select(vec4<f32>(), A[(aBase + min(m, M - 1u) * K + min(k, K - 4u)) / 4u], k < kEnd && m < M);
+      let v = select(vec4<f32>(), ${ldA4(`A[(aBase + min(m, M - 1u) * K + min(k, K - 4u)) / 4u]`)}, k < kEnd && m < M);
       ${range(4).map((c) => `As[(4u * kq + ${c}u) * ${BM / 4}u + row / 4u][row % 4u] = v.${XYZW[c]};`).join(' ')}`)
     : slab(BM * BK, NT, (e) =>
         l.tA
           ? `let kk = ${e} / ${BM}u; let row = ${e} % ${BM}u; let m = m0 + row; let k = k0 + kk;
-      As[kk * ${BM / 4}u + row / 4u][row % 4u] = select(0.0, A[aBase + min(k, K - 1u) * M + min(m, M - 1u)], k < kEnd && m < M);`
+      As[kk * ${BM / 4}u + row / 4u][row % 4u] = select(0.0, ${ldA1(`A[aBase + min(k, K - 1u) * M + min(m, M - 1u)]`)}, k < kEnd && m < M);`
           : `let row = ${e} / ${BK}u; let kk = ${e} % ${BK}u; let m = m0 + row; let k = k0 + kk;
-      As[kk * ${BM / 4}u + row / 4u][row % 4u] = select(0.0, A[aBase + min(m, M - 1u) * K + min(k, K - 1u)], k < kEnd && m < M);`,
+      As[kk * ${BM / 4}u + row / 4u][row % 4u] = select(0.0, ${ldA1(`A[aBase + min(m, M - 1u) * K + min(k, K - 1u)]`)}, k < kEnd && m < M);`,
       );
   const stageB = l.vB
     ? l.tB
       ? // B stored [N, K]: vec4 along k
         slab(BN * BK / 4, NT, (e) => `let col = ${e} / ${BK / 4}u; let kq = ${e} % ${BK / 4}u; let n = n0 + col; let k = k0 + 4u * kq;
-      let v = select(vec4<f32>(), B[(bBase + min(n, N - 1u) * K + min(k, K - 4u)) / 4u], k < kEnd && n < N);
+      let v = select(vec4<f32>(), ${ldB4(`B[(bBase + min(n, N - 1u) * K + min(k, K - 4u)) / 4u]`)}, k < kEnd && n < N);
       ${range(4).map((c) => `Bs[(4u * kq + ${c}u) * ${BN / 4}u + col / 4u][col % 4u] = v.${XYZW[c]};`).join(' ')}`)
       : // B stored [K, N]: vec4 along n
         slab(BN * BK / 4, NT, (e) => `let kk = ${e} / ${BN / 4}u; let nq = ${e} % ${BN / 4}u; let n = n0 + 4u * nq; let k = k0 + kk;
-      Bs[kk * ${BN / 4}u + nq] = select(vec4<f32>(), B[(bBase + min(k, K - 1u) * N + min(n, N - 4u)) / 4u], k < kEnd && n < N);`)
+      Bs[kk * ${BN / 4}u + nq] = select(vec4<f32>(), ${ldB4(`B[(bBase + min(k, K - 1u) * N + min(n, N - 4u)) / 4u]`)}, k < kEnd && n < N);`)
     : slab(BN * BK, NT, (e) =>
         l.tB
           ? `let col = ${e} / ${BK}u; let kk = ${e} % ${BK}u; let n = n0 + col; let k = k0 + kk;
-      Bs[kk * ${BN / 4}u + col / 4u][col % 4u] = select(0.0, B[bBase + min(n, N - 1u) * K + min(k, K - 1u)], k < kEnd && n < N);`
+      Bs[kk * ${BN / 4}u + col / 4u][col % 4u] = select(0.0, ${ldB1(`B[bBase + min(n, N - 1u) * K + min(k, K - 1u)]`)}, k < kEnd && n < N);`
           : `let kk = ${e} / ${BN}u; let col = ${e} % ${BN}u; let n = n0 + col; let k = k0 + kk;
-      Bs[kk * ${BN / 4}u + col / 4u][col % 4u] = select(0.0, B[bBase + min(k, K - 1u) * N + min(n, N - 1u)], k < kEnd && n < N);`,
+      Bs[kk * ${BN / 4}u + col / 4u][col % 4u] = select(0.0, ${ldB1(`B[bBase + min(k, K - 1u) * N + min(n, N - 1u)]`)}, k < kEnd && n < N);`,
       );
   const acc = (g: number, c: number, h: number) => `acc${g * 4 + c}_${h}`;
   const fmas = range(GM)
@@ -131,7 +141,7 @@ function buildGemm(key: string, { BM, BN, BK, TM, TN }: GemmTile, l: GemmLayout)
     .join('\n    ');
   const bindings: Record<string, string> = {
     A: l.vA ? 'vec4<f32>' : 'f32',
-    B: l.vB ? 'vec4<f32>' : 'f32',
+    B: l.f16B ? (l.vB ? 'vec4<f16>' : 'f16') : l.vB ? 'vec4<f32>' : 'f32',
     C: l.vC ? 'rw vec4<f32>' : 'rw f32',
   };
   if (l.lowRank) Object.assign(bindings, { H: 'f32', E: 'f32' });
@@ -140,7 +150,9 @@ function buildGemm(key: string, { BM, BN, BK, TM, TN }: GemmTile, l: GemmLayout)
     params: GEMM_PARAMS,
     bindings,
     workgroupSize: [NT],
-    decls: `var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>; // op(A) slab, [k][m / 4]
+    enable: l.f16B ? ['f16'] : [],
+    decls: `${l.f16B ? ROUND_F16 : ''}
+var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>; // op(A) slab, [k][m / 4]
 var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>; // op(B) slab, [k][n / 4]`,
     body: `
   let M = p.M; let N = p.N; let K = p.K;

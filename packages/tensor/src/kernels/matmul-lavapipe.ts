@@ -10,6 +10,7 @@
 import { rt, grid } from '../runtime.ts';
 import { FLAT_INDEX, MAIN_SIG, WG } from './elementwise.ts';
 import type { Tensor } from '../tensor.ts';
+import { ROUND_F16 } from '../kernel.ts';
 import type { MatmulOptions } from './matmul.ts';
 
 // Sizes, strides, alpha and the accumulate flag travel as uniforms: a kernel specialises only where the layout changes
@@ -29,8 +30,9 @@ const store = (i: string, v: string) => `if (p.acc != 0u) { C[${i}] += p.alpha *
 //   acc_r += broadcast(a.j from lane r) · b_j, for every row r and j.
 // Indices are clamped, so the loop has no branches: a lane past the M or N edge reads the last row or column, and its
 // results are not stored. tA/tB given: the vec4 kernel for that layout (K % 4 == 0 and N % 4 == 0); null: the kernel
-// for any other shape, one k per step, scalar loads through the strides in the uniforms.
-export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | null) {
+// for any other shape, one k per step, scalar loads through the strides in the uniforms. f16B: B is stored f16 and A
+// is rounded through f16 as it is read (mixed precision's f16·f16 products summed in f32).
+export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | null, f16B = false) {
   const rows = range(SG);
   const xyzw = (i: number) => 'xyzw'[i]!;
   const vec = tA !== null;
@@ -50,6 +52,11 @@ export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | nul
     ${range(4).map((j) => `let b${j} = vec4<f32>(${range(4).map((i) => `c${i}.${xyzw(j)}`).join(', ')});`).join('\n    ')}`;
     }
   }
+  if (f16B) {
+    // widen every B read; round A's values through f16
+    loadB = loadB.replace(/B\[[^\]]*\]/g, (r) => (vec ? `vec4<f32>(${r})` : `f32(${r})`));
+    loadA = loadA.replace(/^let a = (.*);$/, (_, e: string) => `let a = ${vec ? `round16(${e})` : `round16s(${e})`};`);
+  }
   const vecA = vec && !tA;
   const vecC = vec; // N % 4 == 0: this lane's 4 columns are one aligned vec4 of C
   const fma = (r: number, j: number) =>
@@ -60,11 +67,12 @@ export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | nul
   }`
     : rows.map((r) => `if (m0 + ${r}u < M) { for (var j = 0u; j < 4u; j++) { if (n + j < N) { let i = cBase + (m0 + ${r}u) * N + n + j; ${store('i', `acc${r}[j]`)} } } }`).join('\n  ');
   return {
-    key: `matmul:sg${SG}:${vec ? `${tA ? 't' : 'n'}${tB ? 't' : 'n'}:vec4` : 'strided'}`,
-    wgsl: () => `enable subgroups;
+    key: `matmul:sg${SG}:${vec ? `${tA ? 't' : 'n'}${tB ? 't' : 'n'}:vec4` : 'strided'}${f16B ? ':f16' : ''}`,
+    wgsl: () => `enable subgroups;${f16B ? '\nenable f16;' : ''}
 ${HEADER}
+${f16B ? ROUND_F16 : ''}
 @group(0) @binding(1) var<storage, read> A: array<${vecA ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(2) var<storage, read> B: array<${vec ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(2) var<storage, read> B: array<${vec ? `vec4<${f16B ? 'f16' : 'f32'}>` : f16B ? 'f16' : 'f32'}>;
 @group(0) @binding(3) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;
 @compute @workgroup_size(${SG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
   let M = p.M; let N = p.N; let K = p.K;

@@ -9,9 +9,10 @@
 import { rt, grid } from '../runtime.ts';
 import { Tensor } from '../tensor.ts';
 import { WG } from '../kernel.ts';
-import { kernelPolicy, gemmTileFor, type MatmulPath } from '../policy.ts';
+import { kernelPolicy, gemmTileFor, tensorCoreLayout, type MatmulPath, type GemmChoice } from '../policy.ts';
 import { subgroupKernel, viaUniformWindows } from './matmul-lavapipe.ts';
-import { gemmKernel, gemmThreads, thinMKernel, thinNKernel, SPLIT_REDUCE, type GemmTile } from './matmul-gpu.ts';
+import { gemmKernel, gemmThreads, thinMKernel, thinNKernel, SPLIT_REDUCE } from './matmul-gpu.ts';
+import { tcKernel, tcTileShape, type TcTile } from './matmul-tc.ts';
 
 export type { MatmulPath } from '../policy.ts';
 
@@ -24,7 +25,7 @@ export interface MatmulOptions {
   /** also add scale·h·op(e): h [M, r], e [r, N] or [N, r] (transE); 2-D operands only */
   lowRank?: { h: Tensor; e: Tensor; transE?: boolean; scale: number };
   /** force a gemm tile (the autotuner and benches try each) */
-  tile?: GemmTile;
+  tile?: GemmChoice;
   /** force the number of K slices of a tiled gemm (tests; default: by the grid's size) */
   splits?: number;
 }
@@ -60,7 +61,9 @@ export function matmulShape(a: readonly number[], b: readonly number[], o: Matmu
 
 /** op(a)·op(b), batched; `matmul(x, W, { transB: true })` is x·Wᵀ for an HF-layout weight W: [out, in]. */
 export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
-  if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new Error(`matmul: needs f32 operands, got ${a.dtype} and ${b.dtype}`);
+  const mixed = b.dtype === 'f16'; // an f16 weight: mixed precision (f16·f16 products, f32 sums and output)
+  if (a.dtype !== 'f32' || (b.dtype !== 'f32' && !mixed)) throw new Error(`matmul: needs f32 operands (or an f16 B), got ${a.dtype} and ${b.dtype}`);
+  if (mixed && (b.rank !== 2 || (a.rank > 2 && o.transA))) throw new Error(`matmul: an f16 operand must be a 2-D weight B times rows of A, got [${a.shape}]${o.transA ? 'ᵀ' : ''} · [${b.shape}]`);
   const { M, N, K, batch } = matmulShape(a.shape, b.shape, o);
   const nb = batch.reduce((x, y) => x * y, 1);
   const outShape = [...batch, M, N];
@@ -72,6 +75,14 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   if (nb > 65535) throw new Error(`matmul: ${nb} batches exceed the dispatch limit of 65535`);
   const c = acc ?? Tensor.empty(outShape, 'f32');
   if (M === 0 || N === 0 || nb === 0) return c;
+  if (mixed && nb > 1) {
+    // rows of a batched A against one weight: the batch folds into the rows
+    const [a2, c2] = [a.reshape([nb * M, K]), c.reshape([nb * M, N])];
+    matmul(a2, b, { ...o, accumulate: c2 });
+    a2.dispose();
+    c2.dispose();
+    return c;
+  }
   const path = matmulPath();
   if (path === 'tiled') tiled(a, b, c, o, { M, N, K, nb });
   else {
@@ -100,13 +111,14 @@ interface Dims {
 
 function lavapipe(path: MatmulPath, a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, { M, N, K, nb }: Dims): void {
   const sg = kernelPolicy().subgroupSize;
-  if (path === 'uniform' && viaUniformWindows(a, b, c, o, M * nb, N, K, forcedPath === 'uniform', sg)) return;
+  const mixed = b.dtype === 'f16';
+  if (path === 'uniform' && !mixed && viaUniformWindows(a, b, c, o, M * nb, N, K, forcedPath === 'uniform', sg)) return;
   // element strides of op(A)(m, k) and op(B)(k, n), and batch strides (0: the operand is shared by every batch)
   const [sAm, sAk] = o.transA ? [1, M] : [K, 1];
   const [sBk, sBn] = o.transB ? [1, K] : [N, 1];
   const params = [M, N, K, a.rank > 2 ? M * K : 0, b.rank > 2 ? K * N : 0, o.alpha ?? 1, o.accumulate ? 1 : 0, sAm, sAk, sBk, sBn, o.transA ? 1 : 0, o.transB ? 1 : 0];
   // vec4 loads need K and N to be multiples of 4 (true of every model shape); other shapes share one strided kernel
-  const kernel = K % 4 === 0 && N % 4 === 0 ? subgroupKernel(sg, !!o.transA, !!o.transB) : subgroupKernel(sg, null, null);
+  const kernel = K % 4 === 0 && N % 4 === 0 ? subgroupKernel(sg, !!o.transA, !!o.transB, mixed) : subgroupKernel(sg, null, null, mixed);
   rt().dispatch({ kernel, buffers: [a.binding, b.binding, c.binding], params, types: 'uuuuufuuuuuuu', workgroups: [Math.ceil(N / (4 * sg)), Math.ceil(M / sg), nb] });
 }
 
@@ -116,7 +128,14 @@ function tiled(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, d: Dims): void
   const [tA, tB] = [!!o.transA, !!o.transB];
   const alpha = o.alpha ?? 1;
   const accFlag = o.accumulate ? 1 : 0;
-  if (!o.lowRank && !o.tile && !o.splits && nb === 1 && a.rank === 2 && b.rank === 2) {
+  const mixed = b.dtype === 'f16';
+  const tile = o.tile ?? gemmTileFor(M, N, K, nb, tA, tB, mixed);
+  if ('SM' in tile) {
+    if (!mixed || nb > 1 || !tensorCoreLayout(M, N, K, tA, tB)) throw new Error(`matmul: a subgroup-matrix tile takes a 2-D product with an f16 B and 4-aligned rows, got [${a.shape}]·[${b.shape}] ${b.dtype}`);
+    tensorCores(a, b, c, o, d, tile);
+    return;
+  }
+  if (!mixed && !o.lowRank && !o.tile && !o.splits && nb === 1 && a.rank === 2 && b.rank === 2) {
     if (N <= 16 && !tA && K % 4 === 0) {
       thinNKernel(N, tB).run({ A: a, [tB ? 'B4' : 'B']: b, C: c } as never, { M, K, alpha, acc: accFlag }, [Math.ceil(M / 8)]);
       return;
@@ -131,7 +150,6 @@ function tiled(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, d: Dims): void
       return;
     }
   }
-  const tile = o.tile ?? gemmTileFor(M, N, K, nb, tA, tB);
   const layout = {
     tA,
     tB,
@@ -140,10 +158,11 @@ function tiled(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, d: Dims): void
     vC: N % 4 === 0,
     split: false,
     lowRank: o.lowRank ? { tE: !!o.lowRank.transE } : null,
+    f16B: mixed,
   };
   const [gx, gy] = [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM)];
   const params = { M, N, K, bA: a.rank > 2 ? M * K : 0, bB: b.rank > 2 ? K * N : 0, alpha, acc: accFlag, kSlice: K, r: 0, s: 0 };
-  const splits = o.lowRank || nb > 1 ? 1 : (o.splits ?? splitCount(gx * gy * nb, K, tile.BK));
+  const splits = o.lowRank || nb > 1 ? 1 : (o.splits ?? tile.splits ?? splitCount(gx * gy * nb, K, tile.BK));
   if (splits > 1) {
     // a grid too small to fill the GPU with a long K: each slice of K sums into its own scratch plane, then one add
     const kSlice = Math.ceil(K / splits / tile.BK) * tile.BK;
@@ -158,6 +177,19 @@ function tiled(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, d: Dims): void
   if (o.lowRank) Object.assign(bufs, { H: o.lowRank.h, E: o.lowRank.e }), Object.assign(params, { r: o.lowRank.h.shape[1]!, s: o.lowRank.scale });
   if (gemmThreads(tile) > rt().ctx.limits.maxComputeInvocationsPerWorkgroup) throw new Error(`matmul: tile ${JSON.stringify(tile)} needs more threads than the adapter allows`);
   gemmKernel(tile, layout).run(bufs as never, params, [gx, gy, nb]);
+}
+
+// Matrix units: the tile is a subgroup-matrix tiling (policy: only on adapters offering f16→f32 fragments, for 2-D
+// products whose operands' contiguous dims are multiples of 4).
+function tensorCores(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, { M, N, K }: Dims, tile: TcTile): void {
+  const sg = kernelPolicy().maxSubgroupSize;
+  const { BM, BN } = tcTileShape(tile);
+  const layout = { tA: !!o.transA, tB: !!o.transB, lowRank: o.lowRank ? { tE: !!o.lowRank.transE } : null };
+  const bufs: Record<string, Tensor> = { A: a, B: b, C: c };
+  const lr = o.lowRank;
+  if (lr) Object.assign(bufs, { H: lr.h, E: lr.e });
+  const params = { M, N, K, alpha: o.alpha ?? 1, acc: o.accumulate ? 1 : 0, r: lr ? lr.h.shape[1]! : 0, s: lr?.scale ?? 0 };
+  tcKernel(tile, layout, sg).run(bufs as never, params, [Math.ceil(N / BN), Math.ceil(M / BM)]);
 }
 
 /** How many K slices: enough workgroups for about one wave of the GPU, each slice at least 256 deep. */
