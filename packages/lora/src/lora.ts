@@ -151,6 +151,8 @@ export class LoraModel {
 
   /** W += scale·B·A for every adapted layer, on the GPU; the adapters are unplugged so the forward uses W alone. */
   merge(): void {
+    const half = this.layers.find((l) => l.linear.weight.data.dtype === 'f16');
+    if (half) throw new Error(`merge: ${half.path}'s weight is stored in f16 (--precision mixed): merge into an f32 model (load it with precision 'f32')`);
     if (this.base.config.tieWordEmbeddings && this.layers.some((l) => l.path === 'lm_head')) {
       throw new Error('merge: lm_head shares its weight with the embedding (tie_word_embeddings); merging would change the embedding too');
     }

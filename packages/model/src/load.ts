@@ -1,6 +1,6 @@
 // From a Hugging Face model directory to a model on the GPU: config, checkpoint validation, streaming upload
 // (one tensor in JS memory at a time), frozen parameters by default.
-import { Tensor } from '@dawngrad/tensor';
+import { Tensor, rt, ref } from '@dawngrad/tensor';
 import { Var, constant } from '@dawngrad/autograd';
 import { loadConfigFrom, validateCheckpoint, expectedParameters, type ModelConfig } from './config.ts';
 import { openCheckpoint } from './checkpoint.ts';
@@ -39,8 +39,32 @@ export function buildModel(cfg: ModelConfig, weights: Map<string, Tensor>): Mist
   return new MistralForCausalLM(cfg, embed, layers, take('model.norm.weight'), head);
 }
 
+/** How the frozen base is stored on the GPU: f32, or (mixed) its matmul weights and embedding in f16. */
+export type Precision = 'f32' | 'mixed';
+
+export interface LoadOptions {
+  /** 'mixed': the linear layers' weights, lm_head and the embedding as f16 (half the memory; f16·f16 products summed
+   * in f32); norms stay f32. A weight beyond f16's range is refused, naming it. Default 'f32'. */
+  precision?: Precision;
+}
+
+/** Which weights `precision: 'mixed'` stores as f16: every matmul weight and the embedding table (norms stay f32). */
+export function storedAsF16(name: string): boolean {
+  return name === 'model.embed_tokens.weight' || name === 'lm_head.weight' || /\.(self_attn|mlp)\.\w+_proj\.weight$/.test(name);
+}
+
+/** f16 bits of a weight, or a one-line error naming it when a value is beyond f16's largest finite 65504. */
+export function toF16Weight(data: Float32Array, name: string, source: string): Uint16Array {
+  let worst = 0;
+  for (let i = 0; i < data.length; i++) worst = Math.max(worst, Math.abs(data[i]!));
+  if (worst > 65504) throw new Error(`${source}: ${name} holds values up to ${worst.toExponential(3)}, beyond f16's 65504: it cannot be stored in f16 (use --precision f32)`);
+  return ref.toF16Bits(data);
+}
+
 /** Load config.json and the (possibly sharded) safetensors of `dir` (a folder, or a URL / picked-files FileSource) onto the GPU. */
-export async function loadModel(from: string | FileSource): Promise<MistralForCausalLM> {
+export async function loadModel(from: string | FileSource, opts: LoadOptions = {}): Promise<MistralForCausalLM> {
+  const mixed = opts.precision === 'mixed';
+  if (mixed && !rt().ctx.hasF16) throw new Error(`--precision mixed needs an adapter with shader-f16; ${rt().ctx.info.description || rt().ctx.info.device} has none (on NVIDIA: DAWNGRAD_DAWN_TOGGLES=allow_unsafe_apis,vulkan_enable_f16_on_nvidia)`);
   const src = toSource(from);
   const dir = src.name;
   const cfg = await loadConfigFrom(src);
@@ -52,7 +76,8 @@ export async function loadModel(from: string | FileSource): Promise<MistralForCa
     const wanted = expectedParameters(cfg).map((p) => p.name);
     for await (const t of ckpt.tensors(wanted)) {
       if (!(t.data instanceof Float32Array)) throw new Error(`${dir}: ${t.name} is not a floating-point tensor`);
-      weights.set(t.name, Tensor.fromArray(t.data, t.shape, 'f32'));
+      const f16 = mixed && storedAsF16(t.name);
+      weights.set(t.name, f16 ? Tensor.fromArray(toF16Weight(t.data, t.name, `model ${dir}`), t.shape, 'f16') : Tensor.fromArray(t.data, t.shape, 'f32'));
     }
     return buildModel(cfg, weights);
   } finally {

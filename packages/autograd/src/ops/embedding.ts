@@ -14,7 +14,12 @@ export const EMBEDDING = defineOp<null>({
   forward([table, ids]) {
     if (table!.rank !== 2) throw new Error(`embedding: table must be [V, C], got [${table!.shape.join(', ')}]`);
     if (ids!.dtype !== 'i32') throw new Error(`embedding: ids must be i32, got ${ids!.dtype}`);
-    return tensor.gatherRows(table!, ids!);
+    const rows = tensor.gatherRows(table!, ids!);
+    if (table!.dtype !== 'f16') return rows;
+    // an f16 table (mixed precision's frozen embedding): the rows move as f16, then widen exactly to f32
+    const wide = tensor.cast(rows, 'f32');
+    rows.dispose();
+    return wide;
   },
   backward: (g, { inputs: [table, ids], needs }) => [needs[0] ? tensor.scatterAddRows(g, ids!, table!.shape[0]!) : null, null],
   cpu: {
