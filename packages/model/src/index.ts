@@ -20,3 +20,4 @@ export * from './load.ts';
 export * from './loss.ts';
 export * from './kv-cache.ts';
 export * from './generate.ts';
+export * from './shapes.ts';

@@ -1,0 +1,55 @@
+// Before a GPU trains: its matmul tiles, measured once per adapter. The table of the fastest tile per shape class
+// (tuneMatmul in @dawngrad/tensor) is kept in a cache file per adapter, so a second run — or several runs started side by
+// side after one that tuned — measures nothing. CPU adapters have no tiles: nothing happens there.
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { rt, kernelPolicy, tuneMatmul, tunedTable, loadTuned, shapeClass, type TuneResult } from '@dawngrad/tensor';
+import { stepMatmulShapes, type ModelConfig } from '@dawngrad/model';
+
+export interface PrepareKernelsOptions {
+  /** row counts of the step's products (B·T, and the shared prefix's length when there is one) */
+  rows: number[];
+  /** rows of the head (answer positions a batch) */
+  headRows: number;
+  /** f16 weights (--precision mixed): their products are tuned, tensor-core tilings included */
+  f16: boolean;
+  log?: (line: string) => void;
+  /** where the per-adapter tables live; default $DAWNGRAD_TUNE_DIR or ~/.cache/dawngrad */
+  cacheDir?: string;
+}
+
+/** The cache file of this adapter: its vendor, device and driver description in the name. */
+export function tuneCachePath(dir = process.env.DAWNGRAD_TUNE_DIR ?? join(homedir(), '.cache', 'dawngrad')): string {
+  const i = rt().ctx.info;
+  const slug = `${i.vendor}-${i.architecture}-${i.device}-${i.description}`.toLowerCase().replace(/[^a-z0-9.]+/g, '-').replace(/^-|-$/g, '');
+  return join(dir, `matmul-tiles-${slug || 'adapter'}.json`);
+}
+
+/** Load this adapter's measured tiles, measure the classes the model's step still lacks, save. Returns what it measured. */
+export async function prepareKernels(cfg: ModelConfig, o: PrepareKernelsOptions): Promise<TuneResult[]> {
+  if (kernelPolicy().matmul !== 'tiled') return [];
+  const file = tuneCachePath(o.cacheDir);
+  if (existsSync(file)) {
+    try {
+      loadTuned(JSON.parse(readFileSync(file, 'utf8')).tiles ?? {});
+    } catch {
+      o.log?.(`tune: ${file} is unreadable: measuring again`);
+    }
+  }
+  const before = Object.keys(tunedTable()).length;
+  const t0 = performance.now();
+  const results = await tuneMatmul(
+    stepMatmulShapes(cfg, o.rows, o.headRows, o.f16).filter((s) => !(shapeClass(s.M, s.N, s.K, 1, !!s.transA, !!s.transB, !!s.f16B) in tunedTable())),
+    {},
+  );
+  if (results.length) {
+    o.log?.(`tuned ${results.length} matmul shape classes on this GPU in ${((performance.now() - t0) / 1000).toFixed(1)} s (${before} known before); table in ${file}`);
+    mkdirSync(join(file, '..'), { recursive: true });
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify({ adapter: rt().ctx.info, tiles: tunedTable() }, null, 1));
+    renameSync(tmp, file); // whole or not at all: runs started side by side may read it
+  }
+  return results;
+}
+
