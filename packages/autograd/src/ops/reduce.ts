@@ -3,6 +3,8 @@
 // max backward: the whole of g goes to ONE element per output — the argmax, the FIRST maximal element in row-major
 // order on ties (as the CPU twin does); every other element gets 0. (PyTorch's amax spreads g evenly over ties;
 // a subgradient either way, and first-index keeps the GPU kernel a plain argmax.)
+// The forwards are the tensor package's reductions; max's backward is an argmax and then one invocation per element
+// of dx that keeps g only at its group's argmax (a select, no scatter).
 import * as tensor from '@dawngrad/tensor';
 import { ref, grid, Tensor, WG, FLAT_INDEX, defineKernel, type Shape } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
