@@ -67,6 +67,27 @@ describe('backward bookkeeping', () => {
     x.data.dispose();
   });
 
+  it('a leaf whose .grad is a view into a packed buffer (an optimiser\'s) accumulates into that window only', async () => {
+    const x = param(Tensor.fromArray([1, 2, 3], [3]));
+    const w = param(Tensor.fromArray([4, 5], [2]));
+    const { views, whole } = Tensor.packed([[2], [3]]); // w's grad at byte 0, x's at an aligned offset: a window
+    const [gw, gx] = views as [Tensor, Tensor];
+    expect(gx.offset).toBeGreaterThan(0);
+    x.grad = gx;
+    w.grad = gw;
+    backward(add(sum(mul(x, x)), sum(scale(w, 3)))); // + 2x, + 3
+    backward(sum(scale(x, 10))); // + 10
+    expect(x.grad).toBe(gx);
+    expect(w.grad).toBe(gw);
+    expect(await values(x)).toEqual([12, 14, 16]);
+    expect(await values(w)).toEqual([3, 3]);
+    // nothing outside the two windows was touched: the padding between them is still the packed buffer's zeros
+    const all = Array.from(await whole.toArray());
+    const xAt = gx.offset / 4;
+    expect(all.filter((v, i) => v !== 0 && i !== 0 && i !== 1 && (i < xAt || i >= xAt + 3))).toEqual([]);
+    for (const t of [gx, gw, whole, x.data, w.data]) t.dispose();
+  });
+
   it('a leaf without a .grad gets one made for it, and keeps it on the next call', async () => {
     const x = param(Tensor.fromArray([1, 2], [2]));
     backward(sum(scale(x, 2)));

@@ -19,6 +19,11 @@ export const WG = 256;
 /** The flat index `i` of this invocation in a 1-D grid of WG-wide workgroups split by runtime.grid(). */
 export const FLAT_INDEX = `let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`;
 
+/** FLAT_INDEX for workgroups of `size` invocations (workgroupSize [size]), into the variable `name`. */
+export function flatIndex(size: number, name = 'i'): string {
+  return `let ${name} = (wid.y * nwg.x + wid.x) * ${size}u + lid.x;`;
+}
+
 /** −∞ for running maxima: the most negative finite f32 (a literal inf is not valid WGSL). */
 export const NEG_INF = '-3.4028234663852886e38';
 

@@ -3,10 +3,11 @@
 // Layouts (what the q/k/v projections produce, so nothing is permuted or repeated):
 //   Q, O, dO, dQ: [B, T, H, D]   K, V, dK, dV: [B, T, KV, D]   mask: i32 [B, T]   L, Δ: [B, H, T]
 //   S, P, dS (scores, probabilities and their gradient, scratch): [B, H, T, T], only blocks on or below the diagonal
+//   (in the code: scores, probs, dscores)
 // Query head h reads KV head g = h / (H / KV), as Hugging Face's repeat_kv does. A sliding window W (0 = none) only
 // changes which (i, j) are allowed — rowdot's one `ok` test — so every other kernel follows from the zeros it writes.
 //
-// Why this shape, on lavapipe (measured, see attention.ts): llvmpipe runs a workgroup on one CPU thread with 8
+// Why this shape, on lavapipe (measured: bench/README.md): llvmpipe runs a workgroup on one CPU thread with 8
 // invocations per AVX2 vector, and it turns every storage-buffer load whose address is not a compile-time constant
 // into 8 bounds-checked scalar loads — even when all invocations read the same address. Arithmetic is 8-wide and
 // nearly free next to that, so a kernel is as fast as it is frugal with loads per multiply-add. The one-row-per-
@@ -15,7 +16,7 @@
 // 8 values per 16 multiply-adds. The T×T scores are materialised per (batch, head) — at T = 80 that is 25 KiB — and
 // the loops stay loops, so the pipelines compile in seconds instead of the flash kernel's tens of seconds.
 // No atomics: every output element is written by exactly one invocation, so every result is deterministic.
-import { rt, grid, Tensor } from '@dawngrad/tensor';
+import { grid, Tensor, NEG_INF, defineKernel, flatIndex, type BindingDecl } from '@dawngrad/tensor';
 
 /** Shapes of one attention call; `scale` multiplies q·k. */
 export interface AttnDims {
@@ -31,8 +32,6 @@ export interface AttnDims {
 
 const WG = 64;
 const TILE = 4; // the register block: 4×4 multiply-adds per 8 loads
-// A masked score: finite (WGSL has no −∞ literal) and far below any real one, so exp(masked − L) is exactly 0.
-const NEG_BIG = '-3.0e38';
 
 // For the kernels that bind the mask M.
 const ANY_REAL_KEY = `
@@ -40,51 +39,49 @@ fn anyRealKey(b: u32, j0: u32) -> bool {   // is any of the keys j0..j0+3 a real
   var found = false;
   for (var c = 0u; c < ${TILE}u; c++) { found = found || (j0 + c < p.T && M[b * p.T + j0 + c] != 0); }
   return found;
-}
-`;
+}`;
 
-// D travels as a uniform: it is only a loop bound here, and one pipeline per kernel serves every head size (each
-// pipeline costs seconds of LLVM time on lavapipe the first time it is used).
-const HEADER = `
-struct P { B: u32, T: u32, H: u32, KV: u32, D: u32, mode: u32, window: u32, scale: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-fn qrow(b: u32, i: u32, h: u32) -> u32 { return ((b * p.T + i) * p.H + h) * p.D; }   // a row of Q, O, dO: [B, T, H, D]
+/**
+ * Every attention kernel has the same uniforms and row helpers. D travels as a uniform: it is only a loop bound here,
+ * and one pipeline per kernel serves every head size (each pipeline costs seconds of LLVM time on lavapipe the first
+ * time it is used). In the body: x, the invocation's flat index; T, D; nb, the number of 4-blocks along T.
+ */
+function attnKernel(name: string, bindings: Record<string, BindingDecl>, body: string, decls = '') {
+  return defineKernel({
+    name: `attention.${name}`,
+    workgroupSize: [WG],
+    params: { B: 'u32', T: 'u32', H: 'u32', KV: 'u32', D: 'u32', mode: 'u32', window: 'u32', scale: 'f32' },
+    bindings,
+    decls: `fn qrow(b: u32, i: u32, h: u32) -> u32 { return ((b * p.T + i) * p.H + h) * p.D; }   // a row of Q, O, dO: [B, T, H, D]
 fn kvrow(b: u32, j: u32, g: u32) -> u32 { return ((b * p.T + j) * p.KV + g) * p.D; } // a row of K, V: [B, T, KV, D]
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-                                      @builtin(num_workgroups) nwg: vec3<u32>) {
-  let x = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+${decls}`,
+    body: `  ${flatIndex(WG, 'x')}
   let T = p.T;
   let D = p.D;
-  let nb = (T + ${TILE - 1}u) / ${TILE}u;   // 4-blocks along T`;
-
-const bindings = (list: string[]) => list.map((x, n) => `@group(0) @binding(${n + 1}) var<storage, ${x};`).join('\n');
-
-function dispatch(key: string, wgsl: () => string, buffers: Tensor[], d: AttnDims, lanes: number, scale = d.scale, mode = 0): void {
-  rt().dispatch({
-    kernel: { key, wgsl },
-    buffers: buffers.map((t) => t.buffer),
-    params: [d.B, d.T, d.H, d.KV, d.D, mode, d.window, scale],
-    types: 'uuuuuuuf',
-    workgroups: grid(Math.ceil(lanes / WG)),
+  let nb = (T + ${TILE - 1}u) / ${TILE}u;   // 4-blocks along T
+${body}`,
   });
+}
+
+type AttnKernel = ReturnType<typeof attnKernel>;
+
+function run(k: AttnKernel, buffers: Record<string, Tensor>, d: AttnDims, lanes: number, scale = d.scale, mode = 0): void {
+  const { B, T, H, KV, D, window } = d;
+  k.run(buffers, { B, T, H, KV, D, mode, window, scale }, grid(Math.ceil(lanes / WG)));
 }
 
 const blocks = (T: number) => Math.ceil(T / TILE);
 
 // ---- rowdot: out[b, h, i, j] = epilogue(Σ_d X[b, i, h, d]·Y[b, j, g, d]) over 4×4 blocks of (i, j) ------------------
 // One pipeline, three epilogues chosen by a uniform (the unused bindings get a read-only stand-in):
-//   logits (0):  scale·q·k, or NEG_BIG where the key is not allowed (forward; the softmax follows)
+//   logits (0):  scale·q·k, or NEG_INF where the key is not allowed (forward; the softmax follows)
 // (allowed: causal, not padding and, with a window, inside it)
 //   probs (1):   P = exp(scale·q·k − L_i), 0 where not allowed (backward: recomputed from the saved L)
 //   dscores (2): dS = P·(dO·v − Δ_i), 0 where not allowed (X = dO, Y = V)
 const ROWDOT_MODE = { logits: 0, probs: 1, dscores: 2 } as const;
 type RowdotMode = keyof typeof ROWDOT_MODE;
 
-const ROWDOT_WGSL = () => `
-${bindings(['read> X: array<f32>', 'read> Y: array<f32>', 'read> M: array<i32>', 'read> L: array<f32>', 'read> Pm: array<f32>',
-  'read> Dl: array<f32>', 'read_write> OUT: array<f32>'])}
-${ANY_REAL_KEY}
-${HEADER}
+const ROWDOT = attnKernel('rowdot', { X: 'f32', Y: 'f32', M: 'i32', L: 'f32', Probs: 'f32', Dl: 'f32', OUT: 'rw f32' }, `
   if (x >= p.B * p.H * nb * nb) { return; }
   let jb = x % nb;
   let ib = (x / nb) % nb;
@@ -118,34 +115,31 @@ ${HEADER}
       let ok = j <= i && M[b * T + j] != 0 && (p.window == 0u || j + p.window > i);   // causal, not padding, in the window
       let at = (bh * T + i) * T + j;
       let s = acc[r][c];
-      var v = select(${NEG_BIG}, p.scale * s, ok);
+      var v = select(${NEG_INF}, p.scale * s, ok);
       if (p.mode == 1u) { v = select(0.0, exp(p.scale * s - L[bh * T + i]), ok); }
-      if (p.mode == 2u) { v = select(0.0, Pm[at] * (s - Dl[bh * T + i]), ok); }
+      if (p.mode == 2u) { v = select(0.0, Probs[at] * (s - Dl[bh * T + i]), ok); }
       OUT[at] = v;
     }
-  }
-}`;
+  }`, ANY_REAL_KEY);
 
-/** out: [B, H, T, T] for the blocks on or below the diagonal. `rows` = L (probs) or [P, Δ] (dscores). */
+/** out: [B, H, T, T] for the blocks on or below the diagonal. `rows` = L (probs) or [probs, Δ] (dscores). */
 function rowdot(mode: RowdotMode, x: Tensor, y: Tensor, mask: Tensor, rows: Tensor[], d: AttnDims): Tensor {
   const out = Tensor.empty([d.B, d.H, d.T, d.T]);
-  const [l, pm, dl] = mode === 'probs' ? [rows[0]!, x, x] : mode === 'dscores' ? [x, rows[0]!, rows[1]!] : [x, x, x];
+  const [l, probs, dl] = mode === 'probs' ? [rows[0]!, x, x] : mode === 'dscores' ? [x, rows[0]!, rows[1]!] : [x, x, x];
   const nb = blocks(d.T);
-  dispatch('attention.rowdot', ROWDOT_WGSL, [x, y, mask, l, pm, dl, out], d, d.B * d.H * nb * nb, d.scale, ROWDOT_MODE[mode]);
+  run(ROWDOT, { X: x, Y: y, M: mask, L: l, Probs: probs, Dl: dl, OUT: out }, d, d.B * d.H * nb * nb, d.scale, ROWDOT_MODE[mode]);
   return out;
 }
 
 // ---- softmax over each score row, in place: P = exp(S − L), L = logsumexp of the allowed scores ---------------------
 
-const SOFTMAX_WGSL = () => `
-${bindings(['read_write> S: array<f32>', 'read_write> L: array<f32>'])}
-${HEADER}
+const SOFTMAX = attnKernel('softmax', { S: 'rw f32', L: 'rw f32' }, `
   if (x >= p.B * p.H * T) { return; }   // x = (b * H + h) * T + i
   let i = x % T;
   let row = x * T;
   let jEnd = min(T, (i / ${TILE}u + 1u) * ${TILE}u);   // this row's part of the blocks rowdot wrote
   // online max and sum: masked scores before the first real one are wiped by the rescale, later ones add exp(−huge) = 0
-  var m = ${NEG_BIG};
+  var m = ${NEG_INF};
   var l = 0.0;
   for (var j = 0u; j <= i; j++) {
     let s = S[row + j];
@@ -153,18 +147,15 @@ ${HEADER}
     l = l * exp(m - mNew) + exp(s - mNew);
     m = mNew;
   }
-  // a row with no allowed key (left padding): P = 0 so its output is 0; L = 0 is never used
-  let empty = m < -1.0e38;
+  // a row with no allowed key (left padding): every score is NEG_INF, so is m; P = 0 so its output is 0, L = 0 unused
+  let empty = m <= ${NEG_INF};
   let lse = select(m + log(l), 0.0, empty);
   L[x] = lse;
-  for (var j = 0u; j < jEnd; j++) { S[row + j] = select(exp(S[row + j] - lse), 0.0, empty); }
-}`;
+  for (var j = 0u; j < jEnd; j++) { S[row + j] = select(exp(S[row + j] - lse), 0.0, empty); }`);
 
 // ---- rowmix: out[b, i, h, d] = α·Σ_j A[b, h, i, j]·Y[b, j, g, d] over 4×4 blocks of (i, d) — O = P·V, dQ = scale·dS·K ----
 
-const ROWMIX_WGSL = () => `
-${bindings(['read> A: array<f32>', 'read> Y: array<f32>', 'read> M: array<i32>', 'read_write> OUT: array<f32>'])}
-${HEADER}
+const ROWMIX = attnKernel('rowmix', { A: 'f32', Y: 'f32', M: 'i32', OUT: 'rw f32' }, `
   let nd = (D + ${TILE - 1}u) / ${TILE}u;
   if (x >= p.B * p.H * nb * nd) { return; }
   let db = x % nd;
@@ -196,21 +187,17 @@ ${HEADER}
     for (var c = 0u; c < ${TILE}u; c++) {
       if (d0 + c < D) { OUT[o + c] = p.scale * acc[r][c]; }
     }
-  }
-}`;
+  }`);
 
 function rowmix(a: Tensor, y: Tensor, mask: Tensor, d: AttnDims, alpha: number): Tensor {
   const out = Tensor.empty([d.B, d.T, d.H, d.D]);
-  dispatch('attention.rowmix', ROWMIX_WGSL, [a, y, mask, out], d, d.B * d.H * blocks(d.T) * blocks(d.D), alpha);
+  run(ROWMIX, { A: a, Y: y, M: mask, OUT: out }, d, d.B * d.H * blocks(d.T) * blocks(d.D), alpha);
   return out;
 }
 
 // ---- colmix: out[b, j, g, d] = α·Σ_{h in group g} Σ_i A[b, h, i, j]·X[b, i, h, d] — dK = scale·dSᵀ·Q, dV = Pᵀ·dO ------
 
-const COLMIX_WGSL = () => `
-${bindings(['read> A: array<f32>', 'read> X: array<f32>', 'read> M: array<i32>', 'read_write> OUT: array<f32>'])}
-${ANY_REAL_KEY}
-${HEADER}
+const COLMIX = attnKernel('colmix', { A: 'f32', X: 'f32', M: 'i32', OUT: 'rw f32' }, `
   let nd = (D + ${TILE - 1}u) / ${TILE}u;
   if (x >= p.B * p.KV * nb * nd) { return; }
   let db = x % nd;
@@ -245,27 +232,23 @@ ${HEADER}
     for (var k = 0u; k < ${TILE}u; k++) {
       if (d0 + k < D) { OUT[o + k] = p.scale * acc[c][k]; }
     }
-  }
-}`;
+  }`, ANY_REAL_KEY);
 
 function colmix(a: Tensor, x: Tensor, mask: Tensor, d: AttnDims, alpha: number): Tensor {
   const out = Tensor.empty([d.B, d.T, d.KV, d.D]);
-  dispatch('attention.colmix', COLMIX_WGSL, [a, x, mask, out], d, d.B * d.KV * blocks(d.T) * blocks(d.D), alpha);
+  run(COLMIX, { A: a, X: x, M: mask, OUT: out }, d, d.B * d.KV * blocks(d.T) * blocks(d.D), alpha);
   return out;
 }
 
 // ---- delta: Δ_i = dO_i·O_i per query row (= Σ_j P_ij dP_ij, the softmax backward's row term) -------------------------
 
-const DELTA_WGSL = () => `
-${bindings(['read> O: array<f32>', 'read> G: array<f32>', 'read_write> Dl: array<f32>'])}
-${HEADER}
+const DELTA = attnKernel('delta', { O: 'f32', G: 'f32', Dl: 'rw f32' }, `
   if (x >= p.B * p.H * T) { return; }   // x = (b * H + h) * T + i
   let bh = x / T;
   let o = qrow(bh / p.H, x % T, bh % p.H);
   var s = 0.0;
   for (var d = 0u; d < D; d++) { s += O[o + d] * G[o + d]; }
-  Dl[x] = s;
-}`;
+  Dl[x] = s;`);
 
 // ---- the two passes -------------------------------------------------------------------------------------------------
 
@@ -273,7 +256,7 @@ ${HEADER}
 export function attentionForward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, d: AttnDims): { o: Tensor; lse: Tensor } {
   const probs = rowdot('logits', q, k, mask, [], d); // scores now, probabilities after the softmax
   const lse = Tensor.empty([d.B, d.H, d.T]);
-  dispatch('attention.softmax', SOFTMAX_WGSL, [probs, lse], d, d.B * d.H * d.T);
+  run(SOFTMAX, { S: probs, L: lse }, d, d.B * d.H * d.T);
   const o = rowmix(probs, v, mask, d, 1);
   probs.dispose(); // stream-ordered: the kernels above run first
   return { o, lse };
@@ -296,7 +279,7 @@ export function attentionBackward(
   let dk: Tensor | null = null;
   if (want.q || want.k) {
     const delta = Tensor.empty([d.B, d.H, d.T]);
-    dispatch('attention.delta', DELTA_WGSL, [o, dO, delta], d, d.B * d.H * d.T);
+    run(DELTA, { O: o, G: dO, Dl: delta }, d, d.B * d.H * d.T);
     const dscores = rowdot('dscores', dO, v, mask, [probs, delta], d);
     if (want.q) dq = rowmix(dscores, k, mask, d, d.scale);
     if (want.k) dk = colmix(dscores, q, mask, d, d.scale);

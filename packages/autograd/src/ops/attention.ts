@@ -10,15 +10,14 @@
 // before the first real token under left padding) gets out = 0 and zero gradients; HF produces an arbitrary row there
 // (a softmax over all −∞ / min-float scores), and those positions are never read by the loss or by generation.
 //
-// The layouts are what the q/k/v projections produce and what o_proj consumes (reshape the output to [B*T, H*D]), so
-// there is no permute and no repeat_kv copy anywhere. The kernels are in attention-kernels.ts: the forward keeps the
-// per-row logsumexp L: [B, H, T] for the backward, which recomputes the probabilities from it.
+// Per (batch, head), over the allowed keys:  S = scale·Q·Kᵀ,  P = softmax(S) by row,  O = P·V.  Backward:
+//   dV = Pᵀ·dO,  dP = dO·Vᵀ,  dS = P∘(dP − Δ) with Δ_i = Σ_j P_ij·dP_ij = dO_i·O_i,  dQ = scale·dS·K,  dK = scale·dSᵀ·Q,
+// with dK and dV summed over the query heads that share a KV head. The forward saves only each row's logsumexp
+// L: [B, H, T]; the backward recomputes P = e^{S − L} from it rather than storing the T×T probabilities.
 //
-// Measured on lavapipe (2 shared cores, load average 13–17, so wall times are noisy; CPU time is steadier), forward at
-// B 16, T 80, D 56, same process, min of 9: the flash-style kernel (one invocation per query row, q and the output
-// row in registers, online softmax) took 270 ms wall / 83 ms CPU at H 4, KV 2 and 865 / 492 ms at H 16, KV 8; the
-// 4×4 register-blocked kernels here take 114 / 40 ms and 417 / 223 ms, agreeing with it to 1.5e-7. The flash kernel's
-// pipelines also took 20–30 s each to compile at D = 56, these about 5 s each, once for every D.
+// The layouts are what the q/k/v projections produce and what o_proj consumes (reshape the output to [B*T, H*D]), so
+// there is no permute and no repeat_kv copy anywhere. The kernels (attention-kernels.ts) work on 4×4 register blocks
+// with the T×T scores materialised: on a CPU adapter loads, not multiply-adds, are the cost (bench/README.md).
 import type { Tensor } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import { Var, constant } from '../var.ts';

@@ -5,7 +5,7 @@
 // The hash: PCG's output permutation (O'Neill; the "pcg_hash" of Jarzynski & Olano, "Hash Functions for GPU
 // Rendering", 2020) applied twice, h = pcg(index + pcg(seed)). Element i is kept iff h ≥ threshold, threshold =
 // round(p·2³²): an integer comparison, so GPU and CPU agree exactly, with P(keep) = 1 − threshold/2³².
-import { ref, rt, grid, Tensor, WG, FLAT_INDEX, MAIN_SIG, type Kernel } from '@dawngrad/tensor';
+import { ref, grid, Tensor, WG, FLAT_INDEX, defineKernel } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
 
@@ -41,31 +41,20 @@ export function dropoutKeeps(i: number, seed: number, p: number): boolean {
 }
 
 // x: [...] -> y: [...]; the backward runs the same kernel on g (the mask and the scale are the same)
-const maskKernel: Kernel = {
-  key: 'dropoutMask',
-  wgsl: () => `
-struct P { n: u32, seedHash: u32, threshold: u32, scale: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${PCG_WGSL}
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+const maskKernel = defineKernel({
+  name: 'dropoutMask',
+  params: { n: 'u32', seedHash: 'u32', threshold: 'u32', scale: 'f32' },
+  bindings: { X: 'f32', Y: 'rw f32' },
+  decls: PCG_WGSL,
+  body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   let keep = pcg(i + p.seedHash) >= p.threshold;
-  Y[i] = select(0.0, X[i] * p.scale, keep);
-}`,
-};
+  Y[i] = select(0.0, X[i] * p.scale, keep);`,
+});
 
 function applyMask(x: Tensor, { p, seed }: DropoutAttrs): Tensor {
   const y = Tensor.empty(x.shape, 'f32');
-  rt().dispatch({
-    kernel: maskKernel,
-    buffers: [x.buffer, y.buffer],
-    params: [x.size, pcgHash(seed), threshold(p), 1 / (1 - p)],
-    types: 'uuuf',
-    workgroups: grid(Math.ceil(x.size / WG)),
-  });
+  maskKernel.run({ X: x, Y: y }, { n: x.size, seedHash: pcgHash(seed), threshold: threshold(p), scale: 1 / (1 - p) }, grid(Math.ceil(x.size / WG)));
   return y;
 }
 

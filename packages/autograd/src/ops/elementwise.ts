@@ -1,4 +1,7 @@
-// Elementwise ops. Binary ops broadcast like NumPy; their backward sums the gradient back over the broadcast dims.
+// Elementwise ops: z = a ∘ b for ∘ in + − · /, and y = f(x) for f in −, exp, log, √, 1/√, xᶜ, σ, silu, c·x.
+// Backward: dz/da and dz/db times g (each op's `rule`), and g·f′(x) written with x or y, whichever is cheaper. Binary
+// ops broadcast like NumPy, so their backward sums the gradient back over the broadcast dims (`sumTo`).
+// No kernels of their own: forward and backward are the tensor package's elementwise kernels, one pass each.
 import * as tensor from '@dawngrad/tensor';
 import { ref, type Tensor } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';

@@ -1,5 +1,6 @@
-// Embedding lookup: each id picks a row of the table. The backward scatter-adds the gradient rows into a [V, C]
-// gradient; ids that repeat accumulate, summed in position order by the tensor kernel (deterministic, no atomics).
+// Embedding lookup: y[n] = table[ids[n]]. Backward: dtable[v] = Σ_{n: ids[n] = v} g[n], a scatter-add of the gradient
+// rows into a [V, C] gradient. The tensor package's kernel sums repeated ids in position order through a linked list
+// per id, because WGSL has no float atomics and a compare-and-swap loop would add in arrival order (not reproducible).
 // Out-of-range ids read zero rows and contribute no gradient (a kernel cannot throw).
 import * as tensor from '@dawngrad/tensor';
 import { ref } from '@dawngrad/tensor';

@@ -7,7 +7,7 @@
 //   3. back:  dlogits[r, v] = (exp(x[r,v] − lse[r]) − [v = t[r]])·g/count, zero rows where t[r] = ignoreIndex
 // lse and count are saved by the forward for the backward. A target outside [0, V) that is not
 // ignoreIndex cannot throw on the GPU: it makes its row's loss, the mean and the gradient NaN (PyTorch raises).
-import { ref, rt, grid, Tensor, WG, FLAT_INDEX, MAIN_SIG, type Kernel } from '@dawngrad/tensor';
+import { ref, rt, grid, Tensor, WG, NEG_INF, defineKernel, treeReduce, flatIndex } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
 
@@ -43,104 +43,72 @@ fn rowLoss(lse: f32, t: i32, xt: f32) -> f32 {
   return lse - xt;
 }`;
 
-const HEAD = `
-struct P { N: u32, V: u32, ignore: i32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> Tg: array<i32>;
-@group(0) @binding(3) var<storage, read_write> Lse: array<f32>;
-@group(0) @binding(4) var<storage, read_write> Loss: array<f32>;
-${LSE_FNS}
-fn targetLogit(r: u32) -> f32 { let t = Tg[r]; if (t < 0 || t >= i32(p.V)) { return 0.0; } return X[r * p.V + u32(t)]; }`;
+// kernel 1's declaration, shared by its two variants: x: [N, V], t: [N] -> lse: [N], loss: [N]
+function rowsKernel(variant: string, workgroup: number, body: string, shared = '') {
+  return defineKernel({
+    name: `crossEntropyRows:${variant}`,
+    workgroupSize: [workgroup],
+    params: { N: 'u32', V: 'u32', ignore: 'i32' },
+    bindings: { X: 'f32', Tg: 'i32', Lse: 'rw f32', Loss: 'rw f32' },
+    decls: `${LSE_FNS}
+fn targetLogit(r: u32) -> f32 { let t = Tg[r]; if (t < 0 || t >= i32(p.V)) { return 0.0; } return X[r * p.V + u32(t)]; }
+${shared}`,
+    body,
+  });
+}
 
-// x: [N, V], t: [N] -> lse: [N], loss: [N]; one workgroup per row
-const treeKernel: Kernel = {
-  key: `crossEntropyRows:tree:w${W}`,
-  wgsl: () => `${HEAD}
-var<workgroup> sh: array<vec2<f32>, ${W}>;
-@compute @workgroup_size(${W}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let r = wid.y * nwg.x + wid.x;
-  if (r >= p.N) { return; } // uniform per workgroup
+// one workgroup of W per row: strided online log-sum-exp, then a tree of lseMerge
+const treeKernel = rowsKernel(`tree:w${W}`, W, `  let r = wid.y * nwg.x + wid.x;
+  if (r >= p.N) { return; } // uniform per workgroup, so the barriers stay legal
   let base = r * p.V;
-  var acc = vec2<f32>(-3.0e38, 0.0); // (running max, Σ exp(x − max)); s = 0 marks "no element yet"
+  var acc = vec2<f32>(${NEG_INF}, 0.0); // (running max, Σ exp(x − max)); s = 0 marks "no element yet"
   for (var k = lid.x; k < p.V; k += ${W}u) { acc = lseAdd(acc.x, acc.y, X[base + k]); }
   sh[lid.x] = acc;
-  workgroupBarrier();
-  for (var h = ${W / 2}u; h > 0u; h >>= 1u) {
-    if (lid.x < h) { sh[lid.x] = lseMerge(sh[lid.x], sh[lid.x + h]); }
-    workgroupBarrier();
-  }
+  ${treeReduce(W, 'lid.x', (h) => `sh[lid.x] = lseMerge(sh[lid.x], sh[lid.x + ${h}]);`)}
   if (lid.x == 0u) {
     let lse = sh[0].x + log(sh[0].y);
     Lse[r] = lse;
     Loss[r] = rowLoss(lse, Tg[r], targetLogit(r));
-  }
-}`,
-};
+  }`, `var<workgroup> sh: array<vec2<f32>, ${W}>;`);
 
 // the same, one invocation per row; S rows per workgroup (small S spreads few rows over more CPU threads)
-function serialKernel(S: number): Kernel {
-  return {
-    key: `crossEntropyRows:serial:s${S}`,
-    wgsl: () => `${HEAD}
-@compute @workgroup_size(${S}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = (wid.y * nwg.x + wid.x) * ${S}u + lid.x;
+const serialKernel = (S: number) =>
+  rowsKernel(`serial:s${S}`, S, `${flatIndex(S)}
   if (i >= p.N) { return; }
   let base = i * p.V;
-  var acc = vec2<f32>(-3.0e38, 0.0);
+  var acc = vec2<f32>(${NEG_INF}, 0.0);
   for (var k = 0u; k < p.V; k++) { acc = lseAdd(acc.x, acc.y, X[base + k]); }
   let lse = acc.x + log(acc.y);
   Lse[i] = lse;
-  Loss[i] = rowLoss(lse, Tg[i], targetLogit(i));
-}`,
-  };
-}
+  Loss[i] = rowLoss(lse, Tg[i], targetLogit(i));`);
 
 // loss: [N], t: [N] -> out: [] (the mean), count: [1]; a single workgroup, fixed reduction order
-const meanKernel: Kernel = {
-  key: `crossEntropyMean:w${W}`,
-  wgsl: () => `
-struct P { N: u32, ignore: i32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> Loss: array<f32>;
-@group(0) @binding(2) var<storage, read> Tg: array<i32>;
-@group(0) @binding(3) var<storage, read_write> Out: array<f32>;
-@group(0) @binding(4) var<storage, read_write> Count: array<f32>;
-var<workgroup> sh: array<vec2<f32>, ${W}>;
-@compute @workgroup_size(${W}) fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
-  var acc = vec2<f32>(0.0, 0.0); // (Σ loss, count)
+const meanKernel = defineKernel({
+  name: `crossEntropyMean:w${W}`,
+  workgroupSize: [W],
+  params: { N: 'u32', ignore: 'i32' },
+  bindings: { Loss: 'f32', Tg: 'i32', Out: 'rw f32', Count: 'rw f32' },
+  decls: `var<workgroup> sh: array<vec2<f32>, ${W}>;`,
+  body: `  var acc = vec2<f32>(0.0, 0.0); // (Σ loss, count)
   for (var r = lid.x; r < p.N; r += ${W}u) {
     if (Tg[r] != p.ignore) { acc += vec2<f32>(Loss[r], 1.0); }
   }
   sh[lid.x] = acc;
-  workgroupBarrier();
-  for (var h = ${W / 2}u; h > 0u; h >>= 1u) {
-    if (lid.x < h) { sh[lid.x] += sh[lid.x + h]; }
-    workgroupBarrier();
-  }
+  ${treeReduce(W, 'lid.x', (h) => `sh[lid.x] += sh[lid.x + ${h}];`)}
   if (lid.x == 0u) {
     let c = sh[0].y;
     Out[0] = select(0.0, sh[0].x / c, c > 0.0);
     Count[0] = c;
-  }
-}`,
-};
+  }`,
+});
 
 // x: [N, V], t: [N], lse: [N], count: [1], g: [] -> dx: [N, V]; one workgroup per row, each invocation a strided
 // loop over the row (a CPU adapter pays per workgroup: one invocation per logit was slower; bench/README.md)
-const backwardKernel: Kernel = {
-  key: 'crossEntropyBackward',
-  wgsl: () => `
-struct P { N: u32, V: u32, ignore: i32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> Tg: array<i32>;
-@group(0) @binding(3) var<storage, read> Lse: array<f32>;
-@group(0) @binding(4) var<storage, read> Count: array<f32>;
-@group(0) @binding(5) var<storage, read> G: array<f32>;
-@group(0) @binding(6) var<storage, read_write> DX: array<f32>;
-${MAIN_SIG} {
-  let r = wid.y * nwg.x + wid.x;
+const backwardKernel = defineKernel({
+  name: 'crossEntropyBackward',
+  params: { N: 'u32', V: 'u32', ignore: 'i32' },
+  bindings: { X: 'f32', Tg: 'i32', Lse: 'f32', Count: 'f32', G: 'f32', DX: 'rw f32' },
+  body: `  let r = wid.y * nwg.x + wid.x;
   if (r >= p.N) { return; }
   let base = r * p.V;
   let t = Tg[r];
@@ -151,9 +119,8 @@ ${MAIN_SIG} {
   if (t != p.ignore && !hit) { scale = ${NAN}; }
   for (var v = lid.x; v < p.V; v += ${WG}u) { DX[base + v] = exp(X[base + v] - lse) * scale; }
   // the one-hot term: the invocation whose stride owns column t rewrites it (no other invocation touches it)
-  if (hit && u32(t) % ${WG}u == lid.x) { DX[base + u32(t)] = (exp(X[base + u32(t)] - lse) - 1.0) * scale; }
-}`,
-};
+  if (hit && u32(t) % ${WG}u == lid.x) { DX[base + u32(t)] = (exp(X[base + u32(t)] - lse) - 1.0) * scale; }`,
+});
 
 /**
  * Kernel 1's variant when not given: a CPU pays for each workgroup and each barrier (serial measured ~1.5× faster on
@@ -190,21 +157,11 @@ function forward(x: Tensor, t: Tensor, a: CrossEntropyAttrs): { out: Tensor; sav
   if (N > 0) {
     const serial = (a.variant ?? rowVariant()) === 'serial';
     const S = a.serialRows ?? 8;
-    rt().dispatch({
-      kernel: serial ? serialKernel(S) : treeKernel,
-      buffers: [x.buffer, t.buffer, lse.buffer, rowLoss.buffer],
-      params: [N, V, ignore],
-      types: 'uui',
-      workgroups: serial ? grid(Math.ceil(N / S)) : grid(N),
-    });
+    const buffers = { X: x, Tg: t, Lse: lse, Loss: rowLoss };
+    if (serial) serialKernel(S).run(buffers, { N, V, ignore }, grid(Math.ceil(N / S)));
+    else treeKernel.run(buffers, { N, V, ignore }, grid(N));
   }
-  rt().dispatch({
-    kernel: meanKernel,
-    buffers: [rowLoss.buffer, t.buffer, out.buffer, count.buffer],
-    params: [N, ignore],
-    types: 'ui',
-    workgroups: [1],
-  });
+  meanKernel.run({ Loss: rowLoss, Tg: t, Out: out, Count: count }, { N, ignore }, [1]);
   rowLoss.dispose(); // stream-ordered pool: safe once the mean kernel is encoded
   return { out, saved: { lse, count } };
 }
@@ -213,13 +170,7 @@ function backward(g: Tensor, x: Tensor, t: Tensor, s: Saved, a: CrossEntropyAttr
   if (s.lse.disposed || s.count.disposed) throw new Error('crossEntropy: the saved lse was freed before backward()');
   const [N, V] = x.shape as [number, number];
   const dx = Tensor.empty(x.shape, 'f32');
-  rt().dispatch({
-    kernel: backwardKernel,
-    buffers: [x.buffer, t.buffer, s.lse.buffer, s.count.buffer, g.buffer, dx.buffer],
-    params: [N, V, a.ignoreIndex ?? -100],
-    types: 'uui',
-    workgroups: grid(N),
-  });
+  backwardKernel.run({ X: x, Tg: t, Lse: s.lse, Count: s.count, G: g, DX: dx }, { N, V, ignore: a.ignoreIndex ?? -100 }, grid(N));
   return dx;
 }
 

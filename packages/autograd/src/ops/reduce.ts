@@ -3,8 +3,10 @@
 // max backward: the whole of g goes to ONE element per output — the argmax, the FIRST maximal element in row-major
 // order on ties (as the CPU twin does); every other element gets 0. (PyTorch's amax spreads g evenly over ties;
 // a subgradient either way, and first-index keeps the GPU kernel a plain argmax.)
+// The forwards are the tensor package's reductions; max's backward is an argmax and then one invocation per element
+// of dx that keeps g only at its group's argmax (a select, no scatter).
 import * as tensor from '@dawngrad/tensor';
-import { ref, rt, grid, Tensor, WG, FLAT_INDEX, MAIN_SIG, type Shape } from '@dawngrad/tensor';
+import { ref, grid, Tensor, WG, FLAT_INDEX, defineKernel, type Shape } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
 
@@ -59,24 +61,18 @@ export const MEAN = sumLike('mean');
 
 // x viewed as [outer, K, inner], idx: [outer, inner] (the argmax along K), g: [outer, inner] -> dx: [outer, K, inner]
 // One invocation per element of dx: it is g where its k is the argmax of its column, else 0.
-const routeKernel = {
-  key: 'maxBackwardRoute',
-  wgsl: () => `
-struct P { n: u32, K: u32, inner: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read> Idx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> DX: array<f32>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+const routeKernel = defineKernel({
+  name: 'maxBackwardRoute',
+  params: { n: 'u32', K: 'u32', inner: 'u32' },
+  bindings: { G: 'f32', Idx: 'i32', DX: 'rw f32' },
+  body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   let j = i % p.inner;
   let k = (i / p.inner) % p.K;
   let o = i / (p.inner * p.K);
   let col = o * p.inner + j;
-  DX[i] = select(0.0, G[col], u32(Idx[col]) == k);
-}`,
-};
+  DX[i] = select(0.0, G[col], u32(Idx[col]) == k);`,
+});
 
 /** dx for y = max(x, axes): g routed to the first argmax of each reduced group. */
 function maxBackward(g: Tensor, x: Tensor, axes: number[]): Tensor {
@@ -94,12 +90,7 @@ function maxBackward(g: Tensor, x: Tensor, axes: number[]): Tensor {
   const inner = x.size / (outer * K || 1);
   const idx = tensor.argmax(x.reshape([outer, K, inner]), 1); // [outer, inner], first index on ties
   const dx = Tensor.empty(x.shape, 'f32');
-  rt().dispatch({
-    kernel: routeKernel,
-    buffers: [g.buffer, idx.buffer, dx.buffer],
-    params: [x.size, K, inner],
-    workgroups: grid(Math.ceil(x.size / WG)),
-  });
+  routeKernel.run({ G: g, Idx: idx, DX: dx }, { n: x.size, K, inner }, grid(Math.ceil(x.size / WG)));
   return dx;
 }
 

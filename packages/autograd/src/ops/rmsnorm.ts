@@ -8,7 +8,7 @@
 // measurements: bench/README.md, "Why each op's kernel has its shape".
 // rstd is not kept from the forward: the backward's first pass over the row reads x anyway for mean(x·w·g), so it
 // recomputes Σx² in the same loop (no extra memory traffic, and no side tensor whose lifetime would outlive the op).
-import { Tensor, rt, grid, ref, type Kernel } from '@dawngrad/tensor';
+import { Tensor, grid, ref, defineKernel, flatIndex } from '@dawngrad/tensor';
 import { defineOp, apply, type F64, type CpuBackwardCtx } from '../op.ts';
 import type { Var } from '../var.ts';
 
@@ -29,42 +29,35 @@ function vecTypes(vec4: boolean): string {
     : 'alias V = f32;\nfn hsum(v: V) -> f32 { return v; }';
 }
 
-/** Shared header: P holds rows, nv (vectors per row), C, eps; bindings read 'read> X: array<V>'; `idx` is this
- * invocation's row or column. */
-function header(vec4: boolean, bindings: string[]): string {
-  return `
-${vecTypes(vec4)}
-struct P { rows: u32, nv: u32, C: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-${bindings.map((b, i) => `@group(0) @binding(${i + 1}) var<storage, ${b};`).join('\n')}
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let idx = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`;
+/** The three kernels share their uniforms: rows, nv (vectors per row), C, eps; `idx` is this invocation's row or column. */
+function rmsKernel<B extends Record<string, string>>(name: string, vec4: boolean, bindings: B, body: string) {
+  return defineKernel({
+    name: `rmsnorm.${name}:v${vec4 ? 4 : 1}`,
+    workgroupSize: [WG],
+    params: { rows: 'u32', nv: 'u32', C: 'u32', eps: 'f32' },
+    bindings,
+    decls: vecTypes(vec4),
+    body: `${flatIndex(WG, 'idx')}\n${body}`,
+  });
 }
 
 // x: [rows, C], w: [C] -> y: [rows, C]; one invocation per row
-function forwardKernel(vec4: boolean): Kernel {
-  return {
-    key: `rmsnorm.fwd:v${vec4 ? 4 : 1}`,
-    wgsl: () => `${header(vec4, ['read> X: array<V>', 'read> W: array<V>', 'read_write> Y: array<V>'])}
+const forwardKernel = (vec4: boolean) =>
+  rmsKernel('fwd', vec4, { X: 'V', W: 'V', Y: 'rw V' }, `
   if (idx >= p.rows) { return; }
   let base = idx * p.nv;
   var ss = V(0.0);
   for (var c = 0u; c < p.nv; c++) { let v = X[base + c]; ss += v * v; }
   let r = inverseSqrt(hsum(ss) / f32(p.C) + p.eps);
   // HF order: normalise first, then scale by the weight
-  for (var c = 0u; c < p.nv; c++) { Y[base + c] = W[c] * (X[base + c] * r); }
-}`,
-  };
-}
+  for (var c = 0u; c < p.nv; c++) { Y[base + c] = W[c] * (X[base + c] * r); }`);
 
 // x, g: [rows, C], w: [C] -> dx: [rows, C] (when dx) and rstd: [rows] (when saveR, for the dw pass); one invocation per row
-function rowBackwardKernel(vec4: boolean, dx: boolean, saveR: boolean): Kernel {
-  const b = ['read> X: array<V>'];
-  if (dx) b.push('read> W: array<V>', 'read> G: array<V>', 'read_write> DX: array<V>');
-  if (saveR) b.push('read_write> R: array<f32>');
-  return {
-    key: `rmsnorm.bwd_rows:v${vec4 ? 4 : 1}:dx${+dx}:r${+saveR}`,
-    wgsl: () => `${header(vec4, b)}
+function rowBackwardKernel(vec4: boolean, dx: boolean, saveR: boolean) {
+  const bindings: Record<string, string> = { X: 'V' };
+  if (dx) Object.assign(bindings, { W: 'V', G: 'V', DX: 'rw V' });
+  if (saveR) bindings.R = 'rw f32';
+  return rmsKernel(`bwd_rows:dx${+dx}:r${+saveR}`, vec4, bindings, `
   if (idx >= p.rows) { return; }
   let base = idx * p.nv;
   var ss = V(0.0);
@@ -77,26 +70,19 @@ function rowBackwardKernel(vec4: boolean, dx: boolean, saveR: boolean): Kernel {
   let r = inverseSqrt(hsum(ss) / f32(p.C) + p.eps);
   ${saveR ? 'R[idx] = r;' : ''}
   ${dx ? `let k = r * r * (hsum(xwg) / f32(p.C));
-  for (var c = 0u; c < p.nv; c++) { DX[base + c] = r * (W[c] * G[base + c] - X[base + c] * k); }` : ''}
-}`,
-  };
+  for (var c = 0u; c < p.nv; c++) { DX[base + c] = r * (W[c] * G[base + c] - X[base + c] * k); }` : ''}`);
 }
 
 // x, g: [rows, C], rstd: [rows] -> dw: [C]; one invocation per column vector, rows summed in order (deterministic)
-function dwKernel(vec4: boolean): Kernel {
-  return {
-    key: `rmsnorm.bwd_dw:v${vec4 ? 4 : 1}`,
-    wgsl: () => `${header(vec4, ['read> X: array<V>', 'read> G: array<V>', 'read> R: array<f32>', 'read_write> DW: array<V>'])}
+const dwKernel = (vec4: boolean) =>
+  rmsKernel('bwd_dw', vec4, { X: 'V', G: 'V', R: 'f32', DW: 'rw V' }, `
   if (idx >= p.nv) { return; }
   var acc = V(0.0);
   for (var row = 0u; row < p.rows; row++) {
     let i = row * p.nv + idx;
     acc += G[i] * X[i] * R[row];
   }
-  DW[idx] = acc;
-}`,
-  };
-}
+  DW[idx] = acc;`);
 
 // ---- GPU forward / backward -----------------------------------------------------------------------------------------
 
@@ -121,41 +107,24 @@ function rmsNormForward(x: Tensor, w: Tensor, { eps }: RmsNormAttrs): Tensor {
   if (x.dtype !== 'f32' || w.dtype !== 'f32') throw new Error(`rmsNorm: needs f32 (x is ${x.dtype}, weight is ${w.dtype})`);
   const { C, rows, vec4, nv } = geometry(x);
   const y = Tensor.empty(x.shape, 'f32');
-  rt().dispatch({
-    kernel: forwardKernel(vec4),
-    buffers: [x.buffer, w.buffer, y.buffer],
-    params: [rows, nv, C, eps],
-    types: 'uuuf',
-    workgroups: grid(Math.ceil(rows / WG)),
-  });
+  forwardKernel(vec4).run({ X: x, W: w, Y: y }, { rows, nv, C, eps }, grid(Math.ceil(rows / WG)));
   return y;
 }
 
 function rmsNormBackward(g: Tensor, x: Tensor, w: Tensor, { eps }: RmsNormAttrs, needs: boolean[]): (Tensor | null)[] {
   const { C, rows, vec4, nv } = geometry(x);
-  const params = [rows, nv, C, eps];
+  const params = { rows, nv, C, eps };
   const wantDx = needs[0] === true;
   const wantDw = needs[1] === true;
   if (!wantDx && !wantDw) return [null, null];
   const dx = wantDx ? Tensor.empty(x.shape, 'f32') : null;
   const rstd = wantDw ? Tensor.empty([rows], 'f32') : null;
-  rt().dispatch({
-    kernel: rowBackwardKernel(vec4, wantDx, wantDw),
-    buffers: [x.buffer, ...(dx ? [w.buffer, g.buffer, dx.buffer] : []), ...(rstd ? [rstd.buffer] : [])],
-    params,
-    types: 'uuuf',
-    workgroups: grid(Math.ceil(rows / WG)),
-  });
+  const buffers: Record<string, Tensor> = { X: x, ...(dx && { W: w, G: g, DX: dx }), ...(rstd && { R: rstd }) };
+  rowBackwardKernel(vec4, wantDx, wantDw).run(buffers, params, grid(Math.ceil(rows / WG)));
   let dw: Tensor | null = null;
   if (rstd) {
     dw = Tensor.empty([C], 'f32');
-    rt().dispatch({
-      kernel: dwKernel(vec4),
-      buffers: [x.buffer, g.buffer, rstd.buffer, dw.buffer],
-      params,
-      types: 'uuuf',
-      workgroups: grid(Math.ceil(nv / WG)),
-    });
+    dwKernel(vec4).run({ X: x, G: g, R: rstd, DW: dw }, params, grid(Math.ceil(nv / WG)));
   }
   return [dx, dw];
 }

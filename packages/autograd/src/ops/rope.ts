@@ -12,7 +12,7 @@
 // are explicit so left-padded generation can pass its own.
 // Kernel: one invocation per (row, i) loops over the heads, computing cos/sin once per pair of lanes instead of reading a
 // cos/sin table — as fast, with no table and no maximum position (measurements: bench/README.md).
-import { Tensor, rt, grid, ref, type Kernel, type Runtime } from '@dawngrad/tensor';
+import { Tensor, rt, grid, ref, defineKernel, flatIndex, type Runtime } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
 
@@ -59,18 +59,13 @@ fn cosSin(a: f32) -> vec2<f32> {
 
 // x: [rows, H, D], positions: [rows] i32, inv_freq: [D/2] -> y: [rows, H, D]; one invocation per (row, i < D/2).
 // sign = +1 rotates by +a (forward), −1 by −a (backward).
-const ROPE_KERNEL: Kernel = {
-  key: 'rope',
-  wgsl: () => `
-struct P { n: u32, H: u32, half: u32, sign: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> POS: array<i32>;
-@group(0) @binding(3) var<storage, read> INV: array<f32>;
-@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
-${COS_SIN}
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let k = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+const ROPE_KERNEL = defineKernel({
+  name: 'rope',
+  workgroupSize: [WG],
+  params: { n: 'u32', H: 'u32', half: 'u32', sign: 'f32' },
+  bindings: { X: 'f32', POS: 'i32', INV: 'f32', Y: 'rw f32' },
+  decls: COS_SIN,
+  body: `${flatIndex(WG, 'k')}
   if (k >= p.n) { return; }
   let i = k % p.half;
   let row = k / p.half;
@@ -84,9 +79,8 @@ ${COS_SIN}
     let x2 = X[j + p.half];
     Y[j] = x1 * c - x2 * s;
     Y[j + p.half] = x2 * c + x1 * s;
-  }
-}`,
-};
+  }`,
+});
 
 // inv_freq lives in a small buffer per (runtime, θ, D), outside the tensor pool: uploaded once, like a pipeline. An upload
 // through Tensor.fromArray would flush the step's command encoder on every call.
@@ -125,13 +119,7 @@ function ropeGpu(x: Tensor, pos: Tensor, theta: number, sign: 1 | -1): Tensor {
   const half = D / 2;
   const rows = x.size / (H * D);
   const y = Tensor.empty(x.shape, 'f32');
-  rt().dispatch({
-    kernel: ROPE_KERNEL,
-    buffers: [x.buffer, pos.buffer, invFreqBuffer(theta, D), y.buffer],
-    params: [rows * half, H, half, sign],
-    types: 'uuuf',
-    workgroups: grid(Math.ceil((rows * half) / WG)),
-  });
+  ROPE_KERNEL.run({ X: x, POS: pos, INV: invFreqBuffer(theta, D), Y: y }, { n: rows * half, H, half, sign }, grid(Math.ceil((rows * half) / WG)));
   return y;
 }
 

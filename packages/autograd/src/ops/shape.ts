@@ -1,7 +1,8 @@
 // Shape ops. reshape is a free view (storage is contiguous); permute/transpose, slice and concat copy.
 // Their backwards move g back where the forward took it from: reshape back, permute by the inverse, zero-pad a slice,
 // slice a concat, sum an expand back over the dims it broadcast. take() picks rows by an index list; its backward
-// scatter-adds rows back (repeats accumulate).
+// scatter-adds rows back (repeats accumulate). No kernels of their own: every copy is the tensor package's one
+// strided-copy kernel (or a buffer copy when the block is contiguous).
 import * as tensor from '@dawngrad/tensor';
 import { ref, type Tensor, type Shape } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';

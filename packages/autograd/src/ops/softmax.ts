@@ -5,7 +5,7 @@
 // Both need only y (the forward output), not x. Short rows: one invocation per row with a serial loop; long rows:
 // one workgroup per row, a strided loop per thread and a tree in workgroup memory (fixed order: deterministic).
 import * as tensor from '@dawngrad/tensor';
-import { ref, rt, grid, Tensor, WG, FLAT_INDEX, MAIN_SIG, type Kernel } from '@dawngrad/tensor';
+import { ref, grid, Tensor, WG, FLAT_INDEX, defineKernel, treeReduce } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
 
@@ -17,54 +17,39 @@ type Kind = 'softmax' | 'logSoftmax';
 const TERM: Record<Kind, string> = { softmax: 'g * y', logSoftmax: 'g' };
 const DX: Record<Kind, string> = { softmax: 'y * (g - s)', logSoftmax: 'g - exp(y) * s' };
 
-// y, g: [rows, C] -> dx: [rows, C]
-function smallKernel(kind: Kind): Kernel {
-  return {
-    key: `softmaxBackwardSmall:${kind}`,
-    wgsl: () => `
-struct P { rows: u32, C: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> Y: array<f32>;
-@group(0) @binding(2) var<storage, read> G: array<f32>;
-@group(0) @binding(3) var<storage, read_write> DX: array<f32>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+// y, g: [rows, C] -> dx: [rows, C]; one invocation per row: the row sum, then the write
+function smallKernel(kind: Kind) {
+  return defineKernel({
+    name: `softmaxBackwardSmall:${kind}`,
+    params: { rows: 'u32', C: 'u32' },
+    bindings: { Y: 'f32', G: 'f32', DX: 'rw f32' },
+    body: `${FLAT_INDEX}
   if (i >= p.rows) { return; }
   let base = i * p.C;
   var s = 0.0;
   for (var k = 0u; k < p.C; k++) { let y = Y[base + k]; let g = G[base + k]; s += ${TERM[kind]}; }
-  for (var k = 0u; k < p.C; k++) { let y = Y[base + k]; let g = G[base + k]; DX[base + k] = ${DX[kind]}; }
-}`,
-  };
+  for (var k = 0u; k < p.C; k++) { let y = Y[base + k]; let g = G[base + k]; DX[base + k] = ${DX[kind]}; }`,
+  });
 }
 
-function rowKernel(kind: Kind, W: number): Kernel {
-  return {
-    key: `softmaxBackwardRows:${kind}:w${W}`,
-    wgsl: () => `
-const W = ${W}u;
-struct P { rows: u32, C: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> Y: array<f32>;
-@group(0) @binding(2) var<storage, read> G: array<f32>;
-@group(0) @binding(3) var<storage, read_write> DX: array<f32>;
-var<workgroup> sh: array<f32, W>;
-@compute @workgroup_size(W) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = wid.y * nwg.x + wid.x;
+// the same with one workgroup of W per row: strided partial sums, a tree, then the strided write
+function rowKernel(kind: Kind, W: number) {
+  return defineKernel({
+    name: `softmaxBackwardRows:${kind}:w${W}`,
+    workgroupSize: [W],
+    params: { rows: 'u32', C: 'u32' },
+    bindings: { Y: 'f32', G: 'f32', DX: 'rw f32' },
+    decls: `const W = ${W}u;\nvar<workgroup> sh: array<f32, W>;`,
+    body: `  let row = wid.y * nwg.x + wid.x;
   if (row >= p.rows) { return; } // uniform per workgroup, so the barriers stay legal
   let base = row * p.C;
   var acc = 0.0;
   for (var k = lid.x; k < p.C; k += W) { let y = Y[base + k]; let g = G[base + k]; acc += ${TERM[kind]}; }
   sh[lid.x] = acc;
-  workgroupBarrier();
-  for (var h = W / 2u; h > 0u; h >>= 1u) {
-    if (lid.x < h) { sh[lid.x] += sh[lid.x + h]; }
-    workgroupBarrier();
-  }
-  let s = sh[0];
-  for (var k = lid.x; k < p.C; k += W) { let y = Y[base + k]; let g = G[base + k]; DX[base + k] = ${DX[kind]}; }
-}`,
-  };
+  ${treeReduce(W, 'lid.x', (h) => `sh[lid.x] += sh[lid.x + ${h}];`)}
+  let s = sh[0]; // the row sum
+  for (var k = lid.x; k < p.C; k += W) { let y = Y[base + k]; let g = G[base + k]; DX[base + k] = ${DX[kind]}; }`,
+  });
 }
 
 /** dx from the forward output y and the upstream gradient g, both [..., C]. */
@@ -73,12 +58,9 @@ function softmaxBackward(kind: Kind, g: Tensor, y: Tensor): Tensor {
   const dx = Tensor.empty(y.shape, 'f32');
   const rows = C === 0 ? 0 : y.size / C;
   if (rows === 0) return dx;
-  const buffers = [y.buffer, g.buffer, dx.buffer];
-  if (C <= SMALL_C) {
-    rt().dispatch({ kernel: smallKernel(kind), buffers, params: [rows, C], workgroups: grid(Math.ceil(rows / WG)) });
-  } else {
-    rt().dispatch({ kernel: rowKernel(kind, C <= 256 ? 64 : 256), buffers, params: [rows, C], workgroups: grid(rows) });
-  }
+  const buffers = { Y: y, G: g, DX: dx };
+  if (C <= SMALL_C) smallKernel(kind).run(buffers, { rows, C }, grid(Math.ceil(rows / WG)));
+  else rowKernel(kind, C <= 256 ? 64 : 256).run(buffers, { rows, C }, grid(rows));
   return dx;
 }
 

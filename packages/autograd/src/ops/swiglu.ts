@@ -4,48 +4,43 @@
 //   dgate = g · up · s · (1 + gate·(1 − s))      (d silu(x)/dx = s + x·s·(1 − s))
 //   dup   = g · silu(gate) = g · gate · s
 // One backward kernel writes both (or only the one that is needed: a frozen up_proj under LoRA still needs dgate).
-import { Tensor, rt, grid, ref, type Kernel } from '@dawngrad/tensor';
+import { Tensor, grid, ref, WG, FLAT_INDEX, defineKernel } from '@dawngrad/tensor';
 import { defineOp, apply, type F64, type CpuBackwardCtx } from '../op.ts';
 import type { Var } from '../var.ts';
-
-const WG = 256;
 
 /**
  * Elementwise kernels over vectors of width 4 when the size allows it (lavapipe runs a vec4 as one SIMD op),
  * else scalars. `body` sees `gate`, `up`, `g` as needed and assigns the outputs.
  */
-function kernel(name: string, vec4: boolean, inputs: string[], outputs: string[], body: string): Kernel {
-  const V = vec4 ? 'vec4<f32>' : 'f32';
-  const decl = [...inputs.map((n) => `read> ${n.toUpperCase()}: array<V>`), ...outputs.map((n) => `read_write> ${n.toUpperCase()}: array<V>`)];
-  return {
-    key: `swiglu.${name}:v${vec4 ? 4 : 1}`,
-    wgsl: () => `
-alias V = ${V};
-struct P { n: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-${decl.map((d, i) => `@group(0) @binding(${i + 1}) var<storage, ${d};`).join('\n')}
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let k = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
-  if (k >= p.n) { return; }
-  ${inputs.map((n) => `let ${n} = ${n.toUpperCase()}[k];`).join(' ')}
+function kernel(name: string, vec4: boolean, inputs: string[], outputs: string[], body: string) {
+  const bindings: Record<string, string> = {};
+  for (const n of inputs) bindings[n.toUpperCase()] = 'V';
+  for (const n of outputs) bindings[n.toUpperCase()] = 'rw V';
+  return defineKernel({
+    name: `swiglu.${name}:v${vec4 ? 4 : 1}`,
+    params: { n: 'u32' },
+    bindings,
+    decls: `alias V = ${vec4 ? 'vec4<f32>' : 'f32'};`,
+    body: `${FLAT_INDEX}
+  if (i >= p.n) { return; }
+  ${inputs.map((n) => `let ${n} = ${n.toUpperCase()}[i];`).join(' ')}
   let s = 1.0 / (1.0 + exp(-gate));
-  ${body}
-}`,
-  };
+  ${body}`,
+  });
 }
 
-function run(k: (vec4: boolean) => Kernel, buffers: GPUBuffer[], size: number): void {
+function run(k: (vec4: boolean) => ReturnType<typeof kernel>, buffers: Record<string, Tensor>, size: number): void {
   const vec4 = size % 4 === 0;
   const n = vec4 ? size / 4 : size;
-  rt().dispatch({ kernel: k(vec4), buffers, params: [n], workgroups: grid(Math.ceil(n / WG)) });
+  k(vec4).run(buffers, { n }, grid(Math.ceil(n / WG)));
 }
 
 // gate, up: [..., I] -> y: [..., I]
-const fwdKernel = (vec4: boolean) => kernel('fwd', vec4, ['gate', 'up'], ['y'], 'Y[k] = gate * s * up;');
+const fwdKernel = (vec4: boolean) => kernel('fwd', vec4, ['gate', 'up'], ['y'], 'Y[i] = gate * s * up;');
 // g, gate, up -> dgate and/or dup
 const bwdKernel = (dgate: boolean, dup: boolean) => (vec4: boolean) =>
   kernel(`bwd:dg${+dgate}:du${+dup}`, vec4, dgate ? ['g', 'gate', 'up'] : ['g', 'gate'], [...(dgate ? ['dgate'] : []), ...(dup ? ['dup'] : [])],
-    [dgate ? 'DGATE[k] = g * up * s * (1.0 + gate * (1.0 - s));' : '', dup ? 'DUP[k] = g * gate * s;' : ''].join('\n  '));
+    [dgate ? 'DGATE[i] = g * up * s * (1.0 + gate * (1.0 - s));' : '', dup ? 'DUP[i] = g * gate * s;' : ''].join('\n  '));
 
 function checkInputs(gate: { shape: readonly number[] }, up: { shape: readonly number[] }): void {
   if (gate.shape.length !== up.shape.length || gate.shape.some((d, i) => d !== up.shape[i])) {
@@ -85,7 +80,7 @@ export const SWIGLU = defineOp<null>({
     checkInputs(gate!, up!);
     if (gate!.dtype !== 'f32' || up!.dtype !== 'f32') throw new Error(`swiglu: needs f32, got gate ${gate!.dtype} and up ${up!.dtype}`);
     const y = Tensor.empty(gate!.shape, 'f32');
-    run(fwdKernel, [gate!.buffer, up!.buffer, y.buffer], y.size);
+    run(fwdKernel, { GATE: gate!, UP: up!, Y: y }, y.size);
     return y;
   },
   backward(g, { inputs: [gate, up], needs }) {
@@ -93,8 +88,7 @@ export const SWIGLU = defineOp<null>({
     if (!wantG && !wantU) return [null, null];
     const dgate = wantG ? Tensor.empty(gate!.shape, 'f32') : null;
     const dup = wantU ? Tensor.empty(up!.shape, 'f32') : null;
-    const ins = wantG ? [g.buffer, gate!.buffer, up!.buffer] : [g.buffer, gate!.buffer];
-    run(bwdKernel(wantG, wantU), [...ins, ...(dgate ? [dgate.buffer] : []), ...(dup ? [dup.buffer] : [])], g.size);
+    run(bwdKernel(wantG, wantU), { G: g, GATE: gate!, ...(wantG && { UP: up! }), ...(dgate && { DGATE: dgate }), ...(dup && { DUP: dup }) }, g.size);
     return [dgate, dup];
   },
   cpu: { forward: cpuForward, backward: cpuBackward },

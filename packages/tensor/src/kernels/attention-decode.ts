@@ -13,13 +13,11 @@
 // small dispatches, each a plain serial loop per invocation (lavapipe runs invocations as SIMD lanes): scores, one
 // invocation per (b, h, j); the softmax in place, one per (b, h); P·V, one per (b, h, d). Keys outside
 // firstKey..lastKey cost nothing (and their scores are never written, so nothing may read them).
-// Why not one invocation per (b, h) with an online softmax: it needs q and the output accumulator as private arrays
-// of D, and lavapipe compiled those pathologically — measured 97 s to build the pipeline at D = 56 (vec4) and
-// 150 ms per call at [B 64, H 4, T 160], against ~10 ms for these three kernels together.
-// Float64 twins: cpu/attention-decode.ts.
-import { rt, grid } from '../runtime.ts';
+// (Not one invocation per (b, h) with an online softmax: its private arrays of D compiled pathologically on lavapipe;
+// bench/README.md.) Float64 twins: cpu/attention-decode.ts.
+import { grid } from '../runtime.ts';
 import { Tensor } from '../tensor.ts';
-import { WG, FLAT_INDEX, MAIN_SIG } from './elementwise.ts';
+import { WG, FLAT_INDEX, NEG_INF, defineKernel, flatIndex } from '../kernel.ts';
 
 // invocations per workgroup of the per-(b, h) softmax: B·H is small, and lavapipe runs each workgroup on one thread
 const ROW_WG = 8;
@@ -38,30 +36,19 @@ export function writeRowsAt(dst: Tensor, src: Tensor, start: Tensor): Tensor {
   const U = v4 ? 'vec4<u32>' : 'u32';
   const WU = v4 ? W / 4 : W;
   const n = B * S * WU;
-  rt().dispatch({
-    kernel: {
-      key: `writeRowsAt:${U}`,
-      wgsl: () => `
-struct P { n: u32, S: u32, W: u32, T: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> Src: array<${U}>;
-@group(0) @binding(2) var<storage, read> Start: array<i32>;
-@group(0) @binding(3) var<storage, read_write> Dst: array<${U}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  defineKernel({
+    name: `writeRowsAt:${U}`,
+    params: { n: 'u32', S: 'u32', W: 'u32', T: 'u32' },
+    bindings: { Src: U, Start: 'i32', Dst: `rw ${U}` },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   let w = i % p.W;
   let s = (i / p.W) % p.S;
   let b = i / (p.W * p.S);
   let t = Start[b] + i32(s);
   if (t < 0 || t >= i32(p.T)) { return; } // past the cache: nothing to write
-  Dst[(b * p.T + u32(t)) * p.W + w] = Src[i];
-}`,
-    },
-    buffers: [src.buffer, start.buffer, dst.buffer],
-    params: [n, S, WU, Tmax],
-    workgroups: grid(Math.ceil(n / 256)),
-  });
+  Dst[(b * p.T + u32(t)) * p.W + w] = Src[i];`,
+  }).run({ Src: src, Start: start, Dst: dst }, { n, S, W: WU, T: Tmax }, grid(Math.ceil(n / WG)));
   return dst;
 }
 
@@ -98,28 +85,25 @@ export function attentionDecode(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p
   const E = v4 ? 'vec4<f32>' : 'f32';
   const DU = v4 ? D / 4 : D;
   const dot = v4 ? 'dot' : 'mul';
-  const P = Tensor.empty([B, H, Tmax], 'f32'); // scores, then probabilities
-  const common = `
-struct P { n: u32, H: u32, KV: u32, T: u32, D: u32, window: u32, scale: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-fn mul(a: f32, b: f32) -> f32 { return a * b; }
-fn lastKey(b: u32) -> i32 { return min(Pos[b], i32(p.T) - 1); } // keys j ≤ pos[b], inside the cache
-fn firstKey(b: u32) -> i32 { return select(0, max(0, Pos[b] - i32(p.window) + 1), p.window > 0u); } // pos[b] − W < j`;
-  // window 0 = none; a window that covers the whole cache is none too
-  const params = (n: number) => ({ params: [n, H, KV, Tmax, DU, window !== null && window < Tmax ? window : 0, scale], types: 'uuuuuuf' });
-  // (1) one invocation per (b, h, j ≤ pos[b]): S = scale·q·k_j
-  rt().dispatch({
-    kernel: {
-      key: `attentionDecode.scores:${E}`,
-      wgsl: () => `${common}
-@group(0) @binding(1) var<storage, read> Q: array<${E}>;
-@group(0) @binding(2) var<storage, read> K: array<${E}>;
-@group(0) @binding(3) var<storage, read> Pos: array<i32>;
-@group(0) @binding(4) var<storage, read_write> S: array<f32>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  const probs = Tensor.empty([B, H, Tmax], 'f32'); // scores, then probabilities
+  // the three kernels share their uniforms and the key range of a row: j ≤ pos[b] inside the cache, and pos[b] − W < j
+  const decodeKernel = (name: string, bindings: Record<string, string>, body: string, workgroup = WG) =>
+    defineKernel({
+      name: `attentionDecode.${name}`,
+      workgroupSize: [workgroup],
+      params: { n: 'u32', H: 'u32', KV: 'u32', T: 'u32', D: 'u32', window: 'u32', scale: 'f32' },
+      bindings,
+      decls: `fn mul(a: f32, b: f32) -> f32 { return a * b; }
+fn lastKey(b: u32) -> i32 { return min(Pos[b], i32(p.T) - 1); }
+fn firstKey(b: u32) -> i32 { return select(0, max(0, Pos[b] - i32(p.window) + 1), p.window > 0u); }`,
+      body: `${flatIndex(workgroup)}
   if (i >= p.n) { return; }
-  let j = i % p.T;
+${body}`,
+    });
+  // window 0 = none; a window that covers the whole cache is none too
+  const params = (n: number) => ({ n, H, KV, T: Tmax, D: DU, window: window !== null && window < Tmax ? window : 0, scale });
+  // (1) one invocation per (b, h, j ≤ pos[b]): S = scale·q·k_j
+  decodeKernel(`scores:${E}`, { Q: E, K: E, Pos: 'i32', S: 'rw f32' }, `  let j = i % p.T;
   let bh = i / p.T;
   let b = bh / p.H;
   if (i32(j) > lastKey(b) || i32(j) < firstKey(b)) { return; }
@@ -127,28 +111,12 @@ ${MAIN_SIG} {
   let kb = ((b * p.T + j) * p.KV + g) * p.D;
   var s = 0.0;
   for (var c = 0u; c < p.D; c++) { s += ${dot}(Q[bh * p.D + c], K[kb + c]); }
-  S[i] = p.scale * s;
-}`,
-    },
-    buffers: [q.buffer, k.buffer, pos.buffer, P.buffer],
-    ...params(B * H * Tmax),
-    workgroups: grid(Math.ceil((B * H * Tmax) / WG)),
-  });
+  S[i] = p.scale * s;`).run({ Q: q, K: k, Pos: pos, S: probs }, params(B * H * Tmax), grid(Math.ceil((B * H * Tmax) / WG)));
   // (2) one invocation per (b, h): softmax over the allowed keys, in place (0 where the mask says padding)
-  rt().dispatch({
-    kernel: {
-      key: 'attentionDecode.softmax',
-      wgsl: () => `${common}
-@group(0) @binding(1) var<storage, read> M: array<i32>;
-@group(0) @binding(2) var<storage, read> Pos: array<i32>;
-@group(0) @binding(3) var<storage, read_write> S: array<f32>;
-@compute @workgroup_size(${ROW_WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = (wid.y * nwg.x + wid.x) * ${ROW_WG}u + lid.x;
-  if (i >= p.n) { return; }
-  let b = i / p.H;
+  decodeKernel('softmax', { M: 'i32', Pos: 'i32', S: 'rw f32' }, `  let b = i / p.H;
   let first = firstKey(b);
   let last = lastKey(b);
-  var m = -3.402823e38;
+  var m = ${NEG_INF};
   for (var j = first; j <= last; j++) { if (M[b * p.T + u32(j)] != 0) { m = max(m, S[i * p.T + u32(j)]); } }
   var l = 0.0;
   for (var j = first; j <= last; j++) {
@@ -157,38 +125,15 @@ ${MAIN_SIG} {
     l += e;
   }
   let inv = select(0.0, 1.0 / l, l > 0.0); // no allowed key: zeros
-  for (var j = first; j <= last; j++) { S[i * p.T + u32(j)] *= inv; }
-}`,
-    },
-    buffers: [mask.buffer, pos.buffer, P.buffer],
-    ...params(B * H),
-    workgroups: grid(Math.ceil((B * H) / ROW_WG)),
-  });
+  for (var j = first; j <= last; j++) { S[i * p.T + u32(j)] *= inv; }`, ROW_WG).run({ M: mask, Pos: pos, S: probs }, params(B * H), grid(Math.ceil((B * H) / ROW_WG)));
   // (3) one invocation per (b, h, d): out = Σ_j P_j · v_j
-  rt().dispatch({
-    kernel: {
-      key: `attentionDecode.pv:${E}`,
-      wgsl: () => `${common}
-@group(0) @binding(1) var<storage, read> S: array<f32>;
-@group(0) @binding(2) var<storage, read> V: array<${E}>;
-@group(0) @binding(3) var<storage, read> Pos: array<i32>;
-@group(0) @binding(4) var<storage, read_write> O: array<${E}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
-  if (i >= p.n) { return; }
-  let c = i % p.D;
+  decodeKernel(`pv:${E}`, { S: 'f32', V: E, Pos: 'i32', O: `rw ${E}` }, `  let c = i % p.D;
   let bh = i / p.D;
   let b = bh / p.H;
   let g = (bh % p.H) / (p.H / p.KV);
   var acc = ${E}(0.0);
   for (var j = firstKey(b); j <= lastKey(b); j++) { acc += S[bh * p.T + u32(j)] * V[((b * p.T + u32(j)) * p.KV + g) * p.D + c]; }
-  O[i] = acc;
-}`,
-    },
-    buffers: [P.buffer, v.buffer, pos.buffer, out.buffer],
-    ...params(B * H * DU),
-    workgroups: grid(Math.ceil((B * H * DU) / WG)),
-  });
-  P.dispose(); // stream-ordered pool: safe once the reading dispatch is encoded
+  O[i] = acc;`).run({ S: probs, V: v, Pos: pos, O: out }, params(B * H * DU), grid(Math.ceil((B * H * DU) / WG)));
+  probs.dispose(); // stream-ordered pool: safe once the reading dispatch is encoded
   return out;
 }

@@ -1,21 +1,23 @@
-// Elementwise unary and binary ops with NumPy broadcasting.
-// One kernel template per arity, specialised on the op, the dtype and the output rank; shapes travel as uniforms.
+// Elementwise unary and binary ops with NumPy broadcasting: y = f(x), z = a ∘ b, and dst += src in place.
+// One kernel per arity, specialised on the op, the dtype and the output rank (shapes travel as uniforms): one
+// invocation per element, or per vec4 when nothing broadcasts — a quarter of the invocations and 16-byte loads.
 import { rt, grid } from '../runtime.ts';
 import { Tensor, type DType, type Shape } from '../tensor.ts';
+import { WG, FLAT_INDEX, defineKernel } from '../kernel.ts';
 
-import { WG, FLAT_INDEX } from '../kernel.ts';
 export { WG, FLAT_INDEX } from '../kernel.ts';
+/** The entry point of a hand-written 1-D kernel; kernels made with defineKernel get theirs from it. */
 export const MAIN_SIG = `@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
 
 export function wgslType(dtype: DType): string {
   return dtype === 'f16' ? 'f16' : dtype;
 }
 
-/** The WGSL preamble a dtype needs: f16 must be enabled, and exists only where the adapter has shader-f16. */
-export function dtypePreamble(op: string, dtype: DType): string {
-  if (dtype !== 'f16') return '';
+/** The WGSL extensions a dtype needs (defineKernel's `enable`): f16 exists only where the adapter has shader-f16. */
+export function dtypeEnable(op: string, dtype: DType): string[] {
+  if (dtype !== 'f16') return [];
   if (!rt().ctx.hasF16) throw new Error(`${op}: f16 tensors need an adapter with shader-f16`);
-  return 'enable f16;';
+  return ['f16'];
 }
 
 /** Same-shape f32 ops with a length divisible by 4 move vec4s: a quarter of the invocations, 16-byte loads. */
@@ -54,13 +56,13 @@ export const BINARY = {
   max: 'max(a, b)',
   min: 'min(a, b)',
   pow: 'pow(a, b)',
-  // comparisons give 0 or 1 in the operands' dtype (T is aliased to it in the kernel), ready for where/maskedFill
-  eq: 'select(T(0), T(1), a == b)',
-  ne: 'select(T(0), T(1), a != b)',
-  lt: 'select(T(0), T(1), a < b)',
-  le: 'select(T(0), T(1), a <= b)',
-  gt: 'select(T(0), T(1), a > b)',
-  ge: 'select(T(0), T(1), a >= b)',
+  // comparisons give 0 or 1 in the operands' dtype (Elem is aliased to it in the kernel), ready for where/maskedFill
+  eq: 'select(Elem(0), Elem(1), a == b)',
+  ne: 'select(Elem(0), Elem(1), a != b)',
+  lt: 'select(Elem(0), Elem(1), a < b)',
+  le: 'select(Elem(0), Elem(1), a <= b)',
+  gt: 'select(Elem(0), Elem(1), a > b)',
+  ge: 'select(Elem(0), Elem(1), a >= b)',
 } as const;
 export type BinaryOp = keyof typeof BINARY;
 
@@ -71,9 +73,7 @@ export function unary(op: UnaryOp, x: Tensor, c = 0): Tensor {
   if (x.dtype !== 'f32' && !INT_UNARY.has(op)) throw new Error(`${op}: needs f32, got ${x.dtype}`);
   if (op === 'neg' && x.dtype === 'u32') throw new Error('neg: u32 has no negation');
   const y = Tensor.empty(x.shape, x.dtype);
-  const T = wgslType(x.dtype);
-  const pre = dtypePreamble(op, x.dtype);
-  const cast = T === 'f32' ? 'p.c' : `${T}(p.c)`;
+  const elem = wgslType(x.dtype);
   const v4 = useVec4(x.dtype, x.size);
   const n = v4 ? x.size / 4 : x.size;
   // the vec4 variant applies the scalar expression to each lane, so every op works unchanged
@@ -84,27 +84,17 @@ export function unary(op: UnaryOp, x: Tensor, c = 0): Tensor {
   Y[i] = o;`
     : `let x = X[i];
   Y[i] = ${UNARY[op]};`;
-  const E = v4 ? 'vec4<f32>' : T;
-  rt().dispatch({
-    kernel: {
-      key: `unary:${op}:${T}${v4 ? ':v4' : ''}`,
-      wgsl: () => `${pre}
-struct P { n: u32, c: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<${E}>;
-@group(0) @binding(2) var<storage, read_write> Y: array<${E}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  const E = v4 ? 'vec4<f32>' : elem;
+  defineKernel({
+    name: `unary:${op}:${elem}${v4 ? ':v4' : ''}`,
+    enable: dtypeEnable(op, x.dtype),
+    params: { n: 'u32', c: 'f32' },
+    bindings: { X: E, Y: `rw ${E}` },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
-  let c = ${cast};
-  ${body}
-}`,
-    },
-    buffers: [x.buffer, y.buffer],
-    params: [n, c],
-    types: 'uf',
-    workgroups: grid(Math.ceil(n / WG)),
-  });
+  let c = ${elem === 'f32' ? 'p.c' : `${elem}(p.c)`};
+  ${body}`,
+  }).run({ X: x, Y: y }, { n, c }, grid(Math.ceil(n / WG)));
   return y;
 }
 
@@ -151,16 +141,27 @@ export function collapseDims(out: number[], strides: number[][]): { out: number[
   return { out: o, strides: s };
 }
 
-/** WGSL that turns flat index `i` into offsets `ia`, `ib` (… for each operand) for a rank-`rank` broadcast. */
-export function indexMath(rank: number, operands: string[]): { fields: string; code: string } {
-  const fields: string[] = [];
-  for (let d = 0; d < rank; d++) fields.push(`d${d}: u32`);
-  for (const o of operands) for (let d = 0; d < rank; d++) fields.push(`${o}${d}: u32`);
+/**
+ * WGSL that turns flat index `i` into offsets `ia`, `ib` (… for each operand) for a rank-`rank` broadcast, with the
+ * uniforms it reads (the output dims d0.., then each operand's strides) and their values from `indexValues`.
+ */
+export function indexMath(rank: number, operands: string[]): { params: Record<string, 'u32'>; code: string } {
+  const params: Record<string, 'u32'> = {};
+  for (let d = 0; d < rank; d++) params[`d${d}`] = 'u32';
+  for (const o of operands) for (let d = 0; d < rank; d++) params[`${o}${d}`] = 'u32';
   const code: string[] = ['var r = i;', ...operands.map((o) => `var i${o} = 0u;`)];
   for (let d = rank - 1; d >= 0; d--) {
     code.push(`{ let c = r % p.d${d}; r = r / p.d${d};${operands.map((o) => ` i${o} += c * p.${o}${d};`).join('')} }`);
   }
-  return { fields: fields.join(', '), code: code.join('\n  ') };
+  return { params, code: code.join('\n  ') };
+}
+
+/** indexMath's uniform values, named as its params: the dims `out`, then each operand's strides in order. */
+export function indexValues(operands: string[], out: number[], strides: number[][]): Record<string, number> {
+  const v: Record<string, number> = {};
+  out.forEach((d, k) => (v[`d${k}`] = d));
+  operands.forEach((o, j) => strides[j]!.forEach((st, k) => (v[`${o}${k}`] = st)));
+  return v;
 }
 
 /** z = a op b with broadcasting. Both operands share a dtype. */
@@ -169,15 +170,12 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   if (op === 'pow' && a.dtype !== 'f32') throw new Error(`pow: needs f32, got ${a.dtype}`);
   const outShape = broadcastShapes(a.shape, b.shape);
   const z = Tensor.empty(outShape, a.dtype);
-  const T = wgslType(a.dtype);
-  const pre = dtypePreamble(op, a.dtype);
+  const elem = wgslType(a.dtype);
   const same = a.size === z.size && b.size === z.size;
   const v4 = same && useVec4(a.dtype, z.size);
   const n = v4 ? z.size / 4 : z.size;
-  const { out, strides } = collapseDims(outShape.length ? outShape : [1], [
-    broadcastStrides(a.shape, outShape.length ? outShape : [1]),
-    broadcastStrides(b.shape, outShape.length ? outShape : [1]),
-  ]);
+  const full = outShape.length ? outShape : [1];
+  const { out, strides } = collapseDims(full, [broadcastStrides(a.shape, full), broadcastStrides(b.shape, full)]);
   const rank = same ? 0 : out.length;
   const im = indexMath(rank, ['a', 'b']);
   // the vec4 variant applies the scalar expression to each lane, so every op works unchanged
@@ -191,27 +189,17 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   let a = A[ia];
   let b = B[ib];
   Z[i] = ${BINARY[op]};`;
-  const E = v4 ? 'vec4<f32>' : T;
-  rt().dispatch({
-    kernel: {
-      key: `binary:${op}:${T}:${v4 ? 'v4' : `r${rank}`}`,
-      wgsl: () => `${pre}
-alias T = ${T};
-struct P { n: u32${rank ? ', ' + im.fields : ''} }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> A: array<${E}>;
-@group(0) @binding(2) var<storage, read> B: array<${E}>;
-@group(0) @binding(3) var<storage, read_write> Z: array<${E}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  const E = v4 ? 'vec4<f32>' : elem;
+  defineKernel({
+    name: `binary:${op}:${elem}:${v4 ? 'v4' : `r${rank}`}`,
+    enable: dtypeEnable(op, a.dtype),
+    params: { n: 'u32', ...im.params },
+    bindings: { A: E, B: E, Z: `rw ${E}` },
+    decls: `alias Elem = ${elem};`,
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
-  ${body}
-}`,
-    },
-    buffers: [a.buffer, b.buffer, z.buffer],
-    params: rank ? [n, ...out, ...strides[0]!, ...strides[1]!] : [n],
-    workgroups: grid(Math.ceil(n / WG)),
-  });
+  ${body}`,
+  }).run({ A: a, B: b, Z: z }, { n, ...indexValues(['a', 'b'], out, strides) }, grid(Math.ceil(n / WG)));
   return z;
 }
 
@@ -230,7 +218,8 @@ export function addInto(dst: Tensor, src: Tensor): void {
     throw new Error(`addInto: shapes differ ([${dst.shape.join(', ')}] += [${src.shape.join(', ')}])`);
   }
   if (dst.size === 0) return;
-  if (src.buffer === dst.buffer) {
+  const buf = (t: Tensor) => { const b = t.binding; return 'buffer' in b ? b.buffer : b; };
+  if (buf(src) === buf(dst)) {
     // one buffer cannot be bound both read and read_write: add a copy instead
     const c = unary('mulScalar', src, 1);
     addInto(dst, c);
@@ -240,22 +229,12 @@ export function addInto(dst: Tensor, src: Tensor): void {
   const v4 = useVec4('f32', dst.size);
   const n = v4 ? dst.size / 4 : dst.size;
   const E = v4 ? 'vec4<f32>' : 'f32';
-  rt().dispatch({
-    kernel: {
-      key: `addInto:${v4 ? 'v4' : 'f32'}`,
-      wgsl: () => `
-struct P { n: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> S: array<${E}>;
-@group(0) @binding(2) var<storage, read_write> D: array<${E}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  defineKernel({
+    name: `addInto:${E}`,
+    params: { n: 'u32' },
+    bindings: { S: E, D: `rw ${E}` },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
-  D[i] += S[i];
-}`,
-    },
-    buffers: [src.buffer, dst.buffer],
-    params: [n],
-    workgroups: grid(Math.ceil(n / WG)),
-  });
+  D[i] += S[i];`,
+  }).run({ S: src, D: dst }, { n }, grid(Math.ceil(n / WG)));
 }

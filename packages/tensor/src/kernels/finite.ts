@@ -1,9 +1,9 @@
 // Counting NaN and ±Infinity on the GPU: what anomaly detection (autograd's detectAnomaly) runs after every op.
 // The test is on the bit pattern (all exponent bits set), not `x != x`: a shader compiler may assume floats are finite
 // and fold `x != x` to false.
-import { rt, grid } from '../runtime.ts';
+import { grid } from '../runtime.ts';
 import { Tensor } from '../tensor.ts';
-import { WG, FLAT_INDEX, MAIN_SIG } from './elementwise.ts';
+import { WG, FLAT_INDEX, defineKernel } from '../kernel.ts';
 
 const EXPONENT = 0x7f800000;
 
@@ -16,24 +16,14 @@ export function countNonFinite(x: Tensor, counts: Tensor, slot = 0): void {
   if (counts.dtype !== 'u32') throw new Error(`countNonFinite: counts must be u32, got ${counts.dtype}`);
   if (!Number.isInteger(slot) || slot < 0 || slot >= counts.size) throw new Error(`countNonFinite: slot ${slot} is outside counts [${counts.size}]`);
   if (x.size === 0) return;
-  rt().dispatch({
-    kernel: {
-      key: 'countNonFinite',
-      wgsl: () => `
-struct P { n: u32, slot: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<u32>;
-@group(0) @binding(2) var<storage, read_write> C: array<atomic<u32>>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  defineKernel({
+    name: 'countNonFinite',
+    params: { n: 'u32', slot: 'u32' },
+    bindings: { X: 'u32', Counts: 'rw atomic<u32>' },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
-  if ((X[i] & ${EXPONENT}u) == ${EXPONENT}u) { atomicAdd(&C[p.slot], 1u); }
-}`,
-    },
-    buffers: [x.buffer, counts.buffer],
-    params: [x.size, slot],
-    workgroups: grid(Math.ceil(x.size / WG)),
-  });
+  if ((X[i] & ${EXPONENT}u) == ${EXPONENT}u) { atomicAdd(&Counts[p.slot], 1u); }`,
+  }).run({ X: x, Counts: counts }, { n: x.size, slot }, grid(Math.ceil(x.size / WG)));
 }
 
 /** The CPU twin: how many values are NaN or ±Infinity. */

@@ -3,7 +3,7 @@
 // a kernel cannot throw, and a bounds check on the host would need a readback.
 import { rt, grid } from '../runtime.ts';
 import { Tensor, BYTES, numel } from '../tensor.ts';
-import { WG, FLAT_INDEX, MAIN_SIG } from './elementwise.ts';
+import { WG, FLAT_INDEX, defineKernel } from '../kernel.ts';
 import { normAxis } from './layout.ts';
 import { zeros } from './misc.ts';
 
@@ -32,17 +32,12 @@ export function take(x: Tensor, idx: Tensor, axis = 0): Tensor {
   const { U, size } = unitFor(inner * BYTES[x.dtype]);
   const innerU = (inner * BYTES[x.dtype]) / size; // row length in units
   const n = outer * M * innerU;
-  rt().dispatch({
-    kernel: {
-      key: `take:${U}:${idx.dtype}`,
-      wgsl: () => `${U === 'f16' ? 'enable f16;' : ''}
-struct P { n: u32, M: u32, inner: u32, N: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<${U}>;
-@group(0) @binding(2) var<storage, read> Idx: array<${idx.dtype}>;
-@group(0) @binding(3) var<storage, read_write> Y: array<${U}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  defineKernel({
+    name: `take:${U}:${idx.dtype}`,
+    enable: U === 'f16' ? ['f16'] : [],
+    params: { n: 'u32', M: 'u32', inner: 'u32', N: 'u32' },
+    bindings: { X: U, Idx: idx.dtype, Y: `rw ${U}` },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   let k = i % p.inner;
   let t = i / p.inner;
@@ -50,13 +45,8 @@ ${MAIN_SIG} {
   let o = t / p.M;
   let id = i32(Idx[m]); // u32 ids past 2^31 turn negative: out of range either way
   if (id < 0 || id >= i32(p.N)) { Y[i] = ${U}(); return; }
-  Y[i] = X[(o * p.N + u32(id)) * p.inner + k];
-}`,
-    },
-    buffers: [x.buffer, idx.buffer, y.buffer],
-    params: [n, M, innerU, N],
-    workgroups: grid(Math.ceil(n / WG)),
-  });
+  Y[i] = X[(o * p.N + u32(id)) * p.inner + k];`,
+  }).run({ X: x, Idx: idx, Y: y }, { n, M, inner: innerU, N }, grid(Math.ceil(n / WG)));
   return y;
 }
 
@@ -89,16 +79,11 @@ export function scatterAddRows(grad: Tensor, ids: Tensor, V: number): Tensor {
   const N = ids.size;
   if (N === 0 || C === 0 || V === 0) return out;
   const links = Tensor.empty([N, 2], 'u32'); // [n] = (1 if n is the first position of its id, next position or N)
-  rt().dispatch({
-    kernel: {
-      key: `scatterLinks:${ids.dtype}`,
-      wgsl: () => `
-struct P { N: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> Ids: array<${ids.dtype}>;
-@group(0) @binding(2) var<storage, read_write> Links: array<u32>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  defineKernel({
+    name: `scatterLinks:${ids.dtype}`,
+    params: { N: 'u32' },
+    bindings: { Ids: ids.dtype, Links: 'rw u32' },
+    body: `${FLAT_INDEX}
   if (i >= p.N) { return; }
   let id = Ids[i];
   var first = 1u;
@@ -106,29 +91,17 @@ ${MAIN_SIG} {
   var next = p.N;
   for (var j = i + 1u; j < p.N; j++) { if (Ids[j] == id) { next = j; break; } }
   Links[2u * i] = first;
-  Links[2u * i + 1u] = next;
-}`,
-    },
-    buffers: [ids.buffer, links.buffer],
-    params: [N],
-    workgroups: grid(Math.ceil(N / WG)),
-  });
+  Links[2u * i + 1u] = next;`,
+  }).run({ Ids: ids, Links: links }, { N }, grid(Math.ceil(N / WG)));
   // columns move as vec4 when C allows: a quarter of the invocations, same per-lane order (still bit-exact)
   const v4 = C % 4 === 0;
   const E = v4 ? 'vec4<f32>' : 'f32';
   const CU = v4 ? C / 4 : C;
-  rt().dispatch({
-    kernel: {
-      key: `scatterSum:${ids.dtype}:${E}`,
-      wgsl: () => `
-struct P { n: u32, C: u32, N: u32, V: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> G: array<${E}>;
-@group(0) @binding(2) var<storage, read> Ids: array<${ids.dtype}>;
-@group(0) @binding(3) var<storage, read> Links: array<u32>;
-@group(0) @binding(4) var<storage, read_write> Out: array<${E}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  defineKernel({
+    name: `scatterSum:${ids.dtype}:${E}`,
+    params: { n: 'u32', C: 'u32', N: 'u32', V: 'u32' },
+    bindings: { G: E, Ids: ids.dtype, Links: 'u32', Out: `rw ${E}` },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   let c = i % p.C;
   let n = i / p.C;
@@ -141,13 +114,8 @@ ${MAIN_SIG} {
     j = Links[2u * j + 1u];
     if (j >= p.N) { break; }
   }
-  Out[u32(id) * p.C + c] = acc;
-}`,
-    },
-    buffers: [grad.buffer, ids.buffer, links.buffer, out.buffer],
-    params: [N * CU, CU, N, V],
-    workgroups: grid(Math.ceil((N * CU) / WG)),
-  });
+  Out[u32(id) * p.C + c] = acc;`,
+  }).run({ G: grad, Ids: ids, Links: links, Out: out }, { n: N * CU, C: CU, N, V }, grid(Math.ceil((N * CU) / WG)));
   links.dispose(); // stream-ordered pool: reuse is safe once the reading dispatch is encoded
   return out;
 }

@@ -4,7 +4,8 @@
 // becomes copyBufferToBuffer instead of a dispatch.
 import { rt, grid } from '../runtime.ts';
 import { Tensor, BYTES, type Shape } from '../tensor.ts';
-import { WG, FLAT_INDEX, MAIN_SIG, broadcastStrides, collapseDims, indexMath } from './elementwise.ts';
+import { WG, FLAT_INDEX, defineKernel } from '../kernel.ts';
+import { broadcastStrides, collapseDims, indexMath, indexValues } from './elementwise.ts';
 
 /** Row-major strides of a shape. */
 export function stridesOf(shape: Shape): number[] {
@@ -62,27 +63,18 @@ export function stridedCopy(
     return;
   }
   const rank = c.out.length;
-  const T = bitsType(src);
+  const bits = bitsType(src);
   const im = indexMath(rank, ['src', 'dst']);
-  rt().dispatch({
-    kernel: {
-      key: `stridedCopy:${T}:r${rank}`,
-      wgsl: () => `${T === 'f16' ? 'enable f16;' : ''}
-struct P { n: u32, srcOff: u32, dstOff: u32, ${im.fields} }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> S: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> D: array<${T}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  defineKernel({
+    name: `stridedCopy:${bits}:r${rank}`,
+    enable: bits === 'f16' ? ['f16'] : [],
+    params: { n: 'u32', srcOff: 'u32', dstOff: 'u32', ...im.params },
+    bindings: { S: bits, D: `rw ${bits}` },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   ${im.code}
-  D[p.dstOff + idst] = S[p.srcOff + isrc];
-}`,
-    },
-    buffers: [src.buffer, dst.buffer],
-    params: [n, srcOffset, dstOffset, ...c.out, ...ss, ...ds],
-    workgroups: grid(Math.ceil(n / WG)),
-  });
+  D[p.dstOff + idst] = S[p.srcOff + isrc];`,
+  }).run({ S: src, D: dst }, { n, srcOff: srcOffset, dstOff: dstOffset, ...indexValues(['src', 'dst'], c.out, [ss, ds]) }, grid(Math.ceil(n / WG)));
 }
 
 /** A new tensor with the same contents. */

@@ -1,7 +1,8 @@
 // Selection, conversion and constructors: where, maskedFill, cast, fill/zeros/ones/fromScalar, arange.
 import { rt, grid } from '../runtime.ts';
 import { Tensor, type DType, type Shape } from '../tensor.ts';
-import { WG, FLAT_INDEX, MAIN_SIG, broadcastShapes, broadcastStrides, collapseDims, indexMath } from './elementwise.ts';
+import { WG, FLAT_INDEX, defineKernel } from '../kernel.ts';
+import { broadcastShapes, broadcastStrides, collapseDims, indexMath, indexValues } from './elementwise.ts';
 import { f16ToBits } from '../cpu/half.ts';
 import { broadcastsTo } from './layout.ts';
 
@@ -13,7 +14,7 @@ function word(op: string, t: Tensor): string {
   }
   return t.dtype;
 }
-const enableF16 = (...types: string[]) => (types.includes('f16') ? 'enable f16;' : '');
+const enableF16 = (...types: string[]) => (types.includes('f16') ? ['f16'] : []);
 
 // ---- constructors ------------------------------------------------------------------------------------------------
 
@@ -45,23 +46,14 @@ export function fill(shape: Shape, value: number, dtype: DType = 'f32'): Tensor 
   const v4 = y.buffer.size >= Math.ceil(words / 4) * 16;
   const n = v4 ? Math.ceil(words / 4) : words;
   const E = v4 ? 'vec4<u32>' : 'u32';
-  rt().dispatch({
-    kernel: {
-      key: `fill:${E}`,
-      wgsl: () => `
-struct P { n: u32, word: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> Y: array<${E}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  defineKernel({
+    name: `fill:${E}`,
+    params: { n: 'u32', word: 'u32' },
+    bindings: { Y: `rw ${E}` },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
-  Y[i] = ${E}(p.word);
-}`,
-    },
-    buffers: [y.buffer],
-    params: [n, fillWord(value, dtype)],
-    workgroups: grid(Math.ceil(n / WG)),
-  });
+  Y[i] = ${E}(p.word);`,
+  }).run({ Y: y }, { n, word: fillWord(value, dtype) }, grid(Math.ceil(n / WG)));
   return y;
 }
 
@@ -76,23 +68,14 @@ export function arange(n: number, dtype: DType = 'i32'): Tensor {
   if (dtype === 'f16') throw new Error('arange: f16 is not supported (cast an f32 arange)');
   const y = Tensor.empty([n], dtype);
   if (n === 0) return y;
-  rt().dispatch({
-    kernel: {
-      key: `arange:${dtype}`,
-      wgsl: () => `
-struct P { n: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> Y: array<${dtype}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  defineKernel({
+    name: `arange:${dtype}`,
+    params: { n: 'u32' },
+    bindings: { Y: `rw ${dtype}` },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
-  Y[i] = ${dtype}(i);
-}`,
-    },
-    buffers: [y.buffer],
-    params: [n],
-    workgroups: grid(Math.ceil(n / WG)),
-  });
+  Y[i] = ${dtype}(i);`,
+  }).run({ Y: y }, { n }, grid(Math.ceil(n / WG)));
   return y;
 }
 
@@ -109,28 +92,17 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
   const rank = out.length;
   const im = indexMath(rank, ['c', 'a', 'b']);
   const C = cond.dtype;
-  const T = word('where', a);
-  rt().dispatch({
-    kernel: {
-      key: `where:${C}:${T}:r${rank}`,
-      wgsl: () => `${enableF16(T)}
-struct P { n: u32, ${im.fields} }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> Cond: array<${C}>;
-@group(0) @binding(2) var<storage, read> A: array<${T}>;
-@group(0) @binding(3) var<storage, read> B: array<${T}>;
-@group(0) @binding(4) var<storage, read_write> Y: array<${T}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  const elem = word('where', a);
+  defineKernel({
+    name: `where:${C}:${elem}:r${rank}`,
+    enable: enableF16(elem),
+    params: { n: 'u32', ...im.params },
+    bindings: { Cond: C, A: elem, B: elem, Y: `rw ${elem}` },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   ${im.code}
-  Y[i] = select(B[ib], A[ia], Cond[ic] != ${C}(0));
-}`,
-    },
-    buffers: [cond.buffer, a.buffer, b.buffer, y.buffer],
-    params: [y.size, ...out, ...strides.flat()],
-    workgroups: grid(Math.ceil(y.size / WG)),
-  });
+  Y[i] = select(B[ib], A[ia], Cond[ic] != ${C}(0));`,
+  }).run({ Cond: cond, A: a, B: b, Y: y }, { n: y.size, ...indexValues(['c', 'a', 'b'], out, strides) }, grid(Math.ceil(y.size / WG)));
   return y;
 }
 
@@ -147,31 +119,20 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   const rank = out.length;
   const im = indexMath(rank, ['m']);
   const M = mask.dtype;
-  const T = word('maskedFill', x);
+  const elem = word('maskedFill', x);
   // the fill value travels as f32 for floats, as the integer itself for i32/u32
-  const [vType, vExpr] = T === 'i32' ? ['i32', 'p.v'] : T === 'u32' ? ['u32', 'p.v'] : ['f32', `${T}(p.v)`];
-  if (vType !== 'f32' && !Number.isInteger(value)) throw new Error(`maskedFill: ${value} is not a ${T} value`);
-  rt().dispatch({
-    kernel: {
-      key: `maskedFill:${M}:${T}:r${rank}`,
-      wgsl: () => `${enableF16(T)}
-struct P { n: u32, v: ${vType}, ${im.fields} }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<${T}>;
-@group(0) @binding(2) var<storage, read> Mask: array<${M}>;
-@group(0) @binding(3) var<storage, read_write> Y: array<${T}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  const [vType, vExpr] = elem === 'i32' ? (['i32', 'p.v'] as const) : elem === 'u32' ? (['u32', 'p.v'] as const) : (['f32', `${elem}(p.v)`] as const);
+  if (vType !== 'f32' && !Number.isInteger(value)) throw new Error(`maskedFill: ${value} is not a ${elem} value`);
+  defineKernel({
+    name: `maskedFill:${M}:${elem}:r${rank}`,
+    enable: enableF16(elem),
+    params: { n: 'u32', v: vType, ...im.params },
+    bindings: { X: elem, Mask: M, Y: `rw ${elem}` },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   ${im.code}
-  Y[i] = select(X[i], ${vExpr}, Mask[im] != ${M}(0));
-}`,
-    },
-    buffers: [x.buffer, mask.buffer, y.buffer],
-    params: [y.size, value, ...out, ...strides[0]!],
-    types: 'u' + vType[0] + 'u'.repeat(2 * rank),
-    workgroups: grid(Math.ceil(y.size / WG)),
-  });
+  Y[i] = select(X[i], ${vExpr}, Mask[im] != ${M}(0));`,
+  }).run({ X: x, Mask: mask, Y: y }, { n: y.size, v: value, ...indexValues(['m'], out, strides) }, grid(Math.ceil(y.size / WG)));
   return y;
 }
 
@@ -204,23 +165,13 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   Y[i] = pack2x16float(vec2<f32>(a, b));`
     : `let e = i;
   Y[i] = ${conv(read)};`;
-  rt().dispatch({
-    kernel: {
-      key: `cast:${from}:${dtype}`,
-      wgsl: () => `
-struct P { n: u32, count: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<${from === 'f16' ? 'u32' : from}>;
-@group(0) @binding(2) var<storage, read_write> Y: array<${toF16 ? 'u32' : dtype}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  defineKernel({
+    name: `cast:${from}:${dtype}`,
+    params: { n: 'u32', count: 'u32' },
+    bindings: { X: from === 'f16' ? 'u32' : from, Y: `rw ${toF16 ? 'u32' : dtype}` },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
-  ${body}
-}`,
-    },
-    buffers: [x.buffer, y.buffer],
-    params: [n, x.size],
-    workgroups: grid(Math.ceil(n / WG)),
-  });
+  ${body}`,
+  }).run({ X: x, Y: y }, { n, count: x.size }, grid(Math.ceil(n / WG)));
   return y;
 }

@@ -9,7 +9,8 @@
 // too (20× faster for short rows; bench/README.md).
 import { rt, grid } from '../runtime.ts';
 import { Tensor, numel, type DType, type Shape } from '../tensor.ts';
-import { WG, FLAT_INDEX, MAIN_SIG, wgslType } from './elementwise.ts';
+import { WG, FLAT_INDEX, defineKernel, treeReduce } from '../kernel.ts';
+import { wgslType } from './elementwise.ts';
 import { stridedCopy, broadcastsTo } from './layout.ts';
 import { fill } from './misc.ts';
 
@@ -54,102 +55,81 @@ function checkDtype(op: string, x: Tensor, allowed: DType[]): void {
 // ---- the two kernels -------------------------------------------------------------------------------------------
 
 /** The final write: a mean scales its f32 sum; everything else is stored as is. */
-function finish(op: ReduceOp, T: string): string {
-  return op === 'sum' && T === 'f32' ? 'v * p.scale' : 'v';
+function finish(op: ReduceOp, elem: string): string {
+  return op === 'sum' && elem === 'f32' ? 'v * p.scale' : 'v';
 }
 
-// Per-op pieces of the row kernel: the per-thread start, the fold of one element k, the tree step, the final write.
-// argmax carries (value, index) pairs and keeps the smaller index on ties, so it returns the first maximum.
-function rowParts(op: ReduceOp, T: string) {
+// Per-op pieces of the row kernel: the per-thread start, the fold of one element k, the tree step folding slot
+// lid.x + h into lid.x, the final write. argmax carries (value, index) pairs and keeps the smaller index on ties, so
+// it returns the first maximum.
+function rowParts(op: ReduceOp, elem: string) {
   if (op === 'argmax') {
     return {
-      shared: `var<workgroup> sh: array<${T}, W>;\nvar<workgroup> si: array<u32, W>;`,
+      shared: `var<workgroup> sh: array<${elem}, W>;\nvar<workgroup> si: array<u32, W>;`,
       init: 'var acc = X[start];\n  var ai = 0u;',
       fold: 'let v = X[k]; if (v > acc) { acc = v; ai = k - start; }',
       store: 'sh[lid.x] = acc; si[lid.x] = ai;',
-      step: 'let a = sh[lid.x]; let b = sh[lid.x + h]; let ia = si[lid.x]; let ib = si[lid.x + h];\n      if (b > a || (b == a && ib < ia)) { sh[lid.x] = b; si[lid.x] = ib; }',
+      step: (h: string) => `let a = sh[lid.x]; let b = sh[lid.x + ${h}]; let ia = si[lid.x]; let ib = si[lid.x + ${h}];
+      if (b > a || (b == a && ib < ia)) { sh[lid.x] = b; si[lid.x] = ib; }`,
       write: 'Y[w] = i32(si[0]);',
     };
   }
   const c = (a: string, b: string) => (op === 'sum' ? `${a} + ${b}` : `max(${a}, ${b})`);
   return {
-    shared: `var<workgroup> sh: array<${T}, W>;`,
+    shared: `var<workgroup> sh: array<${elem}, W>;`,
     // max starts from the chunk's first element (repeats are harmless); sum from zero
-    init: `var acc = ${op === 'sum' ? `${T}(0)` : 'X[start]'};`,
+    init: `var acc = ${op === 'sum' ? `${elem}(0)` : 'X[start]'};`,
     fold: `acc = ${c('acc', 'X[k]')};`,
     store: 'sh[lid.x] = acc;',
-    step: `sh[lid.x] = ${c('sh[lid.x]', 'sh[lid.x + h]')};`,
-    write: `let v = sh[0]; Y[w] = ${finish(op, T)};`,
+    step: (h: string) => `sh[lid.x] = ${c('sh[lid.x]', `sh[lid.x + ${h}]`)};`,
+    write: `let v = sh[0]; Y[w] = ${finish(op, elem)};`,
   };
 }
 
 // x: [rows, K] -> y: [rows, S]; workgroup w reduces row w / S, elements [s·chunk, min(K, (s+1)·chunk)) with s = w % S.
 function rowPass(op: ReduceOp, x: Tensor, y: Tensor, rows: number, K: number, S: number, chunk: number, scale: number): void {
-  const T = wgslType(x.dtype);
+  const elem = wgslType(x.dtype);
   const W = K <= 256 ? 64 : 256;
-  const r = rowParts(op, T);
-  rt().dispatch({
-    kernel: {
-      key: `reduceRows:${op}:${T}:w${W}`,
-      wgsl: () => `
-const W = ${W}u;
-struct P { rows: u32, K: u32, S: u32, chunk: u32, scale: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> Y: array<${op === 'argmax' ? 'i32' : T}>;
-${r.shared}
-@compute @workgroup_size(W) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let w = wid.y * nwg.x + wid.x;
+  const r = rowParts(op, elem);
+  defineKernel({
+    name: `reduceRows:${op}:${elem}:w${W}`,
+    workgroupSize: [W],
+    params: { rows: 'u32', K: 'u32', S: 'u32', chunk: 'u32', scale: 'f32' },
+    bindings: { X: elem, Y: `rw ${op === 'argmax' ? 'i32' : elem}` },
+    decls: `const W = ${W}u;\n${r.shared}`,
+    body: `  let w = wid.y * nwg.x + wid.x;
   if (w >= p.rows * p.S) { return; } // uniform per workgroup, so the barriers below stay legal
   let row = w / p.S;
-  let s = w % p.S;
-  let start = row * p.K + s * p.chunk;
-  let end = row * p.K + min(p.K, s * p.chunk + p.chunk);
+  let part = w % p.S;
+  let start = row * p.K + part * p.chunk;
+  let end = row * p.K + min(p.K, part * p.chunk + p.chunk);
   ${r.init}
   for (var k = start + lid.x; k < end; k += W) { ${r.fold} }
   ${r.store}
-  workgroupBarrier();
-  for (var h = W / 2u; h > 0u; h >>= 1u) {
-    if (lid.x < h) {
-      ${r.step}
-    }
-    workgroupBarrier();
-  }
-  if (lid.x == 0u) { ${r.write} }
-}`,
-    },
-    buffers: [x.buffer, y.buffer],
-    params: [rows, K, S, chunk, scale],
-    types: 'uuuuf',
-    workgroups: grid(rows * S),
-  });
+  ${treeReduce(W, 'lid.x', r.step)}
+  if (lid.x == 0u) { ${r.write} }`,
+  }).run({ X: x, Y: y }, { rows, K, S, chunk, scale }, grid(rows * S));
 }
 
 // x: [outer, K, inner] -> y: [outer, S, inner]; invocation (o, s, j) loops k over [s·chunk, min(K, (s+1)·chunk)).
 function columnPass(op: ReduceOp, x: Tensor, y: Tensor, outer: number, K: number, inner: number, S: number, chunk: number, scale: number): void {
-  const T = wgslType(x.dtype);
-  const OT = op === 'argmax' ? 'i32' : T;
+  const elem = wgslType(x.dtype);
   const body =
     op === 'argmax'
       ? `var best = X[idx];
   var bi = 0u;
   for (var k = k0 + 1u; k < k1; k++) { idx += p.inner; let v = X[idx]; if (v > best) { best = v; bi = k; } }
   Y[i] = i32(bi);`
-      : `var acc = ${op === 'sum' ? `${T}(0)` : 'X[idx]'};
+      : `var acc = ${op === 'sum' ? `${elem}(0)` : 'X[idx]'};
   for (var k = k0; k < k1; k++) { acc = ${op === 'sum' ? 'acc + X[idx]' : 'max(acc, X[idx])'}; idx += p.inner; }
   let v = acc;
-  Y[i] = ${finish(op, T)};`;
+  Y[i] = ${finish(op, elem)};`;
   const n = outer * S * inner;
-  rt().dispatch({
-    kernel: {
-      key: `reduceColumns:${op}:${T}`,
-      wgsl: () => `
-struct P { n: u32, K: u32, S: u32, chunk: u32, inner: u32, scale: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> Y: array<${OT}>;
-${MAIN_SIG} {
-  ${FLAT_INDEX}
+  defineKernel({
+    name: `reduceColumns:${op}:${elem}`,
+    params: { n: 'u32', K: 'u32', S: 'u32', chunk: 'u32', inner: 'u32', scale: 'f32' },
+    bindings: { X: elem, Y: `rw ${op === 'argmax' ? 'i32' : elem}` },
+    body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   let j = i % p.inner;
   let t = i / p.inner;
@@ -158,14 +138,8 @@ ${MAIN_SIG} {
   let k0 = s * p.chunk;
   let k1 = min(p.K, k0 + p.chunk);
   var idx = (o * p.K + k0) * p.inner + j;
-  ${body}
-}`,
-    },
-    buffers: [x.buffer, y.buffer],
-    params: [n, K, S, chunk, inner, scale],
-    types: 'uuuuuf',
-    workgroups: grid(Math.ceil(n / WG)),
-  });
+  ${body}`,
+  }).run({ X: x, Y: y }, { n, K, S, chunk, inner, scale }, grid(Math.ceil(n / WG)));
 }
 
 /** Reduce x viewed as [outer, K, inner] into y ([outer, inner] elements), splitting K when there are few outputs. */
