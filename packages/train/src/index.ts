@@ -35,3 +35,4 @@ export { runTraining, describe } from './trainer.ts';
 export { resolveOptions, RECIPES, BASE_DEFAULTS, defaultModelDir, defaultDataDir, type TrainOptions } from './options.ts';
 export { writeRunReport, evalSummary, type RunSummary, type EvalSummary } from './report.ts';
 export { modelCard } from './model-card.ts';
+export { prepareKernels, tuneCachePath, type PrepareKernelsOptions } from './tuning.ts';

@@ -88,6 +88,8 @@ export class AdamW {
   private mWhole: Tensor | null = null;
   private vWhole: Tensor | null = null;
   private readonly packed: { params: Tensor; grads: Tensor } | null;
+  /** in packed mode, each parameter's gradient view of packed.grads (the update reads the buffer, not p.grad) */
+  private gradViews: (Tensor | null)[] = [];
   private partials: Tensor;
   /** [global grad norm before clipping, clip factor] of the last step, on the GPU */
   readonly norm: Tensor;
@@ -112,6 +114,7 @@ export class AdamW {
       }
       [this.m, this.v] = [m.views.map(keep), v.views.map(keep)];
       [this.mWhole, this.vWhole] = [keep(m.whole), keep(v.whole)];
+      this.gradViews = params.map((p) => p.grad);
     } else {
       this.m = params.map((p) => keep(fill(p.shape, 0)));
       this.v = params.map((p) => keep(fill(p.shape, 0)));
@@ -127,6 +130,9 @@ export class AdamW {
     const maxNorm = Number.isFinite(this.maxGradNorm) ? this.maxGradNorm : 0;
     const step = { lr: this.lr, b1, b2, eps: this.eps, wd: this.weightDecay, bc1: 1 - b1 ** this.step, bc2sqrt: Math.sqrt(1 - b2 ** this.step) };
     if (this.packed) {
+      // the kernel reads the packed buffer: a gradient that left it (p.zeroGrad() frees the view) would be ignored silently
+      const moved = this.params.findIndex((p, i) => p.grad !== this.gradViews[i]);
+      if (moved >= 0) throw new Error(`AdamW: ${this.params[moved]!.name ?? `parameter ${moved}`}'s gradient is no longer its view of the packed buffer: zero gradients with opt.zeroGrad(), not Var.zeroGrad()`);
       const { params: W, grads: G } = this.packed;
       SUMSQ.run({ G, S: this.partials }, { n: G.size, slot: 0 }, [SUMSQ_PARTS]);
       NORM.run({ S: this.partials, N: this.norm }, { count: SUMSQ_PARTS, maxNorm }, [1]);
