@@ -3,7 +3,7 @@
 // Saved keys drop the adapter name (base_model.model.<path>.lora_A.weight), as PEFT's save_pretrained does; tensors are
 // written F32. Loading accepts any plain-LoRA PEFT adapter for Llama/Mistral (tensors F32/BF16/F16/F64) and checks it
 // against the model before touching the GPU: every key expected and nothing else, every shape agreeing with r and
-// with its layer, no file reached through a symlink that leaves the directory.
+// with its layer, every value finite, no file reached through a symlink that leaves the directory.
 import { nodeApi } from '@dawngrad/tensor';
 import {
   SafetensorsFile,
@@ -11,6 +11,7 @@ import {
   writeFileAtomic,
   readSourceJson,
   toSource,
+  checkFinite,
   type FileSource,
   type MistralForCausalLM,
   type SafeDType,
@@ -139,7 +140,9 @@ export async function readAdapter(from: string | FileSource, model: MistralForCa
               `(r = ${r}; ${l.path} is [${l.outFeatures}, ${l.inFeatures}])`,
           );
         }
-        got[f === 'A' ? 'a' : 'b'] = (await file.readTensor(key)).data as Float32Array;
+        const data = (await file.readTensor(key)).data as Float32Array;
+        checkFinite(data, key, `adapter ${wPath}`); // a NaN here merges and evaluates without a word otherwise
+        got[f === 'A' ? 'a' : 'b'] = data;
         dtypes.set(key, info.dtype);
       }
       factors.set(l.path, got as LoraFactors);

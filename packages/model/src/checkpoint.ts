@@ -1,12 +1,14 @@
 // A checkpoint = one model.safetensors, or model.safetensors.index.json whose weight_map names each tensor's shard.
 // Both are opened as a TensorReader, so the model loader does not care which it got; the files come from a folder on
-// disk, a URL or picked files (a FileSource).
+// disk, a URL or picked files (a FileSource). modelFingerprint identifies a model directory's weights without reading
+// them all (a training checkpoint records it to refuse a resume on others).
 import { nodeApi } from '@dawngrad/tensor';
 import { SafetensorsFile, type LoadedTensor, type TensorInfo, type TensorReader } from './safetensors.ts';
-import { INDEX_FILE, SINGLE_WEIGHTS_FILE, checkRelativeName } from './files.ts';
+import { CONFIG_FILE, INDEX_FILE, SINGLE_WEIGHTS_FILE, checkRelativeName } from './files.ts';
 import { dirSource, readSourceJson, type FileSource } from './sources.ts';
 
-const { existsSync, statSync } = nodeApi.fs;
+const { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, readdirSync, statSync } = nodeApi.fs;
+const { createHash } = nodeApi.crypto;
 const { basename, dirname, join } = nodeApi.path;
 
 /** The shards of a sharded checkpoint behind one TensorReader. */
@@ -147,4 +149,45 @@ export async function openCheckpoint(path: string | FileSource): Promise<TensorR
     return hasSingle ? SafetensorsFile.open(single) : ShardedCheckpoint.open(index);
   }
   return path.endsWith('.index.json') ? ShardedCheckpoint.open(path) : SafetensorsFile.open(path);
+}
+
+// blocks of the data section hashed per weights file: any retrained or re-exported weights change some of them
+const SAMPLED_BLOCKS = 16;
+const BLOCK_BYTES = 4096;
+
+/**
+ * A cheap identity of the model in `dir`: config.json's hash, and for each weights file (model.safetensors, or the index
+ * and its shards) its size and a SHA-256 over its safetensors header (every name, dtype, shape and offset) and 16
+ * evenly spaced 4 KiB blocks of its data — about 64 KiB read per file. Two directories with equal fingerprints hold the
+ * same model for any practical purpose; a changed value (file -> "size, hash") means different weights or config.
+ */
+export function modelFingerprint(dir: string): Record<string, string> {
+  const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex').slice(0, 16);
+  const out: Record<string, string> = {};
+  out[CONFIG_FILE] = sha(readFileSync(join(dir, CONFIG_FILE)));
+  const files = readdirSync(dir).filter((f) => f.endsWith('.safetensors') || f === INDEX_FILE).sort();
+  for (const f of files) {
+    const fd = openSync(join(dir, f), 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const h = createHash('sha256');
+      const read = (pos: number, n: number) => {
+        const b = new Uint8Array(Math.max(0, Math.min(n, size - pos)));
+        readSync(fd, b, 0, b.length, pos);
+        return b;
+      };
+      if (f === INDEX_FILE) h.update(read(0, size));
+      else {
+        const head = read(0, 8);
+        const n = head.length === 8 ? Number(new DataView(head.buffer).getBigUint64(0, true)) : 0;
+        const start = Math.min(size, 8 + n);
+        h.update(head).update(read(8, start - 8)); // the header (a damaged one is the loader's to refuse)
+        for (let k = 0; k < SAMPLED_BLOCKS; k++) h.update(read(start + Math.floor(((size - start) * k) / SAMPLED_BLOCKS), BLOCK_BYTES));
+      }
+      out[f] = `${size} bytes, ${h.digest('hex').slice(0, 16)}`;
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 // From a Hugging Face model directory to a model on the GPU: config, checkpoint validation, streaming upload
-// (one tensor in JS memory at a time), frozen parameters by default.
+// (one tensor in JS memory at a time, each checked for NaN/Inf on the way), frozen parameters by default.
 import { Tensor, rt, ref } from '@dawngrad/tensor';
 import { Var, constant } from '@dawngrad/autograd';
 import { loadConfigFrom, validateCheckpoint, expectedParameters, type ModelConfig } from './config.ts';
@@ -76,11 +76,30 @@ export async function loadModel(from: string | FileSource, opts: LoadOptions = {
     const wanted = expectedParameters(cfg).map((p) => p.name);
     for await (const t of ckpt.tensors(wanted)) {
       if (!(t.data instanceof Float32Array)) throw new Error(`${dir}: ${t.name} is not a floating-point tensor`);
+      checkFinite(t.data, t.name, `model ${dir}`);
       const f16 = mixed && storedAsF16(t.name);
       weights.set(t.name, f16 ? Tensor.fromArray(toF16Weight(t.data, t.name, `model ${dir}`), t.shape, 'f16') : Tensor.fromArray(t.data, t.shape, 'f32'));
     }
     return buildModel(cfg, weights);
   } finally {
     await ckpt.close();
+  }
+}
+
+/**
+ * Refuse weights holding NaN or ±Inf, naming the tensor and how many: a model (or adapter) computed from them gives
+ * NaN logits that evaluate to a normal-looking confusion matrix. `source` names the file or directory in the message.
+ */
+export function checkFinite(data: ArrayLike<number>, name: string, source: string): void {
+  let bad = 0;
+  let first = 0;
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]!)) {
+      if (bad === 0) first = data[i]!;
+      bad++;
+    }
+  }
+  if (bad > 0) {
+    throw new Error(`${source}: ${name} holds ${bad} non-finite value${bad > 1 ? 's' : ''} (the first: ${first}) of ${data.length}; these weights are damaged`);
   }
 }

@@ -45,7 +45,9 @@ export function encodeTensor(name: string, t: TensorToWrite, data: TensorData): 
     case 'BF16':
       return bytes(data instanceof Uint16Array ? data : f32ToBf16(asF32()));
     case 'F16':
-      return bytes(data instanceof Uint16Array ? data : f32ToF16(asF32()));
+      if (data instanceof Uint16Array) return bytes(data);
+      checkF16Range(name, asF32());
+      return bytes(f32ToF16(asF32()));
     case 'I32':
       if (data instanceof Int32Array) return bytes(data);
       ints(-2147483648, 2147483647);
@@ -59,6 +61,22 @@ export function encodeTensor(name: string, t: TensorToWrite, data: TensorData): 
     }
     default:
       throw new Error(`writeSafetensors: tensor "${name}": unsupported dtype ${JSON.stringify(t.dtype)}`);
+  }
+}
+
+/** Refuse finite values that f16 would round to ±Inf (|x| ≥ 65520), naming the tensor: silently writing Inf loses them. */
+function checkF16Range(name: string, a: Float32Array): void {
+  let n = 0;
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = Math.abs(a[i]!);
+    if (x >= 65520 && x !== Infinity) {
+      n++;
+      worst = Math.max(worst, x);
+    }
+  }
+  if (n > 0) {
+    throw new Error(`writeSafetensors: tensor "${name}" holds ${n} value${n > 1 ? 's' : ''} outside f16's range (up to ${worst.toExponential(3)}; f16's largest is 65504): write it as bf16 or f32`);
   }
 }
 

@@ -60,6 +60,7 @@ export class HfTokenizer {
    * @param chatTemplateFile text of chat_template.jinja, used when tokenizer_config has no chat_template
    */
   constructor(tokenizerJson: Json, tokenizerConfig: Json, source = 'tokenizer', chatTemplateFile: string | null = null) {
+    checkTokenizerModel(tokenizerJson, source);
     try {
       this.tok = new Tokenizer(tokenizerJson, tokenizerConfig);
     } catch (e) {
@@ -120,12 +121,9 @@ export class HfTokenizer {
     if (!existsSync(tj)) throw new Error(`model directory ${dir}: no ${TOKENIZER_FILE}`);
     const tc = join(dir, TOKENIZER_CONFIG_FILE);
     const ct = join(dir, CHAT_TEMPLATE_FILE);
-    return new HfTokenizer(
-      readJsonObject(tj, 'tokenizer'),
-      existsSync(tc) ? readJsonObject(tc, 'tokenizer config') : {},
-      dir,
-      existsSync(ct) ? readFileSync(ct, 'utf8') : null,
-    );
+    const json = readJsonObject(tj, 'tokenizer');
+    checkTokenizerModel(json, tj); // here, so the message names the file rather than the directory
+    return new HfTokenizer(json, existsSync(tc) ? readJsonObject(tc, 'tokenizer config') : {}, dir, existsSync(ct) ? readFileSync(ct, 'utf8') : null);
   }
 
   /** The same files from a FileSource: a URL or picked files in a browser, or dirSource(dir) in Node. */
@@ -171,6 +169,25 @@ export class HfTokenizer {
     if (!this.chatTemplate) throw new Error('applyChatTemplate: this tokenizer has no chat_template');
     return this.chatTemplate.render(messages, opts);
   }
+}
+
+/** The tokenizer models @huggingface/tokenizers builds as transformers does. */
+const TOKENIZER_MODELS = ['BPE', 'WordPiece', 'Unigram'];
+
+/**
+ * Refuse a tokenizer.json whose model would turn every text into <unk>: an empty vocabulary, or a `model.type` the
+ * library does not know (it would fall back to a guess). An untyped model is left to the library, as transformers does.
+ */
+function checkTokenizerModel(json: Json, source: string): void {
+  const model = json.model;
+  if (typeof model !== 'object' || model === null || Array.isArray(model)) throw new Error(`${source}: "model" must be an object`);
+  const m = model as Json;
+  if (m.type !== undefined && !TOKENIZER_MODELS.includes(m.type as string)) {
+    throw new Error(`${source}: model.type ${JSON.stringify(m.type)} is not supported (supported: ${TOKENIZER_MODELS.join(', ')})`);
+  }
+  const vocab = m.vocab;
+  const size = Array.isArray(vocab) ? vocab.length : typeof vocab === 'object' && vocab !== null ? Object.keys(vocab).length : 0;
+  if (size === 0) throw new Error(`${source}: model.vocab is empty (every text would become <unk>); the tokenizer file is damaged`);
 }
 
 /** Refuse a tokenizer that can produce ids the model's embedding has no row for. Returns the unused row count. */

@@ -5,7 +5,7 @@
 // batch carries that common prefix once ([1, P]) and only each row's suffix ([B, T - P]): the model runs the prefix a
 // single time and lets the suffixes attend to it (MistralForCausalLM, Batch.prefix), same loss, ~a third fewer rows.
 import { Tensor } from '@dawngrad/tensor';
-import { MIN_SHARED_PREFIX, commonPrefixLength } from '@dawngrad/model';
+import { MIN_SHARED_PREFIX, commonPrefixLength, type ModelConfig } from '@dawngrad/model';
 import type { Example } from './prompts.ts';
 import { mulberry32, shuffleInPlace } from './rng.ts';
 
@@ -122,4 +122,43 @@ export function epochBatches(examples: readonly Example[], epoch: number, o: Ord
 
 function len(e: Example): number {
   return e.prompt.length + e.answer.length;
+}
+
+// ---- will a batch fit the device? ----------------------------------------------------------------------------------
+
+/**
+ * The largest single GPU buffer one forward + backward over B rows of T tokens makes, in bytes, and what it is: the
+ * attention scores [B, H, T, T] (they grow with T²), the MLP activations [B*T, I] or a projection [B*T, max(C, H*D)].
+ * Generation's KV cache [B, T, KV, D] is never larger than the projections; logits are only made at a few rows.
+ */
+export function largestBatchBuffer(cfg: ModelConfig, B: number, T: number): { bytes: number; what: string } {
+  const H = cfg.numAttentionHeads;
+  const parts: [number, string][] = [
+    [B * H * T * T, `its attention scores [${B}, ${H}, ${T}, ${T}]`],
+    [B * T * cfg.intermediateSize, `its MLP activations [${B * T}, ${cfg.intermediateSize}]`],
+    [B * T * Math.max(cfg.hiddenSize, H * cfg.headDim), `its projections [${B * T}, ${Math.max(cfg.hiddenSize, H * cfg.headDim)}]`],
+  ];
+  const [n, what] = parts.reduce((a, b) => (b[0] > a[0] ? b : a));
+  return { bytes: 4 * n, what }; // f32
+}
+
+/**
+ * Refuse, before any step runs, a batch of B rows of up to T tokens whose largest buffer is over the adapter's
+ * `limit` (maxStorageBufferBindingSize), saying which --max-length or batch size would fit. `rows` names the rows
+ * ("training row"), `batchFlag` the flag that sets B.
+ */
+export function checkBatchFits(cfg: ModelConfig, limit: number, B: number, T: number, rows: string, batchFlag: string): void {
+  const need = largestBatchBuffer(cfg, B, T);
+  if (need.bytes <= limit) return;
+  let t = T;
+  while (t > 1 && largestBatchBuffer(cfg, B, t).bytes > limit) t--;
+  let b = B;
+  while (b > 1 && largestBatchBuffer(cfg, b, T).bytes > limit) b--;
+  const mib = (x: number) => `${(x / 2 ** 20).toFixed(0)} MiB`;
+  const fixes = [largestBatchBuffer(cfg, B, t).bytes <= limit ? `--max-length ${t}` : null,
+    largestBatchBuffer(cfg, b, T).bytes <= limit ? `${batchFlag} ${b}` : null].filter(Boolean);
+  throw new Error(
+    `the longest ${rows} has ${T} tokens: at ${batchFlag} ${B} ${need.what} need ${mib(need.bytes)}, over this adapter's ` +
+      `maxStorageBufferBindingSize (${mib(limit)})` + (fixes.length ? `; use ${fixes.join(' or ')}` : ''),
+  );
 }

@@ -1,10 +1,12 @@
 // Training checkpoints: the adapter, the optimiser's moments and the trainer's position (step, epoch, batch within
 // the epoch, seed), written into a temporary directory and renamed into place — a run directory never holds a
-// half-written checkpoint, and a kill at any moment leaves the previous one intact.
+// half-written checkpoint, and a kill at any moment leaves the previous one intact. A checkpoint also records the
+// options that fix the run's trajectory and a fingerprint of the base model, so a --resume that would silently
+// continue a different run is refused. The run directory itself (who may write it, and when) is run-dir.ts.
 import { mkdir, rename, rm, writeFile, readFile, open } from 'node:fs/promises';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, dirname, basename, resolve } from 'node:path';
-import { writeSafetensors, SafetensorsFile } from '@dawngrad/model';
+import { writeSafetensors, SafetensorsFile, modelFingerprint } from '@dawngrad/model';
 import type { TrainOptions } from './options.ts';
 
 export interface TrainerState {
@@ -19,6 +21,8 @@ export interface TrainerState {
   bestValF1: number | null;
   /** the options that shape the trajectory (see trajectoryOptions); a resume with other values is refused */
   options?: Record<string, unknown>;
+  /** the base model's fingerprint (modelFingerprint: file sizes, header and sampled-data hashes); a resume on other weights is refused */
+  model?: Record<string, string>;
 }
 
 /** Options a resumed run must share with the run it continues: they fix the data order and the adapter's shape. */
@@ -48,9 +52,21 @@ export function checkResumeOptions(o: TrainOptions, state: TrainerState, runDir:
   return TUNABLE.filter((k) => was(k) !== JSON.stringify(now[k])).map((k) => `resuming with ${k} = ${JSON.stringify(now[k])} (was ${was(k)})`);
 }
 
-/** The trainer state of the checkpoint in `runDir` (after requireCheckpoint). */
+/** Refuse a --resume whose base model is not the one the checkpoint was trained on (same path, other weights or config). */
+export function checkResumeModel(modelDir: string, state: TrainerState, runDir: string): void {
+  if (!state.model) return; // a checkpoint from before fingerprints were recorded
+  const now = modelFingerprint(modelDir);
+  const files = [...new Set([...Object.keys(state.model), ...Object.keys(now)])].sort();
+  const changed = files.filter((f) => state.model![f] !== now[f]);
+  if (changed.length > 0) {
+    const what = changed.map((f) => (now[f] === undefined ? `${f} is gone` : state.model![f] === undefined ? `${f} is new` : `${f} differs`)).join(', ');
+    throw new Error(`--resume: the base model ${modelDir} is not the one ${runDir} was trained on (${what}); resume with that model, or start a new run`);
+  }
+}
+
+/** The trainer state of the checkpoint in `runDir` (after requireCheckpoint; read where recoverDir would put it back from). */
 export async function readTrainerState(runDir: string): Promise<TrainerState> {
-  const path = join(runDir, CHECKPOINT_DIR, 'trainer_state.json');
+  const path = join(findCheckpoint(runDir) ?? join(runDir, CHECKPOINT_DIR), 'trainer_state.json');
   try {
     return JSON.parse(await readFile(path, 'utf8')) as TrainerState;
   } catch (e) {
@@ -119,11 +135,23 @@ export async function recoverDir(dir: string): Promise<void> {
   for (const n of strays) await rm(join(parent, n), { recursive: true, force: true }); // (old is gone if it went back)
 }
 
-/** Throw the one-line reason `--resume` cannot continue the run in `runDir` (cheap: before any model is loaded). */
-export async function requireCheckpoint(runDir: string): Promise<void> {
+/**
+ * Where the checkpoint of `runDir` is, reading only: `checkpoint/`, or — after a kill between replaceDirAtomic's two
+ * renames — the previous version that recoverDir would put back. null when there is none.
+ */
+export function findCheckpoint(runDir: string): string | null {
   const dir = join(runDir, CHECKPOINT_DIR);
-  await recoverDir(dir);
-  if (!existsSync(join(dir, 'trainer_state.json'))) throw new Error(`--resume: no checkpoint in ${runDir} (expected ${dir}/trainer_state.json)`);
+  if (existsSync(join(dir, 'trainer_state.json'))) return dir;
+  if (existsSync(dir) || !existsSync(runDir)) return null;
+  const old = readdirSync(runDir).find((n) => /^\.checkpoint\.old-\d+$/.test(n) && existsSync(join(runDir, n, 'trainer_state.json')));
+  return old ? join(runDir, old) : null;
+}
+
+/** Throw the one-line reason `--resume` cannot continue the run in `runDir` (cheap, and changes nothing). */
+export function requireCheckpoint(runDir: string): void {
+  if (!findCheckpoint(runDir)) {
+    throw new Error(`--resume: no checkpoint in ${runDir} (expected ${join(runDir, CHECKPOINT_DIR)}/trainer_state.json)`);
+  }
 }
 
 export interface OptimizerMoments {
@@ -153,7 +181,8 @@ export async function saveCheckpoint(
 
 export async function loadCheckpoint(runDir: string, names: string[]): Promise<{ state: TrainerState; moments: OptimizerMoments; adapterDir: string }> {
   const dir = join(runDir, CHECKPOINT_DIR);
-  await requireCheckpoint(runDir);
+  await recoverDir(dir); // a kill between two renames: put the previous checkpoint back (the caller holds the run's lock)
+  requireCheckpoint(runDir);
   const state = await readTrainerState(runDir);
   const f = await SafetensorsFile.open(join(dir, 'optimizer.safetensors'));
   try {

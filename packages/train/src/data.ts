@@ -64,7 +64,10 @@ export interface SplitFiles {
 /** Finds the files of `split` in `dir`. Throws a one-line error listing what was looked for. */
 export function detectLayout(dir: string, split: string, format?: DataFormat): SplitFiles {
   if (!/^[A-Za-z0-9_.-]+$/.test(split) || split.startsWith('.')) throw new Error(`invalid split name ${JSON.stringify(split)}`);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`dataset directory ${dir} does not exist`);
+  if (!existsSync(dir)) throw new Error(`dataset directory ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) {
+    throw new Error(`dataset path ${dir} is a file, not a directory: give the directory that holds the split files (train, validation, test as .parquet, .jsonl, .csv or _text.txt)`);
+  }
   const names = SPLIT_ALIASES[split] ?? [split];
   const candidates: SplitFiles[] = [];
   for (const s of names) {
@@ -79,8 +82,12 @@ export function detectLayout(dir: string, split: string, format?: DataFormat): S
     candidates.push({ format: 'csv', file: path.join(dir, `${s}.csv`) });
   }
   const wanted = format ? candidates.filter((c) => c.format === format) : candidates;
-  for (const c of wanted) {
-    if (!existsSync(c.file)) continue;
+  const found = wanted.filter((c) => existsSync(c.file));
+  // two files for one split (train.parquet and train.jsonl): reading either silently could train on the wrong one
+  if (found.length > 1) {
+    throw new Error(`split '${split}' is in ${found.length} files in ${dir} (${found.map((c) => path.basename(c.file)).join(', ')}): keep one of them`);
+  }
+  for (const c of found) {
     if (c.format === 'cardiff') {
       if (!existsSync(c.labelsFile!)) throw new Error(`${c.labelsFile}: missing labels file for ${c.file}`);
       if (!existsSync(c.mappingFile!)) c.mappingFile = undefined;
@@ -99,14 +106,15 @@ export function parseLabel(raw: unknown, where: string): number {
   else if (typeof raw === 'number') v = raw;
   else if (typeof raw === 'string') {
     const s = raw.trim();
-    if (/^-?\d+$/.test(s)) v = Number(s);
+    if (/^-?\d+(\.\d*)?$/.test(s)) v = Number(s);
     else {
       const id = (LABEL_NAMES as readonly string[]).indexOf(s.toLowerCase());
       if (id < 0) throw new Error(`${where}: unknown label ${JSON.stringify(raw)} (expected 0..2 or ${LABEL_NAMES.join('/')})`);
       return id;
     }
   } else throw new Error(`${where}: label is ${raw === null ? 'null' : typeof raw}, expected an int or a label word`);
-  if (!Number.isInteger(v) || v < 0 || v >= NUM_CLASSES) throw new Error(`${where}: label ${String(raw)} is outside 0..${NUM_CLASSES - 1}`);
+  if (!Number.isInteger(v)) throw new Error(`${where}: label ${String(raw)} is not an integer (expected 0..${NUM_CLASSES - 1} or ${LABEL_NAMES.join('/')})`);
+  if (v < 0 || v >= NUM_CLASSES) throw new Error(`${where}: label ${String(raw)} is outside 0..${NUM_CLASSES - 1}`);
   return v;
 }
 
@@ -148,8 +156,9 @@ async function readParquet(file: string, textField: string, labelField: string):
   return { texts, labels };
 }
 
-/** Splits a text file into lines, dropping the final empty line and any CR of CRLF endings. */
+/** Splits a text file into lines, dropping a UTF-8 byte-order mark, the final empty line and any CR of CRLF endings. */
 function lines(text: string): string[] {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // an invisible BOM would break the first line, as the CSV reader knows
   const out = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
   if (out.length > 0 && out[out.length - 1] === '') out.pop();
   return out;

@@ -7,7 +7,7 @@ import { Tensor, take, scope } from '@dawngrad/tensor';
 import { noGrad } from '@dawngrad/autograd';
 import { generate, type Batch, type MistralForCausalLM } from '@dawngrad/model';
 import { computeMetrics, type Metrics } from './metrics.ts';
-import type { PromptFormat } from './prompts.ts';
+import { GENERATED_TOKENS, type PromptFormat } from './prompts.ts';
 import { PAD_ID, MIN_SHARED_PREFIX, sharedPrefixLength } from './batching.ts';
 import type { Progress } from './progress.ts';
 
@@ -16,8 +16,11 @@ export type EvalMode = 'first-token' | 'generate' | 'both';
 export interface EvalOptions {
   batchSize?: number;
   mode?: EvalMode;
+  /** tokens generated per answer; default GENERATED_TOKENS */
   maxNewTokens?: number;
   progress?: Progress;
+  /** the texts' prompts, already tokenised (and cut to fit, PromptFormat.evalPrompts); default fmt.prompt of each text */
+  prompts?: readonly Int32Array[];
 }
 
 export interface EvalResult {
@@ -45,7 +48,8 @@ export async function evaluate(
   }
   const bs = o.batchSize ?? 64;
   const t0 = performance.now();
-  const prompts = texts.map((t) => fmt.prompt(t));
+  const prompts = o.prompts ?? texts.map((t) => fmt.prompt(t));
+  if (prompts.length !== texts.length) throw new Error(`evaluate: ${prompts.length} prompts for ${texts.length} texts`);
   const order = [...prompts.keys()].sort((a, b) => prompts[a]!.length - prompts[b]!.length);
   const ftPred = new Array<number>(texts.length).fill(-1);
   const genPred = new Array<number>(texts.length).fill(-1);
@@ -63,7 +67,7 @@ export async function evaluate(
       } else {
         // 'both' scores the first tokens from generation's own prefill: one pass over the prompts, not two
         const g = await generate(model, rows, {
-          maxNewTokens: o.maxNewTokens ?? 4,
+          maxNewTokens: o.maxNewTokens ?? GENERATED_TOKENS,
           stopTokens: [fmt.endToken],
           padId: PAD_ID,
           firstTokenIds: mode === 'both' ? fmt.firstTokens : undefined,

@@ -40,6 +40,10 @@ export interface TrainOptions {
   command?: string;
   /** debug: check every op's output for NaN/Inf and name the first op that made one (slow: a readback per micro-batch) */
   detectAnomaly?: boolean;
+  /** replace the previous run in a non-empty --out (its files only); without it (or --resume) such an --out is refused */
+  overwrite?: boolean;
+  /** the longest sequence (prompt + answer) in positions; longer tweets are cut from their end. Default: the model's max_position_embeddings */
+  maxLength?: number;
 }
 
 /** ../shared beside the repository: the embedded defaults. */
@@ -118,7 +122,7 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 export const TRAIN_OPTION_KEYS: readonly (keyof TrainOptions)[] = [
   'model', 'data', 'out', 'targets', 'r', 'alpha', 'dropout', 'lr', 'weightDecay', 'schedule', 'warmup', 'epochs',
   'batchSize', 'gradAccum', 'clip', 'maxTrain', 'maxEval', 'maxSteps', 'seed', 'system', 'evalBatchSize', 'evalMode',
-  'evalBefore', 'bucketWindow', 'checkpointEvery', 'resume', 'recipe', 'command', 'detectAnomaly',
+  'evalBefore', 'bucketWindow', 'checkpointEvery', 'resume', 'recipe', 'command', 'detectAnomaly', 'overwrite', 'maxLength',
 ];
 
 export function validateOptions(o: TrainOptions): void {
@@ -137,6 +141,8 @@ export function validateOptions(o: TrainOptions): void {
   int(o.bucketWindow, 'bucket-window', 0);
   int(o.checkpointEvery, 'checkpoint-every', 0);
   int(o.seed, 'seed', 0);
+  int(o.maxLength, 'max-length', 1, true);
+  if (o.resume && o.overwrite) bad('--resume and --overwrite contradict each other: continue the run in --out, or replace it');
   if (!(o.weightDecay >= 0)) bad(`--weight-decay must be ≥ 0, got ${o.weightDecay}`);
   if (!SCHEDULES.includes(o.schedule)) bad(`--schedule must be one of ${SCHEDULES.join(', ')}, got ${JSON.stringify(o.schedule)}`);
   if (!['both', 'first-token', 'generate'].includes(o.evalMode)) bad(`--eval-mode must be both, first-token or generate, got ${JSON.stringify(o.evalMode)}`);

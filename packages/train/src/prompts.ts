@@ -1,9 +1,17 @@
 // Tweets as chat prompts: the model's own chat template with a system message, the tweet as the user turn and the
-// generation prompt; the answer is the label word followed by the template's end token. Tokenised once, cached.
+// generation prompt; the answer is the label word followed by the template's end token.
+//
+// Length: a model sees at most maxLength positions (--max-length, at most max_position_embeddings). A training row is
+// prompt ‖ answer and an evaluated prompt is followed by up to GENERATED_TOKENS new ones, so every prompt must leave
+// answerRoom tokens free. A longer prompt gets its tweet cut from the end — never the system turn, the template or the
+// answer — to the longest prefix that fits (fitPrompt); callers count and report the cuts.
 import type { HfTokenizer } from '@dawngrad/model';
 import { LABEL_NAMES } from './labels.ts';
 
 export const DEFAULT_SYSTEM = 'Classify the sentiment of the tweet as negative, neutral or positive.';
+
+/** Tokens generated to read an answer (evaluation and predict): the label word and the end token fit in far fewer. */
+export const GENERATED_TOKENS = 4;
 
 export interface Example {
   /** prompt ids: <s> + the rendered template up to and including the assistant header */
@@ -11,6 +19,8 @@ export interface Example {
   /** answer ids: the label word + end token */
   answer: Int32Array;
   label: number;
+  /** the tweet was cut (from its end) to fit the length limit */
+  cut?: boolean;
 }
 
 export class PromptFormat {
@@ -22,6 +32,8 @@ export class PromptFormat {
   readonly endToken: number;
   /** true when two label answers start with the same token, so first-token scoring cannot separate them */
   readonly firstTokenAmbiguous: boolean;
+  /** tokens a prompt must leave free: the longest answer (training) or GENERATED_TOKENS (evaluation), whichever is more */
+  readonly answerRoom: number;
 
   constructor(
     readonly tokenizer: HfTokenizer,
@@ -36,6 +48,7 @@ export class PromptFormat {
     // a small vocabulary may split "negative" and "neutral" into the same first piece: training still works, only
     // first-token scoring cannot tell them apart (evaluate() refuses it then; generation still works)
     this.firstTokenAmbiguous = new Set(this.firstTokens).size !== this.firstTokens.length;
+    this.answerRoom = Math.max(GENERATED_TOKENS, ...this.answers.map((a) => a.length));
   }
 
   /** Throw the one-line reason first-token scoring is impossible with this tokenizer (no-op when it is possible). */
@@ -59,8 +72,43 @@ export class PromptFormat {
     return Int32Array.from(this.tokenizer.encode(rendered, { addSpecialTokens: true }));
   }
 
-  examples(texts: readonly string[], labels: readonly number[]): Example[] {
-    return texts.map((t, i) => ({ prompt: this.prompt(t), answer: this.answers[labels[i]!]!, label: labels[i]! }));
+  /**
+   * The prompt of `text` in at most `maxTokens` tokens: as prompt() when it fits, else with the tweet cut from its end to
+   * the longest prefix (in code points) that fits. Throws when even an empty tweet does not fit (the system message and
+   * the template alone are too long).
+   */
+  fitPrompt(text: string, maxTokens: number): { ids: Int32Array; cut: boolean } {
+    const full = this.prompt(text);
+    if (full.length <= maxTokens) return { ids: full, cut: false };
+    const empty = this.prompt('');
+    if (empty.length > maxTokens) {
+      throw new Error(`the prompt without any tweet (system message and chat template) is ${empty.length} tokens, over the ${maxTokens} a prompt may have`);
+    }
+    // binary search for the longest prefix that fits: a prompt's length grows with its tweet's (up to BPE merges at the
+    // cut, which the final check absorbs)
+    const chars = Array.from(text);
+    let [lo, hi] = [0, chars.length - 1]; // prefix lengths: lo fits, hi + 1 does not
+    let best = empty;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      const ids = this.prompt(chars.slice(0, mid).join(''));
+      if (ids.length <= maxTokens) [lo, best] = [mid, ids];
+      else hi = mid - 1;
+    }
+    return { ids: lo === 0 ? empty : best, cut: true };
+  }
+
+  /** Training examples, each prompt cut to fit `maxLength` with its answer (fitPrompt with maxLength − answerRoom). */
+  examples(texts: readonly string[], labels: readonly number[], maxLength = Infinity): Example[] {
+    return texts.map((t, i) => {
+      const { ids, cut } = this.fitPrompt(t, maxLength - this.answerRoom);
+      return { prompt: ids, answer: this.answers[labels[i]!]!, label: labels[i]!, cut };
+    });
+  }
+
+  /** The prompts to evaluate `texts` on within `maxLength` positions (fitPrompt leaving answerRoom free). */
+  evalPrompts(texts: readonly string[], maxLength = Infinity): { ids: Int32Array; cut: boolean }[] {
+    return texts.map((t) => this.fitPrompt(t, maxLength - this.answerRoom));
   }
 
   /** The label a generated answer names: the first word, lower-cased, stripped of . , ! — else -1 (invalid). */

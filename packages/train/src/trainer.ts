@@ -1,20 +1,33 @@
-// The tweet-sentiment LoRA experiment end to end: data → prompts → "before" evaluation → LoRA → epochs of AdamW steps
-// with validation at each epoch end (best adapter by validation macro-F1) → test evaluation → run directory.
-import { mkdir, appendFile, writeFile } from 'node:fs/promises';
+// The tweet-sentiment LoRA experiment end to end, in named phases that runTraining calls in order:
+//   prepare           every input checked and every split tokenised (tweets cut to --max-length) and sized against the
+//                     device, the checkpoint of --resume checked, the model loaded — and only then the run directory
+//                     locked and created: a refused run leaves nothing behind;
+//   evaluateBefore    the untouched base model on the test split ("before");
+//   attachLora        LoRA and AdamW, fresh or read back from the checkpoint of --resume;
+//   trainEpochs       epochs of AdamW steps with periodic checkpoints, each epoch ending in validateAndKeepBest
+//                     (validation macro-F1; the best adapter kept on the host and in adapter-best/);
+//   testBest          the best adapter on the test split ("after");
+//   report            summary.json, figures and the model card.
+// Tests reach inside only through TrainHooks (a callback before each step and after each checkpoint).
+import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { init, rt } from '@dawngrad/tensor';
+import { init, rt, type Tensor } from '@dawngrad/tensor';
 import { detectAnomaly, checkAnomalies, type Var } from '@dawngrad/autograd';
-import { loadModel, loadConfig, HfTokenizer, checkVocab, type MistralForCausalLM } from '@dawngrad/model';
+import { loadModel, loadConfig, HfTokenizer, checkVocab, modelFingerprint, type MistralForCausalLM } from '@dawngrad/model';
 import { inject, saveAdapter, readAdapter, type LoraModel } from '@dawngrad/lora';
 import { loadSplit, stratifiedSubset, LABEL_NAMES, type Dataset } from './data.ts';
 import { mulberry32 } from './rng.ts';
-import { PromptFormat } from './prompts.ts';
-import { epochBatches, trainBatch } from './batching.ts';
+import { PromptFormat, GENERATED_TOKENS, type Example } from './prompts.ts';
+import { epochBatches, trainBatch, checkBatchFits } from './batching.ts';
 import { AdamW } from './optim/adamw.ts';
 import { lrFactor, warmupSteps, type Schedule } from './optim/schedule.ts';
 import { forwardBackward, optimizerStep, LaggedReader } from './step.ts';
-import { evaluate, type EvalResult } from './evaluate.ts';
-import { saveCheckpoint, loadCheckpoint, requireCheckpoint, readTrainerState, checkResumeOptions, trajectoryOptions, type TrainerState } from './checkpoint.ts';
+import { evaluate, type EvalResult, type EvalOptions } from './evaluate.ts';
+import {
+  saveCheckpoint, loadCheckpoint, requireCheckpoint, readTrainerState, checkResumeOptions, checkResumeModel, trajectoryOptions,
+  type TrainerState,
+} from './checkpoint.ts';
+import { checkRunDir, clearRun, RunLock, writing } from './run-dir.ts';
 import { Progress } from './progress.ts';
 import type { TrainOptions } from './options.ts';
 import { writeRunReport, type RunSummary } from './report.ts';
@@ -23,107 +36,222 @@ export interface Logger {
   (line: string): void;
 }
 
-interface Setup {
+/** Callbacks into a run, for tests and tools; the trainer has no test-only branch of its own. */
+export interface TrainHooks {
+  /** before optimizer step `step` (1-based) runs: may change the adapter's weights (a test writes a NaN to check the stop) */
+  beforeStep?(step: number, lora: LoraModel): void | Promise<void>;
+  /** after the checkpoint of step `step` is on disk (a test kills the process here, then resumes) */
+  afterCheckpoint?(step: number, runDir: string): void | Promise<void>;
+}
+
+/** One evaluation split: its texts, labels and prompts (tokenised once, cut to fit), and how many were cut. */
+interface EvalSplit extends Dataset {
+  prompts: Int32Array[];
+  cut: number;
+}
+
+/** Everything prepare() sets up, read by the phases that follow. */
+interface Run {
+  o: TrainOptions;
+  log: Logger;
+  hooks: TrainHooks;
+  t0: number;
   model: MistralForCausalLM;
   fmt: PromptFormat;
-  train: Dataset;
-  val: Dataset;
-  test: Dataset;
+  train: Example[];
+  val: EvalSplit;
+  test: EvalSplit;
+  lock: RunLock;
+  /** --resume: the checkpoint's state (checked against this run's options and base model) */
+  resumed: TrainerState | null;
 }
 
-async function setup(o: TrainOptions, log: Logger): Promise<Setup> {
-  // cheapest checks first, and every input checked before the GPU is touched or anything is written: the data, the
-  // tokenizer and prompts, the config against the tokenizer; then the weights
+/** The trainable part, from attachLora on. */
+interface Training {
+  lora: LoraModel;
+  params: Var[];
+  names: string[];
+  opt: AdamW;
+  schedule: Schedule;
+  state: TrainerState;
+}
+
+/** What training hands to the last phases. */
+interface Trained {
+  best: Float32Array[] | null;
+  valHistory: { step: number; epoch: number; macroF1: number }[];
+  trainSeconds: number;
+  trainTokens: number;
+}
+
+export async function runTraining(o: TrainOptions, log: Logger = (l) => console.log(l), hooks: TrainHooks = {}): Promise<RunSummary> {
+  const run = await prepare(o, log, hooks);
+  let t: Training | null = null;
+  try {
+    const before = await evaluateBefore(run);
+    t = await attachLora(run);
+    const trained = await trainEpochs(run, t);
+    const after = await testBest(run, t, trained);
+    return await report(run, t, before, trained, after);
+  } finally {
+    detectAnomaly(false);
+    t?.lora.dispose();
+    t?.opt.dispose();
+    await run.lock.release();
+  }
+}
+
+// ---- prepare ------------------------------------------------------------------------------------------------------
+
+async function prepare(o: TrainOptions, log: Logger, hooks: TrainHooks): Promise<Run> {
+  const t0 = performance.now();
+  // 1. the run directory and, for --resume, its checkpoint: reading only, before anything loads
+  checkRunDir(o.out, o);
+  const resumed = o.resume ? await checkResume(o, log) : null;
+  // 2. data, tokenizer, prompts: every split tokenised now, so a chat template that raises or a sequence too long
+  //    for the model stops the run here, not at the test evaluation
   const train = await loadSplit(o.data, 'train', o.maxTrain ? { limit: o.maxTrain } : {});
   const subset = (ds: Dataset) => (o.maxEval && o.maxEval < ds.texts.length ? stratifiedSubset(ds, o.maxEval, { seed: o.seed }) : ds);
-  const val = subset(await loadSplit(o.data, 'validation'));
-  const test = subset(await loadSplit(o.data, 'test'));
+  const valData = subset(await loadSplit(o.data, 'validation'));
+  const testData = subset(await loadSplit(o.data, 'test'));
+  const cfg = loadConfig(join(o.model, 'config.json'));
   const tokenizer = HfTokenizer.fromDir(o.model);
+  checkVocab(tokenizer, cfg, `model ${o.model}`);
   const fmt = new PromptFormat(tokenizer, o.system);
   if (o.evalMode === 'first-token') fmt.checkFirstTokenScoring(); // refuse now, not after the first epoch
-  checkVocab(tokenizer, loadConfig(join(o.model, 'config.json')), `model ${o.model}`);
+  if (o.evalMode === 'both' && fmt.firstTokenAmbiguous) log(`first-token scoring is off: ${firstTokenReason(fmt)}; evaluating by generation`);
+  const maxLength = checkMaxLength(o, fmt, cfg.maxPositionEmbeddings);
+  const examples = fmt.examples(train.texts, train.labels, maxLength);
+  const tokenised = (ds: Dataset): EvalSplit => {
+    const p = fmt.evalPrompts(ds.texts, maxLength);
+    return { ...ds, prompts: p.map((x) => x.ids), cut: p.filter((x) => x.cut).length };
+  };
+  const [val, test] = [tokenised(valData), tokenised(testData)];
+  const cuts = ([['train', examples.filter((e) => e.cut).length], ['validation', val.cut], ['test', test.cut]] as const).filter(([, n]) => n > 0);
+  if (cuts.length > 0) {
+    log(`--max-length ${maxLength}: cut the tweet of ${cuts.map(([split, n]) => `${n} ${split}`).join(', ')} example(s) to fit (answers are never cut)`);
+  }
+  // 3. the device: the longest rows at the chosen batch sizes must fit its buffers
   await init();
+  const limit = rt().ctx.limits.maxStorageBufferBindingSize;
+  const longest = (lens: number[]) => Math.max(1, ...lens);
+  checkBatchFits(cfg, limit, Math.min(o.batchSize, examples.length), longest(examples.map((e) => e.prompt.length + e.answer.length)),
+    'training row (prompt + answer)', '--batch-size');
+  checkBatchFits(cfg, limit, Math.min(o.evalBatchSize, Math.max(val.texts.length, test.texts.length)),
+    longest([...val.prompts, ...test.prompts].map((p) => p.length)) + GENERATED_TOKENS, 'evaluation prompt (+ answer)', '--eval-batch-size');
   const model = await loadModel(o.model);
-  const c = model.config;
-  log(`model ${o.model}: ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize} on ${rt().ctx.info.description || rt().ctx.info.device}`);
-  log(`data ${o.data}: train ${train.texts.length}, validation ${val.texts.length}, test ${test.texts.length}`);
-  return { model, fmt, train, val, test };
-}
-
-/** Copy the adapter's weights to the host (to keep the best one without touching the disk). */
-async function snapshot(params: Var[]): Promise<Float32Array[]> {
-  return Promise.all(params.map(async (p) => (await p.data.toArray()) as Float32Array));
-}
-
-function restore(params: Var[], snap: Float32Array[]): void {
-  params.forEach((p, i) => p.data.write(snap[i]!));
-}
-
-export async function runTraining(o: TrainOptions, log: Logger = (l) => console.log(l)): Promise<RunSummary> {
-  const t0 = performance.now();
-  if (o.resume) {
-    // before the model loads: a checkpoint is there, and this run continues it with the same options
-    await requireCheckpoint(o.out);
-    for (const change of checkResumeOptions(o, await readTrainerState(o.out), o.out)) log(change);
+  log(`model ${o.model}: ${cfg.numHiddenLayers} layers, hidden ${cfg.hiddenSize}, vocab ${cfg.vocabSize} on ${rt().ctx.info.description || rt().ctx.info.device}`);
+  log(`data ${o.data}: train ${examples.length}, validation ${val.texts.length}, test ${test.texts.length}`);
+  // 4. every input has passed: take the run directory (a refused run leaves nothing behind)
+  const lock = await writing(`the run directory ${o.out}`, () => RunLock.acquire(o.out, log));
+  try {
+    checkRunDir(o.out, o); // again, under the lock: another run may have written it since the check above
+    if (o.overwrite) await clearRun(o.out);
+    return { o, log, hooks, t0, model, fmt, train: examples, val, test, lock, resumed };
+  } catch (e) {
+    await lock.release();
+    throw e;
   }
-  const { model, fmt, train, val, test } = await setup(o, log);
-  await mkdir(o.out, { recursive: true }); // only once every input has passed: a refused run leaves nothing behind
-  const evalOpts = (label: string, n: number) => ({
-    batchSize: o.evalBatchSize,
-    mode: o.evalMode,
-    progress: new Progress({ total: n, label, unit: 'tweets' }),
-  });
+}
 
-  // "before": the untouched base model on the test split
-  let before: EvalResult | null = null;
-  if (!o.resume && o.evalBefore) {
-    before = await evaluate(model, fmt, test.texts, test.labels, evalOpts('eval before', test.texts.length));
-    log(`before: ${describe(before)}`);
+/** --resume: a checkpoint is there, made with the same options and the same base model. Returns its state. */
+async function checkResume(o: TrainOptions, log: Logger): Promise<TrainerState> {
+  requireCheckpoint(o.out);
+  const state = await readTrainerState(o.out);
+  for (const change of checkResumeOptions(o, state, o.out)) log(change);
+  checkResumeModel(o.model, state, o.out);
+  return state;
+}
+
+/** The longest sequence the run may make: --max-length, or the model's max_position_embeddings. */
+function checkMaxLength(o: TrainOptions, fmt: PromptFormat, maxPositions: number): number {
+  const maxLength = o.maxLength ?? maxPositions;
+  if (maxLength > maxPositions) throw new Error(`--max-length ${maxLength} is over the model's max_position_embeddings (${maxPositions})`);
+  const bare = fmt.prompt('').length; // the system message and the template, without any tweet
+  if (bare + fmt.answerRoom > maxLength) {
+    throw new Error(
+      `${o.system !== undefined ? '--system' : 'the prompt'}: with an empty tweet the prompt is already ${bare} tokens; with ` +
+        `${fmt.answerRoom} for the answer that is over the ${maxLength} positions allowed (${o.maxLength ? '--max-length' : 'max_position_embeddings'}): ` +
+        (o.system !== undefined ? 'shorten --system' : 'raise --max-length'),
+    );
   }
+  return maxLength;
+}
 
+function firstTokenReason(fmt: PromptFormat): string {
+  return `the label answers share their first token (${LABEL_NAMES.map((n, i) => `${n} → ${fmt.firstTokens[i]}`).join(', ')})`;
+}
+
+// ---- evaluate before ----------------------------------------------------------------------------------------------
+
+function evalOptions(run: Run, split: EvalSplit, label: string): EvalOptions {
+  return {
+    batchSize: run.o.evalBatchSize,
+    mode: run.o.evalMode,
+    prompts: split.prompts,
+    progress: new Progress({ total: split.texts.length, label, unit: 'tweets' }),
+  };
+}
+
+/** "before": the untouched base model on the test split (not on a resume: that run measured it already). */
+async function evaluateBefore(run: Run): Promise<EvalResult | null> {
+  if (run.o.resume || !run.o.evalBefore) return null;
+  const before = await evaluate(run.model, run.fmt, run.test.texts, run.test.labels, evalOptions(run, run.test, 'eval before'));
+  run.log(`before: ${describe(before)}`);
+  return before;
+}
+
+// ---- attach LoRA -------------------------------------------------------------------------------------------------
+
+/** LoRA, AdamW, the schedule and the trainer state — fresh, or read back from the checkpoint of --resume. */
+async function attachLora(run: Run): Promise<Training> {
+  const { o, log, model, resumed } = run;
   const lora = inject(model, {
-    r: o.r,
-    lora_alpha: o.alpha,
-    lora_dropout: o.dropout,
-    target_modules: o.targets,
-    seed: o.seed,
-    base_model_name_or_path: o.model,
+    r: o.r, lora_alpha: o.alpha, lora_dropout: o.dropout, target_modules: o.targets, seed: o.seed, base_model_name_or_path: o.model,
   });
   const params = lora.parameters();
   const names = lora.namedParameters().map((p) => p.name);
   const opt = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: o.clip, packed: lora.packed() });
-  const examples = fmt.examples(train.texts, train.labels);
-  const microPerEpoch = Math.ceil(examples.length / o.batchSize);
-  const stepsPerEpoch = Math.ceil(microPerEpoch / o.gradAccum);
+  const stepsPerEpoch = Math.ceil(Math.ceil(run.train.length / o.batchSize) / o.gradAccum);
   const totalSteps = o.maxSteps ? Math.min(o.maxSteps, stepsPerEpoch * o.epochs) : stepsPerEpoch * o.epochs;
   const schedule: Schedule = { name: o.schedule, totalSteps, warmupSteps: warmupSteps(totalSteps, o.warmup) };
   log(`LoRA r ${o.r}, alpha ${o.alpha} on ${lora.layers.length} layers: ${lora.numTrainable().toLocaleString('en')} trainable values; ` +
       `${totalSteps} steps of ${o.batchSize * o.gradAccum} examples, lr ${o.lr} ${o.schedule}`);
-
-  let state: TrainerState = { step: 0, epoch: 0, batchInEpoch: 0, seed: o.seed, history: [], bestValF1: null, options: trajectoryOptions(o) };
-  let best: Float32Array[] | null = null;
-  const metricsPath = join(o.out, 'metrics.jsonl');
-  if (o.resume) {
+  // the next checkpoint records what this run uses: its options and its base model
+  const identity = { options: trajectoryOptions(o), model: modelFingerprint(o.model) };
+  let state: TrainerState = { step: 0, epoch: 0, batchInEpoch: 0, seed: o.seed, history: [], bestValF1: null, ...identity };
+  if (resumed) {
     const ck = await loadCheckpoint(o.out, names);
     const disk = await readAdapter(ck.adapterDir, model);
     restore(params, lora.layers.flatMap((l) => [disk.factors.get(l.path)!.a, disk.factors.get(l.path)!.b]));
     opt.loadState(ck.moments);
-    state = { ...ck.state, options: trajectoryOptions(o) }; // the next checkpoint records what this run uses
+    state = { ...ck.state, ...identity };
     log(`resumed at step ${state.step} (epoch ${state.epoch}, batch ${state.batchInEpoch})`);
   }
-  await writeFile(metricsPath, state.history.map((h) => JSON.stringify(h)).join('\n') + (state.history.length ? '\n' : ''));
+  return { lora, params, names, opt, schedule, state };
+}
 
-  const injectNanAt = nanInjectionStep();
+// ---- train epochs -------------------------------------------------------------------------------------------------
+
+async function trainEpochs(run: Run, t: Training): Promise<Trained> {
+  const { o, hooks } = run;
+  const { lora, params, names, opt, schedule, state } = t;
+  const metricsPath = join(o.out, 'metrics.jsonl');
+  const where = `metrics.jsonl in ${o.out}`;
+  await writing(where, () => writeFile(metricsPath, state.history.map((h) => JSON.stringify(h) + '\n').join('')));
+  const checkpoint = async () => {
+    await writing(`the checkpoint in ${o.out}`, async () => saveCheckpoint(o.out, state, await opt.state(), names, (d) => saveAdapter(lora, d)), true);
+    await hooks.afterCheckpoint?.(state.step, o.out);
+  };
   detectAnomaly(o.detectAnomaly === true);
-  const valHistory: { step: number; epoch: number; macroF1: number }[] = [];
+  const trained: Trained = { best: null, valHistory: [], trainSeconds: 0, trainTokens: 0 };
   const reader = new LaggedReader();
   const normReader = new LaggedReader();
   // tokens/s of a step = its tokens over the time since the previous step's loss arrived (losses are read one step late)
   const stepTokens = new Map<number, number>();
   let tSince = performance.now();
-  let trainTokens = 0;
   const trainStart = performance.now();
-  const progress = new Progress({ total: totalSteps, label: 'train', unit: 'steps', initial: state.step });
+  const progress = new Progress({ total: schedule.totalSteps, label: 'train', unit: 'steps', initial: state.step });
   const record = async (loss: { step: number; value: number } | null, norm: { step: number; value: number } | null) => {
     if (!loss) return;
     if (!Number.isFinite(loss.value) || (norm && !Number.isFinite(norm.value))) {
@@ -136,108 +264,129 @@ export async function runTraining(o: TrainOptions, log: Logger = (l) => console.
     stepTokens.delete(loss.step);
     tSince = now;
     state.history.push({ step: h.step, loss: h.loss, lr: h.lr, gradNorm: h.gradNorm });
-    await appendFile(metricsPath, JSON.stringify(h) + '\n');
+    await writing(where, () => appendFile(metricsPath, JSON.stringify(h) + '\n'), true);
   };
+  const drain = async () => record(await reader.drain(), await normReader.drain());
 
   for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
-    const batches = epochBatches(examples, epoch, { batchSize: o.batchSize, seed: o.seed, bucketWindow: o.bucketWindow });
+    const batches = epochBatches(run.train, epoch, { batchSize: o.batchSize, seed: o.seed, bucketWindow: o.bucketWindow });
     for (let bi = epoch === state.epoch ? state.batchInEpoch : 0; bi < batches.length; bi += o.gradAccum) {
-      if (state.step >= totalSteps) break; // --max-steps: this epoch ends early, with its validation
-      let loss = null;
-      let tokens = 0;
-      if (injectNanAt === state.step + 1) poisonParameter(params[0]!);
-      for (let k = 0; k < o.gradAccum && bi + k < batches.length; k++) {
-        const batch = trainBatch(batches[bi + k]!.map((i) => examples[i]!), { sharePrefix: true }); // the system prompt runs once
-        tokens += batch.tokens;
-        loss?.dispose();
-        loss = forwardBackward(model, batch, 1 / o.gradAccum);
-        batch.dispose();
-        if (o.detectAnomaly) {
-          await checkAnomalies().catch((e: unknown) => {
-            throw new Error(`step ${state.step + 1}: ${(e as Error).message}; the last good checkpoint is in ${join(o.out, 'checkpoint')}`);
-          });
-        }
-      }
+      if (state.step >= schedule.totalSteps) break; // --max-steps: this epoch ends early, with its validation
+      await hooks.beforeStep?.(state.step + 1, lora);
+      const { loss, tokens } = await accumulate(run, state.step + 1, batches.slice(bi, bi + o.gradAccum));
       optimizerStep(opt, o.lr * lrFactor(schedule, state.step));
       state.step++;
       state.epoch = epoch;
       state.batchInEpoch = bi + o.gradAccum;
       stepTokens.set(state.step, tokens);
-      trainTokens += tokens;
-      const normCopy = opt.norm.reshape([2]);
-      await record(await reader.push(state.step, loss!), await normReader.push(state.step, normCopy));
+      trained.trainTokens += tokens;
+      await record(await reader.push(state.step, loss), await normReader.push(state.step, opt.norm.reshape([2])));
       progress.tick(1, { loss: state.history.at(-1)?.loss, tokens });
       if (o.checkpointEvery > 0 && state.step % o.checkpointEvery === 0) {
-        await record(await reader.drain(), await normReader.drain());
-        await saveCheckpoint(o.out, state, await opt.state(), names, (d) => saveAdapter(lora, d));
+        await drain();
+        await checkpoint();
       }
     }
-    await record(await reader.drain(), await normReader.drain());
+    await drain();
     state.epoch = epoch + 1;
     state.batchInEpoch = 0;
-    // validation at each epoch end; keep the best adapter by validation macro-F1
-    // (by generation when the tokenizer gives two label words the same first token)
-    const valMode = fmt.firstTokenAmbiguous ? 'generate' : 'first-token';
-    lora.eval(); // no dropout while measuring
-    const v = await evaluate(model, fmt, val.texts, val.labels, { ...evalOpts('eval validation', val.texts.length), mode: valMode });
-    lora.train();
-    const f1 = (v.firstToken ?? v.generate)!.metrics.macroF1;
-    valHistory.push({ step: state.step, epoch: epoch + 1, macroF1: f1 });
-    log(`epoch ${epoch + 1}: validation macro-F1 ${f1.toFixed(4)} (${valMode})`);
-    if (state.bestValF1 === null || f1 > state.bestValF1) {
-      state.bestValF1 = f1;
-      best = await snapshot(params);
-      await saveAdapter(lora, join(o.out, 'adapter-best'));
-    }
-    await saveCheckpoint(o.out, state, await opt.state(), names, (d) => saveAdapter(lora, d));
-    if (state.step >= totalSteps) break;
+    await validateAndKeepBest(run, t, trained, epoch);
+    await checkpoint();
+    if (state.step >= schedule.totalSteps) break;
   }
-  await record(await reader.drain(), await normReader.drain());
+  await drain();
   progress.done();
-  const trainMs = performance.now() - trainStart;
-  await saveAdapter(lora, join(o.out, 'adapter-last'));
-  if (best) restore(params, best);
-  lora.eval();
-  const after = await evaluate(model, fmt, test.texts, test.labels, evalOpts('eval test', test.texts.length));
-  log(`after: ${describe(after)}`);
-  const summary = await writeRunReport(
-    o,
-    {
-      before,
-      after,
-      samples: sampleOutputs(after, test, fmt, o.seed),
-      history: state.history,
-      valHistory,
-      lora,
-      trainSeconds: trainMs / 1000,
-      trainTokens,
-      wallSeconds: (performance.now() - t0) / 1000,
-      adapter: rt().ctx.info,
-      command: o.command ?? 'dawngrad train',
-    },
-    log,
-  );
-  detectAnomaly(false);
-  lora.dispose();
-  opt.dispose();
-  return summary;
+  trained.trainSeconds = (performance.now() - trainStart) / 1000;
+  return trained;
 }
+
+/** Forward + backward of one optimizer step's micro-batches (gradients accumulate): the last loss and the tokens. */
+async function accumulate(run: Run, step: number, micro: number[][]): Promise<{ loss: Tensor; tokens: number }> {
+  const { o, model } = run;
+  let loss = null;
+  let tokens = 0;
+  for (const idx of micro) {
+    const batch = trainBatch(idx.map((i) => run.train[i]!), { sharePrefix: true }); // the system prompt runs once
+    tokens += batch.tokens;
+    loss?.dispose();
+    loss = forwardBackward(model, batch, 1 / o.gradAccum);
+    batch.dispose();
+    if (o.detectAnomaly) {
+      await checkAnomalies().catch((e: unknown) => {
+        throw new Error(`step ${step}: ${(e as Error).message}; the last good checkpoint is in ${join(o.out, 'checkpoint')}`);
+      });
+    }
+  }
+  return { loss: loss!, tokens };
+}
+
+// ---- validate + keep best ----------------------------------------------------------------------------------------
 
 /**
- * Test hook: DAWNGRAD_INJECT_NAN_AT_STEP=k writes a NaN into the first LoRA parameter just before step k (1-based),
- * so the tests can check that a non-finite loss stops the run loudly and leaves the last good checkpoint. Not a
- * feature: nothing else reads it.
+ * Validation macro-F1 at an epoch end (first-token scoring, or generation when the tokenizer gives two label words the
+ * same first token); the best adapter so far is kept on the host and written to adapter-best/.
  */
-function nanInjectionStep(): number | null {
-  const raw = process.env.DAWNGRAD_INJECT_NAN_AT_STEP;
-  if (raw === undefined || raw === '') return null;
-  const k = Number(raw);
-  if (!Number.isInteger(k) || k < 1) throw new Error(`DAWNGRAD_INJECT_NAN_AT_STEP must be a step number ≥ 1, got '${raw}'`);
-  return k;
+async function validateAndKeepBest(run: Run, t: Training, trained: Trained, epoch: number): Promise<void> {
+  const { o, fmt } = run;
+  const { lora, state } = t;
+  const mode = fmt.firstTokenAmbiguous ? 'generate' : 'first-token';
+  lora.eval(); // no dropout while measuring
+  const v = await evaluate(run.model, fmt, run.val.texts, run.val.labels, { ...evalOptions(run, run.val, 'eval validation'), mode });
+  lora.train();
+  const f1 = (v.firstToken ?? v.generate)!.metrics.macroF1;
+  trained.valHistory.push({ step: state.step, epoch: epoch + 1, macroF1: f1 });
+  run.log(`epoch ${epoch + 1}: validation macro-F1 ${f1.toFixed(4)} (${mode})`);
+  if (state.bestValF1 === null || f1 > state.bestValF1) {
+    state.bestValF1 = f1;
+    trained.best = await snapshot(t.params);
+    await writing(`adapter-best in ${o.out}`, () => saveAdapter(lora, join(o.out, 'adapter-best')), true);
+  }
 }
 
-function poisonParameter(p: Var): void {
-  rt().write(p.data.buffer, new Float32Array([NaN])); // element 0 only
+/** Copy the adapter's weights to the host (to keep the best one without touching the disk). */
+async function snapshot(params: Var[]): Promise<Float32Array[]> {
+  return Promise.all(params.map(async (p) => (await p.data.toArray()) as Float32Array));
+}
+
+function restore(params: Var[], snap: Float32Array[]): void {
+  params.forEach((p, i) => p.data.write(snap[i]!));
+}
+
+// ---- test ---------------------------------------------------------------------------------------------------------
+
+/** adapter-last/ as trained, then the best adapter (by validation) on the test split: "after". */
+async function testBest(run: Run, t: Training, trained: Trained): Promise<EvalResult> {
+  await writing(`adapter-last in ${run.o.out}`, () => saveAdapter(t.lora, join(run.o.out, 'adapter-last')), true);
+  if (trained.best) restore(t.params, trained.best);
+  t.lora.eval();
+  const after = await evaluate(run.model, run.fmt, run.test.texts, run.test.labels, evalOptions(run, run.test, 'eval test'));
+  run.log(`after: ${describe(after)}`);
+  return after;
+}
+
+// ---- report -------------------------------------------------------------------------------------------------------
+
+async function report(run: Run, t: Training, before: EvalResult | null, trained: Trained, after: EvalResult): Promise<RunSummary> {
+  const { o } = run;
+  return writing(`the run report in ${o.out}`, () =>
+    writeRunReport(
+      o,
+      {
+        before,
+        after,
+        samples: sampleOutputs(after, run.test, run.fmt, o.seed),
+        history: t.state.history,
+        valHistory: trained.valHistory,
+        lora: t.lora,
+        trainSeconds: trained.trainSeconds,
+        trainTokens: trained.trainTokens,
+        wallSeconds: (performance.now() - run.t0) / 1000,
+        adapter: rt().ctx.info,
+        command: o.command ?? 'dawngrad train',
+      },
+      run.log,
+    ),
+  );
 }
 
 /** A few test tweets picked by a seeded draw (not cherry-picked), with the label and what the model said. */

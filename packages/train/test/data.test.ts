@@ -157,7 +157,7 @@ describe('generic JSONL and CSV', () => {
     await expectError(() => loadSplit(dirWith({ 'x.jsonl': '{"text":"a","label":1}\n{oops\n' }), 'x'), 'x.jsonl line 2', 'invalid JSON');
     await expectError(() => loadSplit(dirWith({ 'x.jsonl': '{"text":"a","label":"happy"}\n' }), 'x'), 'x.jsonl line 1', 'unknown label "happy"');
     await expectError(() => loadSplit(dirWith({ 'x.jsonl': '{"text":"a","label":-1}\n' }), 'x'), 'outside 0..2');
-    await expectError(() => loadSplit(dirWith({ 'x.jsonl': '{"text":"a","label":1.5}\n' }), 'x'), 'outside 0..2');
+    await expectError(() => loadSplit(dirWith({ 'x.jsonl': '{"text":"a","label":1.5}\n' }), 'x'), 'label 1.5 is not an integer');
     await expectError(() => loadSplit(dirWith({ 'x.jsonl': '{"text":7,"label":1}\n' }), 'x'), 'text is number');
   });
 

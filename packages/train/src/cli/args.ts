@@ -1,9 +1,16 @@
 // Strict flag parsing on top of node:util parseArgs, with typed numbers and range checks.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { TrainHooks } from '../trainer.ts';
 
 export interface Command {
   summary: string;
-  run(argv: string[]): Promise<number | void>;
+  run(argv: string[], ctx?: CliContext): Promise<number | void>;
+}
+
+/** What a program that runs the CLI in-process may hand a command besides argv; the command line itself passes none. */
+export interface CliContext {
+  /** callbacks into `dawngrad train` (tests use them to stop a run after a checkpoint or to poison a weight) */
+  trainHooks?: TrainHooks;
 }
 
 /** A usage error: exit code 2, one line. */
@@ -11,10 +18,28 @@ export class CliError extends Error {}
 
 export type FlagSpec = NonNullable<ParseArgsConfig['options']>;
 
+/**
+ * `--flag -1` -> `--flag=-1` for a flag that takes a value: parseArgs calls a value starting with '-' ambiguous, so a
+ * negative number would be refused as "ambiguous" instead of by its range check ("must be ≥ 1, got '-1'").
+ */
+function joinNegativeValues(argv: string[], options: FlagSpec): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : null;
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-(\d|\.\d|Infinity|NaN)/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** Parse argv against spec; unknown flags and stray positionals are errors unless `positionals` is set. */
 export function parse<T extends FlagSpec>(command: string, argv: string[], options: T, positionals = false) {
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: positionals });
+    return parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: positionals });
   } catch (e) {
     throw new CliError(`${command}: ${(e as Error).message.split('\n')[0]}`);
   }

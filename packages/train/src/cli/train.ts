@@ -1,4 +1,4 @@
-// dawngrad train / eval / predict.
+// dawngrad train / eval (predict is in predict.ts).
 // Only the light modules load at the top: flags are parsed and refused before the GPU stack (Dawn, the model, the
 // trainer) is imported, so a usage error costs a fraction of a second and starts nothing.
 import { readFileSync } from 'node:fs';
@@ -9,8 +9,8 @@ import { SCHEDULES, type ScheduleName } from '../optim/schedule.ts';
 import type { EvalMode } from '../evaluate.ts';
 
 /** The GPU stack and everything that needs it, loaded once the flags have passed. */
-async function heavy() {
-  const [tensor, model, lora, trainer, evaluate, prompts, data, terminal, progress] = await Promise.all([
+export async function heavy() {
+  const [tensor, model, lora, trainer, evaluate, prompts, data, terminal, progress, batching] = await Promise.all([
     import('@dawngrad/tensor'),
     import('@dawngrad/model'),
     import('@dawngrad/lora'),
@@ -20,8 +20,9 @@ async function heavy() {
     import('../data.ts'),
     import('../terminal.ts'),
     import('../progress.ts'),
+    import('../batching.ts'),
   ]);
-  return { ...tensor, ...model, ...lora, ...trainer, ...evaluate, ...prompts, ...data, ...terminal, ...progress };
+  return { ...tensor, ...model, ...lora, ...trainer, ...evaluate, ...prompts, ...data, ...terminal, ...progress, ...batching };
 }
 
 const TRAIN_FLAGS = {
@@ -53,6 +54,8 @@ const TRAIN_FLAGS = {
   seed: { type: 'string' },
   out: { type: 'string' },
   resume: { type: 'boolean' },
+  overwrite: { type: 'boolean' },
+  'max-length': { type: 'string' },
   'detect-anomaly': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -61,8 +64,10 @@ const TRAIN_USAGE = `usage: dawngrad train [--recipe ${Object.keys(RECIPES).join
   [--targets k_proj,v_proj|all-linear] [--r 8] [--alpha 16] [--dropout 0] [--lr 1e-3] [--weight-decay 0.01]
   [--schedule ${SCHEDULES.join('|')}] [--warmup 0.1] [--epochs 1] [--batch-size 16] [--grad-accum 1] [--clip 1]
   [--max-train N] [--max-eval N] [--max-steps N] [--eval-batch-size 64] [--eval-mode both|first-token|generate]
-  [--no-eval-before] [--bucket-window 16] [--checkpoint-every 200] [--system TEXT] [--seed 0] [--out DIR] [--resume]
-  [--detect-anomaly]  (debug: name the first op that makes a NaN/Inf; slow)
+  [--no-eval-before] [--bucket-window 16] [--checkpoint-every 200] [--system TEXT] [--seed 0] [--max-length N]
+  [--out DIR] [--resume | --overwrite] [--detect-anomaly]  (debug: name the first op that makes a NaN/Inf; slow)
+  --out must be absent or empty unless --resume (continue the run in it) or --overwrite (replace that run);
+  --max-length (default: the model's max_position_embeddings) cuts longer tweets, never the answer
 defaults: --model ${defaultModelDir()} --data ${defaultDataDir()}, recipe quick`;
 
 function evalMode(v: string | undefined): EvalMode | undefined {
@@ -128,6 +133,8 @@ function trainOptions(argv: string[]): TrainOptions {
     system: v.system,
     seed: n('seed', { int: true, min: 0 }),
     resume: v.resume ? true : undefined,
+    overwrite: v.overwrite ? true : undefined,
+    maxLength: n('max-length', { int: true, min: 1 }),
     detectAnomaly: v['detect-anomaly'] ? true : undefined,
     command: ['dawngrad', 'train', ...argv].map((a) => (/^[\w./:,=@+-]+$/.test(a) ? a : JSON.stringify(a))).join(' '),
   };
@@ -142,12 +149,12 @@ function trainOptions(argv: string[]): TrainOptions {
 
 export const train: Command = {
   summary: 'LoRA fine-tune the model on tweet sentiment (default: the shared tiny model, quick recipe)',
-  async run(argv) {
+  async run(argv, ctx) {
     const o = trainOptions(argv);
     const { runTraining, dispose } = await heavy();
     console.log(`dawngrad train: recipe ${o.recipe} → ${o.out}`);
     try {
-      const s = await runTraining(o);
+      const s = await runTraining(o, undefined, ctx?.trainHooks);
       const b = s.before ? (s.before.generate ?? s.before.firstToken)!.macroF1.toFixed(4) : '—';
       const a = (s.after.generate ?? s.after.firstToken)!.macroF1.toFixed(4);
       console.log(`\ntest macro-F1 ${b} → ${a}; wall ${s.wallSeconds.toFixed(0)} s, training ${s.trainTokensPerSecond.toFixed(0)} tokens/s`);
@@ -168,6 +175,7 @@ const EVAL_FLAGS = {
   'batch-size': { type: 'string' },
   mode: { type: 'string' },
   seed: { type: 'string' },
+  'max-length': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -176,7 +184,7 @@ export const evalCmd: Command = {
   async run(argv) {
     const { values: v } = parse('eval', argv, EVAL_FLAGS);
     if (v.help) {
-      console.log('usage: dawngrad eval [--model DIR] [--adapter DIR] [--data DIR] [--split test] [--max-eval N] [--batch-size 64] [--mode both|first-token|generate]');
+      console.log('usage: dawngrad eval [--model DIR] [--adapter DIR] [--data DIR] [--split test] [--max-eval N] [--batch-size 64] [--mode both|first-token|generate] [--max-length N]');
       return 0;
     }
     const split = v.split ?? 'test';
@@ -185,14 +193,21 @@ export const evalCmd: Command = {
     const bs = num('eval', 'batch-size', v['batch-size'], 64, { int: true, min: 1 });
     const mode = evalMode(v.mode) ?? 'both';
     const seed = num('eval', 'seed', v.seed, 0, { int: true, min: 0 });
+    const maxLength = v['max-length'] === undefined ? undefined : num('eval', 'max-length', v['max-length'], 0, { int: true, min: 1 });
     const modelDir = v.model ?? defaultModelDir();
     const { loadSplit, stratifiedSubset, init, dispose, evaluate, Progress, describe, formatEvaluation } = await heavy();
     let ds = await loadSplit(v.data ?? defaultDataDir(), split);
     if (maxEval && maxEval < ds.texts.length) ds = stratifiedSubset(ds, maxEval, { seed });
+    const { fmt, cfg } = await promptFormat(modelDir);
+    const fitted = fmt.evalPrompts(ds.texts, fitLength('eval', maxLength, cfg.maxPositionEmbeddings, fmt));
+    const cut = fitted.filter((p) => p.cut).length;
+    if (cut > 0) console.error(`eval: cut ${cut} tweet(s) to fit ${maxLength ?? cfg.maxPositionEmbeddings} positions`);
     await init();
     try {
-      const { model, fmt } = await loadWithAdapter(modelDir, v.adapter);
-      const r = await evaluate(model, fmt, ds.texts, ds.labels, { batchSize: bs, mode, progress: new Progress({ total: ds.texts.length, label: 'eval', unit: 'tweets' }) });
+      const model = await loadWithAdapter(modelDir, v.adapter);
+      const r = await evaluate(model, fmt, ds.texts, ds.labels, {
+        batchSize: bs, mode, prompts: fitted.map((p) => p.ids), progress: new Progress({ total: ds.texts.length, label: 'eval', unit: 'tweets' }),
+      });
       console.log(describe(r));
       console.log(formatEvaluation((r.generate ?? r.firstToken)!.metrics.matrix));
       return 0;
@@ -202,40 +217,28 @@ export const evalCmd: Command = {
   },
 };
 
-async function loadWithAdapter(modelDir: string, adapter: string | undefined) {
-  const { HfTokenizer, checkVocab, loadConfig, loadModel, loadAdapter, PromptFormat } = await heavy();
+/** The tokenizer, prompt format and config of a model directory, checked against each other (no GPU). */
+export async function promptFormat(modelDir: string) {
+  const { HfTokenizer, checkVocab, loadConfig, PromptFormat } = await heavy();
   const tokenizer = HfTokenizer.fromDir(modelDir);
-  checkVocab(tokenizer, loadConfig(join(modelDir, 'config.json')), `model ${modelDir}`); // before any weight reaches the GPU
-  const model = await loadModel(modelDir);
-  if (adapter) (await loadAdapter(adapter, model)).eval();
-  return { model, fmt: new PromptFormat(tokenizer) };
+  const cfg = loadConfig(join(modelDir, 'config.json'));
+  checkVocab(tokenizer, cfg, `model ${modelDir}`); // before any weight reaches the GPU
+  return { tokenizer, fmt: new PromptFormat(tokenizer), cfg };
 }
 
-export const predict: Command = {
-  summary: 'classify tweets given as arguments (or one per line on stdin)',
-  async run(argv) {
-    const { values: v, positionals } = parse('predict', argv, { model: { type: 'string' }, adapter: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
-    if (v.help) {
-      console.log('usage: dawngrad predict [--model DIR] [--adapter DIR] "tweet text" ...   (or tweets on stdin, one per line)');
-      return 0;
-    }
-    let texts = positionals;
-    if (texts.length === 0) {
-      if (process.stdin.isTTY) throw new CliError('predict: give tweets as arguments or on stdin');
-      texts = readFileSync(0, 'utf8').split('\n').filter((l) => l.trim() !== '');
-    }
-    const { init, dispose, generate, LABEL_NAMES } = await heavy();
-    await init();
-    try {
-      const { model, fmt } = await loadWithAdapter(v.model ?? defaultModelDir(), v.adapter);
-      const g = await generate(model, texts.map((t) => fmt.prompt(t)), { maxNewTokens: 4, stopTokens: [fmt.endToken] });
-      texts.forEach((t, i) => {
-        const label = fmt.parseAnswer(g.ids[i]!);
-        console.log(`${label >= 0 ? LABEL_NAMES[label] : 'invalid'}\t${t}`);
-      });
-      return 0;
-    } finally {
-      dispose();
-    }
-  },
-};
+/** The longest sequence to allow: --max-length (at most max_position_embeddings) or the model's limit. */
+export function fitLength(command: string, maxLength: number | undefined, maxPositions: number, fmt: { answerRoom: number; prompt(t: string): Int32Array }): number {
+  const n = maxLength ?? maxPositions;
+  if (n > maxPositions) throw new CliError(`${command}: --max-length ${n} is over the model's max_position_embeddings (${maxPositions})`);
+  const bare = fmt.prompt('').length;
+  if (bare + fmt.answerRoom > n) throw new CliError(`${command}: --max-length ${n} leaves no room for a tweet (the prompt alone is ${bare} tokens, the answer ${fmt.answerRoom})`);
+  return n;
+}
+
+/** The model on the GPU, with the adapter (if any) plugged in, in eval mode. */
+export async function loadWithAdapter(modelDir: string, adapter: string | undefined) {
+  const { loadModel, loadAdapter } = await heavy();
+  const model = await loadModel(modelDir);
+  if (adapter) (await loadAdapter(adapter, model)).eval();
+  return model;
+}
