@@ -1,6 +1,6 @@
 // Non-finite values: the trainer stops loudly at the step that made one and keeps the last good checkpoint; with
-// --detect-anomaly it names the first op (or parameter) that produced a NaN/Inf. The CLI cases use the trainer's test
-// hook DAWNGRAD_INJECT_NAN_AT_STEP=k (a NaN written into the first LoRA parameter just before step k).
+// --detect-anomaly it names the first op (or parameter) that produced a NaN/Inf. The CLI cases run hooked-cli.ts with
+// DAWNGRAD_TEST_NAN_BEFORE_STEP=k (a NaN written into the first LoRA parameter just before step k, through TrainHooks).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -87,7 +87,7 @@ describe.concurrent('a NaN during training (the CLI)', () => {
     'train', '--model', HF_TINY, '--data', data, '--out', out, '--max-train', '32', '--batch-size', '4', '--checkpoint-every', '2',
     '--targets', 'q_proj,v_proj', '--r', '4', '--eval-mode', 'generate', '--no-eval-before', '--system', 'x', ...extra,
   ];
-  const run = (out: string, ...extra: string[]): Promise<CliResult> => dawngrad(args(out, ...extra), { env: { DAWNGRAD_INJECT_NAN_AT_STEP: '5' } });
+  const run = (out: string, ...extra: string[]): Promise<CliResult> => dawngrad(args(out, ...extra), { env: { DAWNGRAD_TEST_NAN_BEFORE_STEP: '5' }, hooked: true });
 
   const checkStoppedAt5 = async (r: CliResult, out: string, msg: RegExp) => {
     const errors = r.lines.filter((l) => l.startsWith('dawngrad:'));

@@ -41,6 +41,10 @@ describe.concurrent('flags are refused before any work (exit 2, one line, nothin
     ['--config with r 0', () => train('--config', join(tmp, 'bad-r.json')), /--r must be a positive integer, got 0/],
     ['--config with an unknown key', () => train('--config', join(tmp, 'typo.json')), /typo\.json: unknown option "learning_rate"/],
     ['--config with maxTrain -5', () => train('--config', join(tmp, 'neg.json')), /--max-train must be a positive integer, got -5/],
+    // a negative number after a flag is its value, not an "ambiguous" option
+    ['--max-train -1', () => train('--max-train', '-1'), /^dawngrad: train: --max-train must be ≥ 1, got '-1'$/],
+    ['--max-length 0', () => train('--max-length', '0'), /--max-length must be ≥ 1, got '0'/],
+    ['predict --batch-size -4', () => ['predict', '--model', HF_TINY, '--batch-size', '-4', 'a tweet'], /predict: --batch-size must be ≥ 1, got '-4'/],
     ['--config that is not JSON', () => train('--config', join(tmp, 'broken.json')), /--config .*broken\.json: /],
     ['eval --batch-size 0', () => ['eval', '--model', HF_TINY, '--data', data, '--batch-size', '0'], /eval: --batch-size must be ≥ 1, got '0'/],
     ['eval --split with a slash', () => ['eval', '--model', HF_TINY, '--data', data, '--split', '../x'], /eval: --split must be a split name .*got '\.\.\/x'/],

@@ -1,5 +1,5 @@
-// A config.json (or tokenizer) the model code cannot honour is refused at the boundary, through the CLI: one line
-// naming the file and the field, exit 1, nothing written.
+// A config.json, tokenizer or chat template the model code cannot honour is refused at the boundary, through the CLI:
+// one line naming the file and the field, exit 1, nothing written (a refused train leaves no run directory).
 import { describe, it } from 'vitest';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +8,8 @@ import { copyModel, cropRows, editJson, expectRefused, readRaw, writeRaw, refusa
 const scratch = refusalScratch();
 
 const config = (edit: (j: Record<string, unknown>) => void) => (dir: string) => editJson(join(dir, 'config.json'), edit);
+const tokenizerModel = (edit: (m: Record<string, unknown>) => void) => (dir: string) =>
+  editJson(join(dir, 'tokenizer.json'), (j) => edit(j.model as Record<string, unknown>));
 
 const cases: [string, Command, (dir: string) => void, RegExp][] = [
   ['a missing required field', 'train', config((j) => delete j.hidden_size), /^dawngrad: \S+\/config\.json: missing required field "hidden_size"$/],
@@ -31,6 +33,14 @@ const cases: [string, Command, (dir: string) => void, RegExp][] = [
   ['no config at all', 'merge', (d) => rmSync(join(d, 'config.json')), /config \S+\/config\.json: cannot read \(ENOENT\)$/],
   ['a tokenizer_config.json whose eos_token is not in the vocabulary', 'train', (d) => editJson(join(d, 'tokenizer_config.json'), (j) => (j.eos_token = '<|nope|>')),
     /eos_token "<\|nope\|>" is not in the vocabulary$/],
+  // every text would become <unk>: training would run on nothing and first-token scoring would be dropped
+  ['a tokenizer with an empty vocabulary', 'train', tokenizerModel((m) => ((m.vocab = {}), (m.merges = []))),
+    /^dawngrad: \S+\/tokenizer\.json: model\.vocab is empty \(every text would become <unk>\); the tokenizer file is damaged$/],
+  ['a tokenizer model type the library does not know', 'eval', tokenizerModel((m) => (m.type = 'BPE2')),
+    /^dawngrad: \S+\/tokenizer\.json: model\.type "BPE2" is not supported \(supported: BPE, WordPiece, Unigram\)$/],
+  // the prompts are rendered before the run directory exists, so a template that raises leaves nothing behind
+  ['a chat template that raises', 'train', (d) => editJson(join(d, 'tokenizer_config.json'), (j) => (j.chat_template = "{{ raise_exception('System role not supported') }}")),
+    /^dawngrad: \S+: chat_template: rendering failed \(System role not supported\)$/],
 ];
 
 describe.concurrent('configs the model cannot honour are refused with one line, exit 1, nothing written', () => {

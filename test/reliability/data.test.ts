@@ -3,7 +3,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expectRefused, jsonl, tempDir, tweets, writeData, type Command } from './helpers.ts';
+import { commandLine, dawngrad, expectRefused, jsonl, tempDir, tweets, writeData, type Command } from './helpers.ts';
 
 let tmp: string;
 beforeAll(() => {
@@ -34,6 +34,11 @@ const cases: [string, Command, Layout, RegExp][] = [
     /\S+\/test\.csv: missing column 'label' \(columns: text, sentiment\)$/],
   ['cardiff files whose counts disagree', 'train', { override: { train: null }, extra: { 'train_text.txt': 'a\nb\nc\n', 'train_labels.txt': '0\n1\n' } },
     /\S+\/train_labels\.txt: 2 labels but train_text\.txt has 3 texts$/],
+  ['a fractional label', 'train', { override: { train: jsonl([good[0]!, { text: 'meh', label: 1.5 }]) } },
+    /\S+\/train\.jsonl line 2: label 1\.5 is not an integer \(expected 0\.\.2 or negative\/neutral\/positive\)$/],
+  // which one would be read? refused rather than guessed
+  ['a split in two formats', 'eval', { override: {}, extra: { 'test.csv': 'text,label\nhello,1\n' } },
+    /^dawngrad: split 'test' is in 2 files in \S+ \(test\.jsonl, test\.csv\): keep one of them$/],
 ];
 
 describe.concurrent('bad datasets are refused with one line, exit 1, nothing written', () => {
@@ -43,5 +48,20 @@ describe.concurrent('bad datasets are refused with one line, exit 1, nothing wri
     const r = await expectRefused(cmd, { data }, msg);
     // the data is read before anything else: Dawn never started (its start-up warnings would be on stderr)
     if (cmd === 'train') expect(r.rawStderr).not.toMatch(/artificially reduced|llvmpipe/);
+  });
+});
+
+describe.concurrent('what the data layer accepts, and where it points', () => {
+  it('--data naming a file says it is a file, not that it does not exist', async () => {
+    const data = writeData(join(tmp, 'as-file'), SIZES);
+    await expectRefused('train', { data: join(data, 'train.jsonl') },
+      /^dawngrad: dataset path \S+\/train\.jsonl is a file, not a directory: give the directory that holds the split files/);
+  });
+
+  it('a JSONL file that starts with a byte-order mark is read (as the CSV reader reads one)', async () => {
+    const data = writeData(join(tmp, 'bom'), SIZES, { test: '\ufeff' + jsonl(tweets(3)) });
+    const r = await dawngrad(commandLine('eval', { data }, ''));
+    expect(r.code, r.rawStderr).toBe(0);
+    expect(r.stdout).toMatch(/by generation .* on 3 tweets/);
   });
 });

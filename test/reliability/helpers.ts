@@ -12,6 +12,7 @@ import { REPO, HF_TINY } from '../shared.ts';
 export { REPO, HF_TINY };
 export const ADAPTER = join(HF_TINY, 'adapter');
 const MAIN = join(REPO, 'packages/train/src/cli/main.ts');
+const HOOKED = join(REPO, 'test/reliability/hooked-cli.ts');
 // tsx by absolute URL: a test may run the CLI from a temp working directory, where `--import tsx` would not resolve
 const TSX = pathToFileURL(createRequire(join(REPO, 'package.json')).resolve('tsx')).href;
 
@@ -44,6 +45,10 @@ export interface CliOptions {
   env?: Record<string, string | undefined>;
   timeoutMs?: number;
   cwd?: string;
+  /** run hooked-cli.ts (the CLI with the DAWNGRAD_TEST_* train hooks of `env`) instead of main.ts */
+  hooked?: boolean;
+  /** written to the command's stdin (default: no stdin at all) */
+  input?: string | Buffer;
 }
 
 /** Start `node --import tsx packages/train/src/cli/main.ts ...args` (measured ~2x faster to start than `pnpm -s dawngrad`). */
@@ -51,7 +56,8 @@ export function startCli(args: string[], o: CliOptions = {}): { child: ChildProc
   const t0 = performance.now();
   const env = { ...process.env, ...o.env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-  const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { cwd: o.cwd ?? REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', TSX, o.hooked ? HOOKED : MAIN, ...args], { cwd: o.cwd ?? REPO, env, stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  if (o.input !== undefined) child.stdin!.end(o.input);
   let stdout = '';
   let rawStderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));

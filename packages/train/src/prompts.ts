@@ -75,27 +75,40 @@ export class PromptFormat {
   /**
    * The prompt of `text` in at most `maxTokens` tokens: as prompt() when it fits, else with the tweet cut from its end to
    * the longest prefix (in code points) that fits. Throws when even an empty tweet does not fit (the system message and
-   * the template alone are too long).
+   * the template alone are too long). A huge text is never tokenised whole (200 KB takes seconds): prefixes of doubling
+   * length are tried until one does not fit, then the cut is found between the last two by bisection.
    */
   fitPrompt(text: string, maxTokens: number): { ids: Int32Array; cut: boolean } {
-    const full = this.prompt(text);
-    if (full.length <= maxTokens) return { ids: full, cut: false };
-    const empty = this.prompt('');
-    if (empty.length > maxTokens) {
-      throw new Error(`the prompt without any tweet (system message and chat template) is ${empty.length} tokens, over the ${maxTokens} a prompt may have`);
-    }
-    // binary search for the longest prefix that fits: a prompt's length grows with its tweet's (up to BPE merges at the
-    // cut, which the final check absorbs)
     const chars = Array.from(text);
-    let [lo, hi] = [0, chars.length - 1]; // prefix lengths: lo fits, hi + 1 does not
-    let best = empty;
-    while (lo < hi) {
-      const mid = Math.ceil((lo + hi) / 2);
-      const ids = this.prompt(chars.slice(0, mid).join(''));
-      if (ids.length <= maxTokens) [lo, best] = [mid, ids];
-      else hi = mid - 1;
+    const fit = (n: number): Int32Array | null => {
+      const ids = this.prompt(n === chars.length ? text : chars.slice(0, n).join(''));
+      return ids.length <= maxTokens ? ids : null;
+    };
+    // a tweet (typically) has fewer code points than the prompt may have tokens: one tokenisation decides
+    let n = Math.min(chars.length, Math.max(1, maxTokens));
+    let ids = fit(n);
+    if (ids && n === chars.length) return { ids, cut: false };
+    let [lo, best] = [0, fit(0)]; // prefix lengths: lo fits, with ids best
+    if (!best) {
+      throw new Error(`the prompt without any tweet (system message and chat template) is ${this.prompt('').length} tokens, over the ${maxTokens} a prompt may have`);
     }
-    return { ids: lo === 0 ? empty : best, cut: true };
+    // longer prefixes, doubling, until one does not fit (or the whole text does)
+    while (ids) {
+      [lo, best] = [n, ids];
+      if (n === chars.length) return { ids, cut: false };
+      n = Math.min(chars.length, 2 * n);
+      ids = fit(n);
+    }
+    // then bisect between the last prefix that fits and the first that does not (a prompt's length grows with its
+    // tweet's, up to BPE merges at the cut)
+    let hi = n;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      const m = fit(mid);
+      if (m) [lo, best] = [mid, m];
+      else hi = mid;
+    }
+    return { ids: best, cut: true };
   }
 
   /** Training examples, each prompt cut to fit `maxLength` with its answer (fitPrompt with maxLength − answerRoom). */

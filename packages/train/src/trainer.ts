@@ -238,7 +238,7 @@ async function trainEpochs(run: Run, t: Training): Promise<Trained> {
   const { lora, params, names, opt, schedule, state } = t;
   const metricsPath = join(o.out, 'metrics.jsonl');
   const where = `metrics.jsonl in ${o.out}`;
-  await writing(where, () => writeFile(metricsPath, state.history.map((h) => JSON.stringify(h) + '\n').join('')));
+  await writing(where, () => writeFile(metricsPath, state.history.map((h) => JSON.stringify(h) + '\n').join('')), run.resumed !== null);
   const checkpoint = async () => {
     await writing(`the checkpoint in ${o.out}`, async () => saveCheckpoint(o.out, state, await opt.state(), names, (d) => saveAdapter(lora, d)), true);
     await hooks.afterCheckpoint?.(state.step, o.out);
