@@ -1,5 +1,6 @@
-// The per-kernel profiler: known dispatches show up under their keys with the right counts and GPU time > 0, the
-// totals add up to what the runtime counted, results are the same with it on, and with it off nothing observes.
+// The per-kernel profiler: known dispatches show up under their keys with the right counts, the time lands on the
+// kernel that spent it (a 1024³ matmul against a 16-element add), the totals add up to what the runtime counted,
+// results are the same with it on, and with it off nothing observes.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import {
   init, dispose, rt, Tensor, unary, binary, matmul, ref,
@@ -57,6 +58,27 @@ describe('profile', () => {
     const got = await outs[0]!.toArray();
     for (let i = 0; i < got.length; i++) expect(Math.abs(got[i]! - want.data[i]!)).toBeLessThan(1e-4);
     for (const t of [a, b, ...outs]) t.dispose();
+  });
+
+  it('puts the time on the kernel that spent it: a 1024³ matmul takes far longer than a 16-element add', async () => {
+    // 2·1024³ = 2.1 GFLOP against 16 additions (measured on lavapipe: 588 ms against 1.8 ms, 335×; a GPU launches the add
+    // in microseconds, so the bound is a loose 10×). A profiler that shifted
+    // timestamps by a dispatch, averaged them, or timed the encoder instead of the GPU would not keep this order.
+    const n = 1024;
+    const a = Tensor.fromArray(seeded(n * n, 9), [n, n]);
+    const b = Tensor.fromArray(seeded(n * n, 10), [n, n]);
+    const x = Tensor.fromArray(seeded(16, 11), [16]);
+    await rt().sync();
+    const { report: r } = await profile(() => {
+      binary('add', x, x).dispose();
+      matmul(a, b).dispose();
+      binary('add', x, x).dispose();
+    });
+    const ms = (prefix: string) => keyOf(r, prefix).reduce((s, k) => s + k.gpuMs, 0);
+    const [mm, add] = [ms('matmul'), ms('binary:add') / 2];
+    expect(add).toBeGreaterThan(0);
+    expect(mm / add, `matmul ${mm.toFixed(3)} ms, add ${add.toFixed(4)} ms`).toBeGreaterThan(10);
+    for (const t of [a, b, x]) t.dispose();
   });
 
   it('keeps counting across the flush forced by a full query set (more than 2,048 dispatches)', async () => {
