@@ -61,9 +61,9 @@ describe('profile', () => {
   });
 
   it('puts the time on the kernel that spent it: a 1024³ matmul takes far longer than a 16-element add', async () => {
-    // 2·1024³ = 2.1 GFLOP against 16 additions (measured on lavapipe: 588 ms against 1.8 ms, 335×; a GPU launches the add
-    // in microseconds, so the bound is a loose 10×). A profiler that shifted
-    // timestamps by a dispatch, averaged them, or timed the encoder instead of the GPU would not keep this order.
+    // 2·1024³ = 2.1 GFLOP against 16 additions (measured on lavapipe: 588 ms against 1.8 ms, 335×; a GPU launches the
+    // add in microseconds, so the bound is a loose 10×). A profiler that shifted timestamps by a dispatch, averaged them
+    // or timed the encoder instead of the GPU would not keep this order.
     const n = 1024;
     const a = Tensor.fromArray(seeded(n * n, 9), [n, n]);
     const b = Tensor.fromArray(seeded(n * n, 10), [n, n]);
