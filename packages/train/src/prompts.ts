@@ -51,14 +51,14 @@ export class PromptFormat {
     this.answerRoom = Math.max(GENERATED_TOKENS, ...this.answers.map((a) => a.length));
   }
 
+  /** Why first-token scoring cannot work here: the label answers that share a first token (read when firstTokenAmbiguous). */
+  get firstTokenClash(): string {
+    return `the label answers share their first token (${LABEL_NAMES.map((n, i) => `${n} → ${this.firstTokens[i]}`).join(', ')})`;
+  }
+
   /** Throw the one-line reason first-token scoring is impossible with this tokenizer (no-op when it is possible). */
   checkFirstTokenScoring(): void {
-    if (this.firstTokenAmbiguous) {
-      throw new Error(
-        `the label answers share their first token (${LABEL_NAMES.map((n, i) => `${n} → ${this.firstTokens[i]}`).join(', ')}): ` +
-          'first-token scoring is ambiguous with this tokenizer; use --eval-mode generate',
-      );
-    }
+    if (this.firstTokenAmbiguous) throw new Error(`${this.firstTokenClash}: first-token scoring is ambiguous with this tokenizer; use --eval-mode generate`);
   }
 
   prompt(text: string): Int32Array {

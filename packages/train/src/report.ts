@@ -10,6 +10,9 @@ import type { LoraModel } from '@dawngrad/lora';
 import type { DeviceInfo } from '@dawngrad/tensor';
 import type { Metrics } from './metrics.ts';
 import { modelCard } from './model-card.ts';
+import { LABEL_NAMES, type Dataset } from './data.ts';
+import { mulberry32 } from './rng.ts';
+import type { PromptFormat } from './prompts.ts';
 
 export interface EvalSummary {
   n: number;
@@ -114,4 +117,17 @@ export async function writeRunReport(o: TrainOptions, r: ReportInput, log: (l: s
   if (before) log(`\nbefore (base model):\n${formatEvaluation(headline(before).matrix)}`);
   log(`\nafter:\n${formatEvaluation(headline(after).matrix)}`);
   return summary;
+}
+
+/** A few test tweets picked by a seeded draw (not cherry-picked), with the label and what the model said. */
+export function sampleOutputs(r: EvalResult, ds: Dataset, fmt: PromptFormat, seed: number, n = 6) {
+  if (!r.generate) return [];
+  const rand = mulberry32(seed + 17);
+  const picks = new Set<number>();
+  while (picks.size < Math.min(n, ds.texts.length)) picks.add(Math.floor(rand() * ds.texts.length));
+  return [...picks].map((i) => ({
+    text: ds.texts[i]!,
+    expected: LABEL_NAMES[ds.labels[i]!]!,
+    output: fmt.tokenizer.decode(r.generate!.outputs[i]!, { skipSpecialTokens: false }),
+  }));
 }

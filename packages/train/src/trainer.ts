@@ -15,8 +15,7 @@ import { init, rt, type Tensor } from '@dawngrad/tensor';
 import { detectAnomaly, checkAnomalies, type Var } from '@dawngrad/autograd';
 import { loadModel, loadConfig, HfTokenizer, checkVocab, modelFingerprint, type MistralForCausalLM } from '@dawngrad/model';
 import { inject, saveAdapter, readAdapter, type LoraModel } from '@dawngrad/lora';
-import { loadSplit, stratifiedSubset, LABEL_NAMES, type Dataset } from './data.ts';
-import { mulberry32 } from './rng.ts';
+import { loadSplit, stratifiedSubset, type Dataset } from './data.ts';
 import { PromptFormat, GENERATED_TOKENS, type Example } from './prompts.ts';
 import { epochBatches, trainBatch, checkBatchFits } from './batching.ts';
 import { AdamW } from './optim/adamw.ts';
@@ -30,7 +29,7 @@ import {
 import { checkRunDir, clearRun, RunLock, writing } from './run-dir.ts';
 import { Progress } from './progress.ts';
 import type { TrainOptions } from './options.ts';
-import { writeRunReport, type RunSummary } from './report.ts';
+import { writeRunReport, sampleOutputs, type RunSummary } from './report.ts';
 
 export interface Logger {
   (line: string): void;
@@ -119,7 +118,7 @@ async function prepare(o: TrainOptions, log: Logger, hooks: TrainHooks): Promise
   checkVocab(tokenizer, cfg, `model ${o.model}`);
   const fmt = new PromptFormat(tokenizer, o.system);
   if (o.evalMode === 'first-token') fmt.checkFirstTokenScoring(); // refuse now, not after the first epoch
-  if (o.evalMode === 'both' && fmt.firstTokenAmbiguous) log(`first-token scoring is off: ${firstTokenReason(fmt)}; evaluating by generation`);
+  if (o.evalMode === 'both' && fmt.firstTokenAmbiguous) log(`first-token scoring is off: ${fmt.firstTokenClash}; evaluating by generation`);
   const maxLength = checkMaxLength(o, fmt, cfg.maxPositionEmbeddings);
   const examples = fmt.examples(train.texts, train.labels, maxLength);
   const tokenised = (ds: Dataset): EvalSplit => {
@@ -176,10 +175,6 @@ function checkMaxLength(o: TrainOptions, fmt: PromptFormat, maxPositions: number
     );
   }
   return maxLength;
-}
-
-function firstTokenReason(fmt: PromptFormat): string {
-  return `the label answers share their first token (${LABEL_NAMES.map((n, i) => `${n} → ${fmt.firstTokens[i]}`).join(', ')})`;
 }
 
 // ---- evaluate before ----------------------------------------------------------------------------------------------
@@ -387,19 +382,6 @@ async function report(run: Run, t: Training, before: EvalResult | null, trained:
       run.log,
     ),
   );
-}
-
-/** A few test tweets picked by a seeded draw (not cherry-picked), with the label and what the model said. */
-function sampleOutputs(r: EvalResult, ds: Dataset, fmt: PromptFormat, seed: number, n = 6) {
-  if (!r.generate) return [];
-  const rand = mulberry32(seed + 17);
-  const picks = new Set<number>();
-  while (picks.size < Math.min(n, ds.texts.length)) picks.add(Math.floor(rand() * ds.texts.length));
-  return [...picks].map((i) => ({
-    text: ds.texts[i]!,
-    expected: LABEL_NAMES[ds.labels[i]!]!,
-    output: fmt.tokenizer.decode(r.generate!.outputs[i]!, { skipSpecialTokens: false }),
-  }));
 }
 
 export function describe(r: EvalResult): string {
