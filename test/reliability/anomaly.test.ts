@@ -126,6 +126,6 @@ describe.concurrent('a NaN during training (the CLI)', () => {
   it('--detect-anomaly names the first op or parameter that produced it', async () => {
     const out = join(tmp, 'anomaly');
     const r = await run(out, '--detect-anomaly');
-    await checkStoppedAt5(r, out, /^dawngrad: step 5: first non-finite value: parameter base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.default\.weight \[4, 112\] \(read by matmul\) \(1 NaN\/Inf value\)/);
+    await checkStoppedAt5(r, out, /^dawngrad: step 5: first non-finite value: parameter base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.default\.weight \[4, 112\] \(read by linearLowRank\) \(1 NaN\/Inf value\)/);
   });
 });

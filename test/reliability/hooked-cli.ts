@@ -21,7 +21,12 @@ const trainHooks: TrainHooks = {
       await rt().sync(); // the previous step's work is done: the kill lands between steps, as a real one may
       process.kill(process.pid, 'SIGKILL');
     }
-    if (k === nanAt) rt().write(lora.parameters()[0]!.data.buffer, new Float32Array([NaN])); // element 0 only
+    if (k === nanAt) {
+      const p = lora.parameters()[0]!.data; // element 0 of the first factor becomes NaN
+      const v = (await p.toArray()) as Float32Array;
+      v[0] = NaN;
+      p.write(v);
+    }
   },
   afterCheckpoint(k) {
     if (k === killAfter) process.kill(process.pid, 'SIGKILL');

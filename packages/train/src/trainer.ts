@@ -230,7 +230,7 @@ async function attachLora(run: Run): Promise<Training> {
 
 async function trainEpochs(run: Run, t: Training): Promise<Trained> {
   const { o, hooks } = run;
-  const { lora, params, names, opt, schedule, state } = t;
+  const { lora, names, opt, schedule, state } = t;
   const metricsPath = join(o.out, 'metrics.jsonl');
   const where = `metrics.jsonl in ${o.out}`;
   await writing(where, () => writeFile(metricsPath, state.history.map((h) => JSON.stringify(h) + '\n').join('')), run.resumed !== null);
