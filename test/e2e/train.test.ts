@@ -29,6 +29,7 @@ describe('dawngrad train', () => {
       const r = await dawngrad(['train', '--model', HF_TINY, '--data', data, '--out', out, '--max-train', '192', '--max-eval', '30', '--epochs', '2',
         '--batch-size', '8', '--lr', '1e-2', '--eval-batch-size', '30', '--checkpoint-every', '0', '--no-eval-before'], { timeoutMs: 300_000 });
       expect(r.code, r.rawStderr).toBe(0);
+      expect(r.stdout, 'dropping first-token scoring is said, not silent').toMatch(/^first-token scoring is off: the label answers share their first token \(negative → \d+, neutral → \d+/m);
       const losses = metricsOf(out).map((m) => m.loss as number);
       expect(losses).toHaveLength(48);
       const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;

@@ -199,6 +199,7 @@ export const evalCmd: Command = {
     let ds = await loadSplit(v.data ?? defaultDataDir(), split);
     if (maxEval && maxEval < ds.texts.length) ds = stratifiedSubset(ds, maxEval, { seed });
     const { fmt, cfg } = await promptFormat(modelDir);
+    if (mode === 'both' && fmt.firstTokenAmbiguous) console.error(`eval: first-token scoring is off: ${fmt.firstTokenClash}; evaluating by generation`);
     const fitted = fmt.evalPrompts(ds.texts, fitLength('eval', maxLength, cfg.maxPositionEmbeddings, fmt));
     const cut = fitted.filter((p) => p.cut).length;
     if (cut > 0) console.error(`eval: cut ${cut} tweet(s) to fit ${maxLength ?? cfg.maxPositionEmbeddings} positions`);
