@@ -44,6 +44,8 @@ export interface TrainOptions {
   overwrite?: boolean;
   /** the longest sequence (prompt + answer) in positions; longer tweets are cut from their end. Default: the model's max_position_embeddings */
   maxLength?: number;
+  /** 'mixed': the frozen base in f16, f16·f16 matmuls summed in f32 (tensor cores where the GPU has them); default f32 */
+  precision: 'f32' | 'mixed';
 }
 
 /** ../shared beside the repository: the embedded defaults. */
@@ -77,6 +79,7 @@ export const BASE_DEFAULTS: Omit<TrainOptions, 'model' | 'data' | 'out'> = {
   seed: 0,
   evalBatchSize: 64,
   evalMode: 'both',
+  precision: 'f32',
   evalBefore: true,
   bucketWindow: 0,
   checkpointEvery: 200,
@@ -123,6 +126,7 @@ export const TRAIN_OPTION_KEYS: readonly (keyof TrainOptions)[] = [
   'model', 'data', 'out', 'targets', 'r', 'alpha', 'dropout', 'lr', 'weightDecay', 'schedule', 'warmup', 'epochs',
   'batchSize', 'gradAccum', 'clip', 'maxTrain', 'maxEval', 'maxSteps', 'seed', 'system', 'evalBatchSize', 'evalMode',
   'evalBefore', 'bucketWindow', 'checkpointEvery', 'resume', 'recipe', 'command', 'detectAnomaly', 'overwrite', 'maxLength',
+  'precision',
 ];
 
 export function validateOptions(o: TrainOptions): void {
@@ -142,6 +146,7 @@ export function validateOptions(o: TrainOptions): void {
   int(o.checkpointEvery, 'checkpoint-every', 0);
   int(o.seed, 'seed', 0);
   int(o.maxLength, 'max-length', 1, true);
+  if (o.precision !== 'f32' && o.precision !== 'mixed') bad(`--precision must be f32 or mixed, got ${JSON.stringify(o.precision)}`);
   if (o.resume && o.overwrite) bad('--resume and --overwrite contradict each other: continue the run in --out, or replace it');
   if (!(o.weightDecay >= 0)) bad(`--weight-decay must be ≥ 0, got ${o.weightDecay}`);
   if (!SCHEDULES.includes(o.schedule)) bad(`--schedule must be one of ${SCHEDULES.join(', ')}, got ${JSON.stringify(o.schedule)}`);

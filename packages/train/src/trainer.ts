@@ -20,6 +20,7 @@ import { PromptFormat, GENERATED_TOKENS, type Example } from './prompts.ts';
 import { epochBatches, trainBatch, checkBatchFits } from './batching.ts';
 import { AdamW } from './optim/adamw.ts';
 import { lrFactor, warmupSteps, type Schedule } from './optim/schedule.ts';
+import { prepareKernels, dawnTogglesFor } from './tuning.ts';
 import { forwardBackward, optimizerStep, LaggedReader } from './step.ts';
 import { evaluate, type EvalResult, type EvalOptions } from './evaluate.ts';
 import {
@@ -131,6 +132,7 @@ async function prepare(o: TrainOptions, log: Logger, hooks: TrainHooks): Promise
     log(`--max-length ${maxLength}: cut the tweet of ${cuts.map(([split, n]) => `${n} ${split}`).join(', ')} example(s) to fit (answers are never cut)`);
   }
   // 3. the device: the longest rows at the chosen batch sizes must fit its buffers
+  dawnTogglesFor(o.precision);
   await init();
   const limit = rt().ctx.limits.maxStorageBufferBindingSize;
   const longest = (lens: number[]) => Math.max(1, ...lens);
@@ -138,8 +140,18 @@ async function prepare(o: TrainOptions, log: Logger, hooks: TrainHooks): Promise
     'training row (prompt + answer)', '--batch-size');
   checkBatchFits(cfg, limit, Math.min(o.evalBatchSize, Math.max(val.texts.length, test.texts.length)),
     longest([...val.prompts, ...test.prompts].map((p) => p.length)) + GENERATED_TOKENS, 'evaluation prompt (+ answer)', '--eval-batch-size');
-  const model = await loadModel(o.model);
-  log(`model ${o.model}: ${cfg.numHiddenLayers} layers, hidden ${cfg.hiddenSize}, vocab ${cfg.vocabSize} on ${rt().ctx.info.description || rt().ctx.info.device}`);
+  const model = await loadModel(o.model, { precision: o.precision });
+  log(`model ${o.model}: ${cfg.numHiddenLayers} layers, hidden ${cfg.hiddenSize}, vocab ${cfg.vocabSize} on ${rt().ctx.info.description || rt().ctx.info.device}${o.precision === 'mixed' ? ', weights in f16 (--precision mixed)' : ''}`);
+  // on a GPU: the matmul tiles of this step's products, measured once per adapter (cached): training rows from the
+  // shortest to the longest batch, evaluation's prefill and decode rows
+  const lens = examples.map((e) => e.prompt.length + e.answer.length);
+  const evalLen = Math.max(1, ...[...val.prompts, ...test.prompts].map((p) => p.length));
+  await prepareKernels(cfg, {
+    rows: [o.batchSize * Math.min(...lens), o.batchSize * Math.max(...lens), o.evalBatchSize * evalLen, o.evalBatchSize, fmt.prompt('').length],
+    headRows: 2 * o.batchSize,
+    f16: o.precision === 'mixed',
+    log,
+  });
   log(`data ${o.data}: train ${examples.length}, validation ${val.texts.length}, test ${test.texts.length}`);
   // 4. every input has passed: take the run directory (a refused run leaves nothing behind)
   const lock = await writing(`the run directory ${o.out}`, () => RunLock.acquire(o.out, log));

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { rt, kernelPolicy, tuneMatmul, tunedTable, loadTuned, shapeClass, type TuneResult } from '@dawngrad/tensor';
+import { rt, kernelPolicy, tuneMatmul, tunedTable, loadTuned, shapeClass, dawnToggles, setDawnToggles, type TuneResult } from '@dawngrad/tensor';
 import { stepMatmulShapes, type ModelConfig } from '@dawngrad/model';
 
 export interface PrepareKernelsOptions {
@@ -17,6 +17,17 @@ export interface PrepareKernelsOptions {
   log?: (line: string) => void;
   /** where the per-adapter tables live; default $DAWNGRAD_TUNE_DIR or ~/.cache/dawngrad */
   cacheDir?: string;
+}
+
+/** The Dawn toggles that unlock f16 and subgroup matrices on NVIDIA (elsewhere they change nothing). */
+export const F16_TOGGLES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
+
+/**
+ * Before init(): --precision mixed needs shader-f16, which Dawn offers on NVIDIA only with F16_TOGGLES — turn them on
+ * unless the user chose toggles (DAWNGRAD_DAWN_TOGGLES or setDawnToggles).
+ */
+export function dawnTogglesFor(precision: 'f32' | 'mixed'): void {
+  if (precision === 'mixed' && dawnToggles().length === 0) setDawnToggles(F16_TOGGLES);
 }
 
 /** The cache file of this adapter: its vendor, device and driver description in the name. */

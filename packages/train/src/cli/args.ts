@@ -63,3 +63,9 @@ export function num(
   if (check.max !== undefined && v > check.max) throw bad(`must be ≤ ${check.max}`);
   return v;
 }
+
+/** --precision: f32 (default) or mixed (the frozen weights in f16, f16 matmuls summed in f32). */
+export function precisionFlag(command: string, v: string | undefined): 'f32' | 'mixed' | undefined {
+  if (v === undefined || v === 'f32' || v === 'mixed') return v;
+  throw new CliError(`${command}: --precision must be f32 or mixed, got '${v}'`);
+}

@@ -7,9 +7,9 @@
 // The loss is transformers' mean over every labelled token, assembled from the chunks' means weighted by their counts.
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { CliError, parse, num, type Command } from './args.ts';
+import { CliError, parse, num, precisionFlag, type Command } from './args.ts';
 
-const USAGE = `usage: dawngrad forward --model DIR [--adapter DIR] --batch IN.safetensors --out OUT.safetensors [--grads none|base|lora] [--logit-rows N]
+const USAGE = `usage: dawngrad forward --model DIR [--adapter DIR] --batch IN.safetensors --out OUT.safetensors [--grads none|base|lora] [--logit-rows N] [--precision f32|mixed]
 
   --model DIR         Hugging Face model directory (config.json + safetensors)
   --adapter DIR       PEFT LoRA adapter to plug in (dropout off)
@@ -18,7 +18,8 @@ const USAGE = `usage: dawngrad forward --model DIR [--adapter DIR] --batch IN.sa
                       shifted as transformers does), and grad.<name> for each parameter --grads asks for
   --grads WHICH       none (default); base: every base parameter under its HF name; lora: the LoRA factors under their
                       PEFT names (needs --adapter)
-  --logit-rows N      rows of logits per lm_head chunk (default: as many as one GPU binding holds)`;
+  --logit-rows N      rows of logits per lm_head chunk (default: as many as one GPU binding holds)
+  --precision P       f32 (default) or mixed: the frozen weights in f16, f16 matmuls summed in f32 (--grads base needs f32)`;
 
 const GRADS = ['none', 'base', 'lora'] as const;
 type Grads = (typeof GRADS)[number];
@@ -40,6 +41,7 @@ export const forward: Command = {
       out: { type: 'string' },
       grads: { type: 'string' },
       'logit-rows': { type: 'string' },
+      precision: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     });
     if (v.help) {
@@ -52,6 +54,8 @@ export const forward: Command = {
     const grads = (v.grads ?? 'none') as Grads;
     if (!GRADS.includes(grads)) throw new CliError(`forward: --grads must be one of ${GRADS.join(', ')}, got '${v.grads}'`);
     if (grads === 'lora' && !v.adapter) throw new CliError('forward: --grads lora needs --adapter DIR (there are no LoRA parameters without one)');
+    const precision = precisionFlag('forward', v.precision) ?? 'f32';
+    if (precision === 'mixed' && grads === 'base') throw new CliError('forward: --grads base needs --precision f32 (f16 weights are frozen: they get no gradient)');
     const logitRows = v['logit-rows'] === undefined ? undefined : num('forward', 'logit-rows', v['logit-rows'], 0, { int: true, min: 1 });
     for (const [flag, dir] of [['model', modelDir], ['adapter', v.adapter]] as const) {
       if (dir !== undefined && !(existsSync(dir) && statSync(dir).isDirectory())) throw new CliError(`forward: --${flag} ${dir} is not a directory`);
@@ -63,10 +67,11 @@ export const forward: Command = {
     const { init, dispose } = await import('@dawngrad/tensor');
     const { loadConfig } = await import('@dawngrad/model');
     const batch = await readBatch(batchFile, loadConfig(join(modelDir, 'config.json')).vocabSize);
+    (await import('../tuning.ts')).dawnTogglesFor(precision);
     await init();
     try {
       const t0 = performance.now();
-      const r = await runForward(modelDir, v.adapter, batch, grads, logitRows);
+      const r = await runForward(modelDir, v.adapter, batch, grads, logitRows, precision);
       const { writeSafetensors } = await import('@dawngrad/model');
       await writeSafetensors(out, r.tensors);
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
@@ -119,7 +124,7 @@ async function readBatch(file: string, V: number): Promise<BatchOnHost> {
 }
 
 /** The forward (+ backward) on the GPU -> the tensors to write and the loss. */
-async function runForward(modelDir: string, adapterDir: string | undefined, b: BatchOnHost, grads: Grads, logitRows: number | undefined) {
+async function runForward(modelDir: string, adapterDir: string | undefined, b: BatchOnHost, grads: Grads, logitRows: number | undefined, precision: 'f32' | 'mixed') {
   const { Tensor, rt } = await import('@dawngrad/tensor');
   const { noGrad, backward, slice, scale, add } = await import('@dawngrad/autograd');
   type Var = import('@dawngrad/autograd').Var;
@@ -127,7 +132,7 @@ async function runForward(modelDir: string, adapterDir: string | undefined, b: B
   const { loadAdapter } = await import('@dawngrad/lora');
   type TensorToWrite = import('@dawngrad/model').TensorToWrite;
 
-  const model = await loadModel(modelDir);
+  const model = await loadModel(modelDir, { precision });
   const lora = adapterDir ? (await loadAdapter(adapterDir, model)).eval() : null; // eval: no dropout
   try {
     if (grads === 'base') model.requiresGrad(true);

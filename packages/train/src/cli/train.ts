@@ -3,7 +3,7 @@
 // trainer) is imported, so a usage error costs a fraction of a second and starts nothing.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, num, CliError, type Command } from './args.ts';
+import { parse, num, CliError, precisionFlag, type Command } from './args.ts';
 import { resolveOptions, RECIPES, TRAIN_OPTION_KEYS, defaultModelDir, defaultDataDir, type TrainOptions } from '../options.ts';
 import { SCHEDULES, type ScheduleName } from '../optim/schedule.ts';
 import type { EvalMode } from '../evaluate.ts';
@@ -22,7 +22,8 @@ export async function heavy() {
     import('../progress.ts'),
     import('../batching.ts'),
   ]);
-  return { ...tensor, ...model, ...lora, ...trainer, ...evaluate, ...prompts, ...data, ...terminal, ...progress, ...batching };
+  const tuning = await import('../tuning.ts');
+  return { ...tensor, ...model, ...lora, ...trainer, ...evaluate, ...prompts, ...data, ...terminal, ...progress, ...batching, ...tuning };
 }
 
 const TRAIN_FLAGS = {
@@ -57,6 +58,7 @@ const TRAIN_FLAGS = {
   overwrite: { type: 'boolean' },
   'max-length': { type: 'string' },
   'detect-anomaly': { type: 'boolean' },
+  precision: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -65,7 +67,8 @@ const TRAIN_USAGE = `usage: dawngrad train [--recipe ${Object.keys(RECIPES).join
   [--schedule ${SCHEDULES.join('|')}] [--warmup 0.1] [--epochs 1] [--batch-size 16] [--grad-accum 1] [--clip 1]
   [--max-train N] [--max-eval N] [--max-steps N] [--eval-batch-size 64] [--eval-mode both|first-token|generate]
   [--no-eval-before] [--bucket-window 16] [--checkpoint-every 200] [--system TEXT] [--seed 0] [--max-length N]
-  [--out DIR] [--resume | --overwrite] [--detect-anomaly]  (debug: name the first op that makes a NaN/Inf; slow)
+  [--out DIR] [--resume | --overwrite] [--precision f32|mixed] [--detect-anomaly]  (debug: name the first op that makes a NaN/Inf; slow)
+  --precision mixed: the frozen weights in f16 and f16 matmuls summed in f32 (tensor cores on a GPU that has them)
   --out must be absent or empty unless --resume (continue the run in it) or --overwrite (replace that run);
   --max-length (default: the model's max_position_embeddings) cuts longer tweets, never the answer
 defaults: --model ${defaultModelDir()} --data ${defaultDataDir()}, recipe quick`;
@@ -128,6 +131,7 @@ function trainOptions(argv: string[]): TrainOptions {
     evalBatchSize: n('eval-batch-size', { int: true, min: 1 }),
     evalMode: evalMode(v['eval-mode']),
     evalBefore: v['no-eval-before'] ? false : undefined,
+    precision: precisionFlag('train', v.precision),
     bucketWindow: n('bucket-window', { int: true, min: 0 }),
     checkpointEvery: n('checkpoint-every', { int: true, min: 0 }),
     system: v.system,
@@ -176,6 +180,7 @@ const EVAL_FLAGS = {
   mode: { type: 'string' },
   seed: { type: 'string' },
   'max-length': { type: 'string' },
+  precision: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -184,7 +189,7 @@ export const evalCmd: Command = {
   async run(argv) {
     const { values: v } = parse('eval', argv, EVAL_FLAGS);
     if (v.help) {
-      console.log('usage: dawngrad eval [--model DIR] [--adapter DIR] [--data DIR] [--split test] [--max-eval N] [--batch-size 64] [--mode both|first-token|generate] [--max-length N]');
+      console.log('usage: dawngrad eval [--model DIR] [--adapter DIR] [--data DIR] [--split test] [--max-eval N] [--batch-size 64] [--mode both|first-token|generate] [--max-length N] [--precision f32|mixed]');
       return 0;
     }
     const split = v.split ?? 'test';
@@ -195,7 +200,8 @@ export const evalCmd: Command = {
     const seed = num('eval', 'seed', v.seed, 0, { int: true, min: 0 });
     const maxLength = v['max-length'] === undefined ? undefined : num('eval', 'max-length', v['max-length'], 0, { int: true, min: 1 });
     const modelDir = v.model ?? defaultModelDir();
-    const { loadSplit, stratifiedSubset, init, dispose, evaluate, Progress, describe, formatEvaluation } = await heavy();
+    const precision = precisionFlag('eval', v.precision) ?? 'f32';
+    const { loadSplit, stratifiedSubset, init, dispose, evaluate, Progress, describe, formatEvaluation, dawnTogglesFor } = await heavy();
     let ds = await loadSplit(v.data ?? defaultDataDir(), split);
     if (maxEval && maxEval < ds.texts.length) ds = stratifiedSubset(ds, maxEval, { seed });
     const { fmt, cfg } = await promptFormat(modelDir);
@@ -203,9 +209,10 @@ export const evalCmd: Command = {
     const fitted = fmt.evalPrompts(ds.texts, fitLength('eval', maxLength, cfg.maxPositionEmbeddings, fmt));
     const cut = fitted.filter((p) => p.cut).length;
     if (cut > 0) console.error(`eval: cut ${cut} tweet(s) to fit ${maxLength ?? cfg.maxPositionEmbeddings} positions`);
+    dawnTogglesFor(precision);
     await init();
     try {
-      const model = await loadWithAdapter(modelDir, v.adapter);
+      const model = await loadWithAdapter(modelDir, v.adapter, precision);
       const r = await evaluate(model, fmt, ds.texts, ds.labels, {
         batchSize: bs, mode, prompts: fitted.map((p) => p.ids), progress: new Progress({ total: ds.texts.length, label: 'eval', unit: 'tweets' }),
       });
@@ -237,9 +244,9 @@ export function fitLength(command: string, maxLength: number | undefined, maxPos
 }
 
 /** The model on the GPU, with the adapter (if any) plugged in, in eval mode. */
-export async function loadWithAdapter(modelDir: string, adapter: string | undefined) {
+export async function loadWithAdapter(modelDir: string, adapter: string | undefined, precision: 'f32' | 'mixed' = 'f32') {
   const { loadModel, loadAdapter } = await heavy();
-  const model = await loadModel(modelDir);
+  const model = await loadModel(modelDir, { precision });
   if (adapter) (await loadAdapter(adapter, model)).eval();
   return model;
 }
