@@ -1,12 +1,13 @@
-// Cross-entropy: the gradient property (both row-reduction variants, ignored rows, a custom ignoreIndex), the
-// Hugging Face loss on the hf-tiny fixture's logits, the all-ignored and out-of-range cases, and no readback.
+// Cross-entropy: the gradient property (both row-reduction variants, ignored rows, a custom ignoreIndex, label
+// smoothing), the Hugging Face loss on the hf-tiny fixture's logits, PyTorch's label-smoothed loss and gradient, the
+// all-ignored and out-of-range cases, and no readback.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { init, dispose, rt, ref, Tensor } from '@dawngrad/tensor';
-import { CROSS_ENTROPY, crossEntropy, param, constant, backward, type F64 } from '../src/index.ts';
+import { CROSS_ENTROPY, crossEntropy, apply, param, constant, backward, type F64 } from '../src/index.ts';
 import { checkOp, randomF64, rng } from './gradcheck.ts';
 
 const SHARED = resolve(fileURLToPath(import.meta.url), '../../../../../shared');
@@ -40,19 +41,21 @@ const targetsF64 = (N: number, V: number, r: () => number, ignore: number, pIgno
 });
 
 describe('crossEntropy', () => {
-  it('gradient of crossEntropy (both row variants, ignored rows, custom ignoreIndex)', async () => {
+  it('gradient of crossEntropy (both row variants, ignored rows, custom ignoreIndex, label smoothing)', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(1, 3, 7, 56),
         fc.constantFrom(1, 3, 7, 57, 300),
         fc.constantFrom('tree' as const, 'serial' as const),
         fc.constantFrom(-100, 2),
+        fc.constantFrom(0, 0.1, 0.5),
         fc.integer(),
-        async (N, V, variant, ignoreIndex, seed) => {
+        async (N, V, variant, ignoreIndex, labelSmoothing, seed) => {
           fc.pre(N * V <= 6000);
           const r = rng(seed);
           const logits = randomF64([N, V], r, -3, 3);
-          await checkOp(CROSS_ENTROPY, [logits, targetsF64(N, V, r, ignoreIndex, 0.25)], { ignoreIndex, variant }, { seed });
+          // smoothing's lse − (1 − ε)·x_t − ε·mean(x) cancels to ~0 when V = 1: f32 rounding of the ~3-sized terms
+          await checkOp(CROSS_ENTROPY, [logits, targetsF64(N, V, r, ignoreIndex, 0.25)], { ignoreIndex, variant, labelSmoothing }, { seed, gpuAtol: labelSmoothing ? 1e-6 : 0 });
         },
       ),
       { numRuns: 16 },
@@ -81,6 +84,25 @@ describe('crossEntropy', () => {
     }
     // the float64 twin agrees too (it sees the float32-stored logits, so only to about 1e-6)
     expect(Math.abs(CROSS_ENTROPY.cpu.forward([logits, labels], {}).data[0]! - want)).toBeLessThan(1e-6 * want);
+  });
+
+  it("label smoothing gives PyTorch's loss and gradient (F.cross_entropy(label_smoothing=0.3), both row variants)", async () => {
+    // torch 1.13: F.cross_entropy([[1, 2, 3], [0.5, -1, 2]], [0, 2], label_smoothing=0.3) and its gradient
+    const want = 1.399458646774292;
+    const wantGrad = [-0.35498470067977905, 0.07236424088478088, 0.28262048959732056, 0.03764519467949867, -0.030443714931607246, -0.007201492786407471];
+    for (const variant of ['tree', 'serial'] as const) {
+      const x = param(Tensor.fromArray([1, 2, 3, 0.5, -1, 2], [2, 3]));
+      const loss = apply(CROSS_ENTROPY, [x, constant(Tensor.fromArray(new Int32Array([0, 2])))], { labelSmoothing: 0.3, variant });
+      backward(loss);
+      expect(await loss.data.item()).toBeCloseTo(want, 6);
+      Array.from(await x.grad!.toArray()).forEach((g, i) => expect(g).toBeCloseTo(wantGrad[i]!, 6));
+    }
+    // an ignored row stays out of the mean: torch gives 2.1076059341430664 for targets [0, -100]
+    const loss = crossEntropy(param(Tensor.fromArray([1, 2, 3, 0.5, -1, 2], [2, 3])), constant(Tensor.fromArray(new Int32Array([0, -100]))), { labelSmoothing: 0.3 });
+    expect(await loss.data.item()).toBeCloseTo(2.1076059341430664, 6);
+    expect(() => crossEntropy(param(Tensor.fromArray([1, 2], [1, 2])), constant(Tensor.fromArray(new Int32Array([0]))), { labelSmoothing: 1 })).toThrow(
+      /labelSmoothing must be in \[0, 1\), got 1/,
+    );
   });
 
   it('is 0 with a zero gradient when every target is ignored', async () => {
