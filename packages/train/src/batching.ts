@@ -8,6 +8,7 @@ import { Tensor } from '@dawngrad/tensor';
 import { MIN_SHARED_PREFIX, commonPrefixLength, type ModelConfig } from '@dawngrad/model';
 import type { Example } from './prompts.ts';
 import { mulberry32, shuffleInPlace } from './rng.ts';
+import type { BalanceMode } from './options.ts';
 
 export interface TrainBatch {
   B: number;
@@ -161,4 +162,38 @@ export function checkBatchFits(cfg: ModelConfig, limit: number, B: number, T: nu
     `the longest ${rows} has ${T} tokens: at ${batchFlag} ${B} ${need.what} need ${mib(need.bytes)}, over this adapter's ` +
       `maxStorageBufferBindingSize (${mib(limit)})` + (fixes.length ? `; use ${fixes.join(' or ')}` : ''),
   );
+}
+
+/**
+ * Class-balanced training rows, as indices into `labels` (the split's labels in file order), before the epoch shuffle:
+ *   none  the first n rows (what --max-train n keeps);
+ *   down  the first k rows of each class, k = min(⌊n / K⌋, the rarest class's count in `labels`), interleaved
+ *         class by class (0, 1, 2, 0, 1, 2, …) — every class equally often, fewer rows;
+ *   up    the first n rows, each class repeated cyclically up to the largest class's count among them, interleaved
+ *         the same way — every class equally often, every row kept (the rare ones several times per epoch).
+ * scripts/recipe/search.py's balance_rows is the same function.
+ */
+export function balanceRows(labels: readonly number[], mode: BalanceMode, n = labels.length, numClasses = 3): number[] {
+  n = Math.min(n, labels.length);
+  if (mode === 'none') return [...Array(n).keys()];
+  const byClass = (rows: number) => {
+    const by: number[][] = Array.from({ length: numClasses }, () => []);
+    for (let i = 0; i < rows; i++) by[labels[i]!]!.push(i);
+    return by;
+  };
+  const out: number[] = [];
+  if (mode === 'up') {
+    const by = byClass(n);
+    const m = Math.max(...by.map((b) => b.length));
+    for (let j = 0; j < m; j++) for (const b of by) if (b.length > 0) out.push(b[j % b.length]!);
+    return out;
+  }
+  const by = byClass(labels.length);
+  const k = Math.min(Math.floor(n / numClasses), ...by.map((b) => b.length));
+  if (k === 0) {
+    const empty = by.findIndex((b) => b.length === 0);
+    throw new Error(empty >= 0 ? `--balance down: class ${empty} has no train rows` : `--balance down: ${n} rows leave none per class`);
+  }
+  for (let j = 0; j < k; j++) for (const b of by) out.push(b[j]!);
+  return out;
 }

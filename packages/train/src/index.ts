@@ -24,19 +24,25 @@ export {
 export { Progress, formatDuration, formatRate, type ProgressOptions, type ProgressStream, type TickInfo } from './progress.ts';
 
 // Training: prompts, batching, AdamW and schedules, one step, the loop, checkpoints, the run report and model card.
-export { PromptFormat, DEFAULT_SYSTEM, GENERATED_TOKENS, type Example } from './prompts.ts';
+export { PromptFormat, DEFAULT_SYSTEM, GENERATED_TOKENS, CONTENT_FREE_TEXTS, type Example } from './prompts.ts';
 export {
-  trainBatch, epochBatches, sharedPrefixLength, largestBatchBuffer, checkBatchFits, PAD_ID, MIN_SHARED_PREFIX,
+  trainBatch, epochBatches, balanceRows, sharedPrefixLength, largestBatchBuffer, checkBatchFits, PAD_ID, MIN_SHARED_PREFIX,
   type TrainBatch, type BatchOptions, type OrderOptions,
 } from './batching.ts';
 export { AdamW, type AdamWOptions } from './optim/adamw.ts';
-export { lrFactor, warmupSteps, SCHEDULES, type Schedule, type ScheduleName } from './optim/schedule.ts';
+export { lrFactor, warmupSteps, SCHEDULES, WSD_DECAY, type Schedule, type ScheduleName } from './optim/schedule.ts';
 export { forwardBackward, optimizerStep, LaggedReader } from './step.ts';
-export { evaluate, type EvalResult, type EvalOptions, type EvalMode } from './evaluate.ts';
+export {
+  evaluate, labelPrior, calibratedPredictions, measuredPrior, readCalibration, calibratedLabels, CALIBRATION_FILE,
+  type EvalResult, type EvalOptions, type EvalMode, type AdapterCalibration,
+} from './evaluate.ts';
 export { saveCheckpoint, loadCheckpoint, replaceDirAtomic, type TrainerState } from './checkpoint.ts';
 export { checkRunDir, RunLock, LOCK_FILE } from './run-dir.ts';
 export { runTraining, describe, type TrainHooks } from './trainer.ts';
-export { resolveOptions, RECIPES, BASE_DEFAULTS, defaultModelDir, defaultDataDir, type TrainOptions } from './options.ts';
-export { writeRunReport, evalSummary, type RunSummary, type EvalSummary } from './report.ts';
+export {
+  resolveOptions, RECIPES, BASE_DEFAULTS, defaultModelDir, defaultDataDir, CALIBRATIONS, BALANCE_MODES,
+  type TrainOptions, type Calibration, type BalanceMode,
+} from './options.ts';
+export { writeRunReport, evalSummary, headline, headlineMethod, techniques, type RunSummary, type EvalSummary } from './report.ts';
 export { modelCard } from './model-card.ts';
 export { prepareKernels, tuneCachePath, type PrepareKernelsOptions } from './tuning.ts';

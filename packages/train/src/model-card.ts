@@ -1,17 +1,17 @@
 // The model card (a Hugging Face README.md with YAML front matter) of a run, made from its summary.json alone:
 // nothing in it is typed by hand, so it cannot drift from what the run measured.
-import type { RunSummary, EvalSummary } from './report.ts';
+import { headline, headlineMethod, type RunSummary, type EvalSummary } from './report.ts';
 import { LABEL_NAMES } from './data.ts';
 
 const pct = (x: number) => (100 * x).toFixed(1) + '%';
 const f4 = (x: number) => x.toFixed(4);
 
 function headlineF1(e: EvalSummary): number {
-  return (e.generate ?? e.firstToken)!.macroF1;
+  return headline(e).macroF1;
 }
 
 function perClassTable(e: EvalSummary): string {
-  const m = (e.generate ?? e.firstToken)!.metrics;
+  const m = headline(e);
   const rows = m.perClass.map((c) => `| ${c.label} | ${f4(c.precision)} | ${f4(c.recall)} | ${f4(c.f1)} | ${c.support} |`);
   return ['| class | precision | recall | F1 | support |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
 }
@@ -24,7 +24,7 @@ function yamlString(s: string): string {
 export function modelCard(s: RunSummary, runDir: string): string {
   const after = headlineF1(s.after);
   const before = s.before ? headlineF1(s.before) : null;
-  const method = s.after.generate ? 'greedy generation of the answer, first word parsed' : 'first-token scoring';
+  const method = headlineMethod(s.after);
   const front = [
     '---',
     `base_model: ${yamlString(s.model)}`,
@@ -68,8 +68,11 @@ export function modelCard(s: RunSummary, runDir: string): string {
     '## Results',
     '',
     `Macro-F1 on the test split by ${method}: **${before === null ? '—' : f4(before)} → ${f4(after)}**` +
-      (s.after.generate ? ` (invalid answers: ${pct(s.after.generate.invalidRate)})` : '') + '.',
-    s.after.firstToken && s.after.generate ? `\nBy first-token scoring: ${s.before?.firstToken ? f4(s.before.firstToken.macroF1) : '—'} → ${f4(s.after.firstToken.macroF1)}.` : '',
+      (s.after.generate && !s.after.calibrated ? ` (invalid answers: ${pct(s.after.generate.invalidRate)})` : '') + '.',
+    s.after.calibrated ? `\n\`dawngrad predict\` and \`dawngrad eval\` with this adapter score the same way (the prior is in \`calibration.json\`).` : '',
+    s.after.firstToken && (s.after.generate || s.after.calibrated) ? `\nBy first-token scoring: ${s.before?.firstToken ? f4(s.before.firstToken.macroF1) : '—'} → ${f4(s.after.firstToken.macroF1)}.` : '',
+    s.after.calibrated && s.after.generate ? `\nBy generation: ${s.before?.generate ? f4(s.before.generate.macroF1) : '—'} → ${f4(s.after.generate.macroF1)} (invalid answers: ${pct(s.after.generate.invalidRate)}).` : '',
+    s.after.calibrated ? `\nThe label prior divided out (negative / neutral / positive): ${s.after.calibrated.prior.map((p) => p.toFixed(3)).join(' / ')}.` : '',
     '',
     perClassTable(s.after),
     '',
@@ -91,6 +94,7 @@ export function modelCard(s: RunSummary, runDir: string): string {
     `| optimiser | AdamW lr ${o.lr}, weight decay ${o.weightDecay}, clip ${o.clip}, ${o.schedule} schedule, warm-up ${o.warmup} |`,
     `| batches | ${o.batchSize} × ${o.gradAccum} accumulation, ${s.steps} steps, ${o.epochs} epoch(s)${o.maxTrain ? `, first ${o.maxTrain} train tweets` : ''} |`,
     `| seed | ${o.seed} |`,
+    ...((s.techniques ?? []).length ? [`| beyond the plain recipe | ${s.techniques.join('; ')} |`] : []),
     `| hardware | ${s.hardware.adapter}, ${s.hardware.cpus} CPUs |`,
     `| time | training ${s.trainSeconds.toFixed(0)} s (${s.trainTokensPerSecond.toFixed(0)} tokens/s), whole run ${s.wallSeconds.toFixed(0)} s |`,
     '',

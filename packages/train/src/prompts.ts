@@ -13,6 +13,9 @@ export const DEFAULT_SYSTEM = 'Classify the sentiment of the tweet as negative, 
 /** Tokens generated to read an answer (evaluation and predict): the label word and the end token fit in far fewer. */
 export const GENERATED_TOKENS = 4;
 
+/** Tweets that say nothing, for contextual calibration (Zhao et al. 2021): the label prior the model shows on them. */
+export const CONTENT_FREE_TEXTS: readonly string[] = ['', 'N/A', '[MASK]'];
+
 export interface Example {
   /** prompt ids: <s> + the rendered template up to and including the assistant header */
   prompt: Int32Array;

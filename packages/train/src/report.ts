@@ -13,6 +13,7 @@ import { modelCard } from './model-card.ts';
 import { LABEL_NAMES, type Dataset } from './data.ts';
 import { mulberry32 } from './rng.ts';
 import type { PromptFormat } from './prompts.ts';
+import { CALIBRATION_FILE } from './evaluate.ts';
 
 export interface EvalSummary {
   n: number;
@@ -20,6 +21,8 @@ export interface EvalSummary {
   tokensPerSecond: number;
   generate?: { macroF1: number; invalidRate: number; metrics: Metrics };
   firstToken?: { macroF1: number; metrics: Metrics };
+  /** calibrated first-token scoring (--calibrate): the method, the label prior divided out, the result */
+  calibrated?: { method: string; prior: number[]; macroF1: number; metrics: Metrics };
   /** a few test tweets (seeded draw), their label and what the model answered */
   samples?: { text: string; expected: string; output: string }[];
 }
@@ -40,6 +43,8 @@ export interface RunSummary {
   finalLoss: number | null;
   hardware: { adapter: string; cpus: number };
   files: Record<string, string>;
+  /** the quality knobs this run used beyond the plain recipe (label smoothing, class balance, calibration, rsLoRA, …) */
+  techniques: string[];
 }
 
 export function evalSummary(r: EvalResult, samples?: EvalSummary['samples']): EvalSummary {
@@ -49,13 +54,35 @@ export function evalSummary(r: EvalResult, samples?: EvalSummary['samples']): Ev
     tokensPerSecond: r.tokens / Math.max(1e-9, r.seconds),
     generate: r.generate && { macroF1: r.generate.metrics.macroF1, invalidRate: r.generate.invalidRate, metrics: r.generate.metrics },
     firstToken: r.firstToken && { macroF1: r.firstToken.metrics.macroF1, metrics: r.firstToken.metrics },
+    calibrated: r.calibrated && { method: r.calibrated.method, prior: r.calibrated.prior, macroF1: r.calibrated.metrics.macroF1, metrics: r.calibrated.metrics },
     samples,
   };
 }
 
-/** The headline metrics of an evaluation: generation if it ran, else first-token scoring. */
+/** The headline metrics of an evaluation: calibrated first-token scoring if the run calibrates, else generation if it
+ *  ran, else first-token scoring. */
 export function headline(e: EvalSummary): Metrics {
-  return (e.generate ?? e.firstToken)!.metrics;
+  return (e.calibrated ?? e.generate ?? e.firstToken)!.metrics;
+}
+
+/** How the headline was measured, in words (the model card, the summary). */
+export function headlineMethod(e: EvalSummary): string {
+  if (e.calibrated) return `first-token scoring calibrated by the ${e.calibrated.method === 'content-free' ? 'content-free' : 'validation split\'s'} label prior`;
+  return e.generate ? 'greedy generation of the answer, first word parsed' : 'first-token scoring';
+}
+
+/** The quality knobs a run uses beyond the plain recipe, in words (RunSummary.techniques). */
+export function techniques(o: TrainOptions): string[] {
+  const t: string[] = [];
+  if (o.labelSmoothing) t.push(`label smoothing ${o.labelSmoothing}`);
+  if (o.balance === 'down') t.push('class-balanced rows (the first rows of each class in equal numbers)');
+  if (o.balance === 'up') t.push('class-balanced rows (the rarer classes repeated up to the largest)');
+  if (o.calibrate === 'content-free') t.push('calibrated first-token scoring (the label prior on content-free prompts divided out)');
+  if (o.calibrate === 'validation') t.push("calibrated first-token scoring (the validation split's label prior divided out)");
+  if (o.rslora) t.push('rsLoRA scaling (alpha/√r)');
+  if (o.schedule === 'wsd') t.push('warm-up–stable–decay lr schedule');
+  if (Array.isArray(o.targets) && o.targets.includes('lm_head')) t.push('LoRA on lm_head');
+  return t;
 }
 
 export interface ReportInput {
@@ -94,6 +121,7 @@ export async function writeRunReport(o: TrainOptions, r: ReportInput, log: (l: s
   files.metrics = 'metrics.jsonl';
   files.adapterBest = 'adapter-best';
   files.adapterLast = 'adapter-last';
+  if (after.calibrated) files.calibration = `adapter-best/${CALIBRATION_FILE}`;
   const c = r.lora.config;
   const summary: RunSummary = {
     recipe: o.recipe,
@@ -111,9 +139,14 @@ export async function writeRunReport(o: TrainOptions, r: ReportInput, log: (l: s
     finalLoss: r.history.at(-1)?.loss ?? null,
     hardware: { adapter: [r.adapter.vendor, r.adapter.device, r.adapter.description].filter(Boolean).join(' / '), cpus: (await import('node:os')).cpus().length },
     files,
+    techniques: techniques(o),
   };
   await writeFileAtomic(join(o.out, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
   await writeFileAtomic(join(o.out, 'adapter-best', 'README.md'), modelCard(summary, '..'));
+  if (after.calibrated) { // eval and predict with this adapter score the way the run did
+    const c = { method: after.calibrated.method, prior: after.calibrated.prior, labels: ['negative', 'neutral', 'positive'] };
+    await writeFileAtomic(join(o.out, 'adapter-best', CALIBRATION_FILE), JSON.stringify(c, null, 1) + '\n');
+  }
   if (before) log(`\nbefore (base model):\n${formatEvaluation(headline(before).matrix)}`);
   log(`\nafter:\n${formatEvaluation(headline(after).matrix)}`);
   return summary;

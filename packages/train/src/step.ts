@@ -7,15 +7,16 @@ import type { MistralForCausalLM, Batch } from '@dawngrad/model';
 import type { AdamW } from './optim/adamw.ts';
 import type { TrainBatch } from './batching.ts';
 
-/** Forward + backward of one micro-batch; gradients accumulate into the parameters' .grad. Returns the loss tensor [1]. */
-export function forwardBackward(model: MistralForCausalLM, batch: TrainBatch, lossScale = 1): Tensor {
+/** Forward + backward of one micro-batch; gradients accumulate into the parameters' .grad. Returns the loss tensor [1].
+ *  labelSmoothing: ε of the cross-entropy (0: plain). */
+export function forwardBackward(model: MistralForCausalLM, batch: TrainBatch, lossScale = 1, labelSmoothing = 0): Tensor {
   return scope(() => {
     // logits: [N, V] at the rows that predict answer tokens (suffix rows when the batch shares a prefix)
     const inputs: Batch = { inputIds: batch.inputIds, attentionMask: batch.attentionMask };
     if (batch.prefix) inputs.prefix = { ids: batch.prefix };
     const logits = model.forward(inputs, { logitsAt: batch.logitsAt });
     const targets = constant(Tensor.fromArray(batch.targets, [batch.targets.length], 'i32'));
-    const loss = crossEntropy(logits, targets, { ignoreIndex: -100 });
+    const loss = crossEntropy(logits, targets, { ignoreIndex: -100, labelSmoothing });
     backward(lossScale === 1 ? loss : scale(loss, lossScale));
     return keep(loss.data);
   });

@@ -15,14 +15,14 @@ import { init, rt, type Tensor } from '@dawngrad/tensor';
 import { detectAnomaly, checkAnomalies, type Var } from '@dawngrad/autograd';
 import { loadModel, loadConfig, HfTokenizer, checkVocab, modelFingerprint, type MistralForCausalLM } from '@dawngrad/model';
 import { inject, saveAdapter, readAdapter, type LoraModel } from '@dawngrad/lora';
-import { loadSplit, stratifiedSubset, type Dataset } from './data.ts';
+import { loadSplit, stratifiedSubset, take, type Dataset } from './data.ts';
 import { PromptFormat, GENERATED_TOKENS, type Example } from './prompts.ts';
-import { epochBatches, trainBatch, checkBatchFits } from './batching.ts';
+import { epochBatches, trainBatch, checkBatchFits, balanceRows } from './batching.ts';
 import { AdamW } from './optim/adamw.ts';
 import { lrFactor, warmupSteps, type Schedule } from './optim/schedule.ts';
 import { prepareKernels, dawnTogglesFor } from './tuning.ts';
 import { forwardBackward, optimizerStep, LaggedReader } from './step.ts';
-import { evaluate, type EvalResult, type EvalOptions } from './evaluate.ts';
+import { evaluate, measuredPrior, type EvalResult, type EvalOptions } from './evaluate.ts';
 import {
   saveCheckpoint, loadCheckpoint, requireCheckpoint, readTrainerState, checkResumeOptions, checkResumeModel, trajectoryOptions,
   type TrainerState,
@@ -80,6 +80,8 @@ interface Training {
 interface Trained {
   best: Float32Array[] | null;
   valHistory: { step: number; epoch: number; macroF1: number }[];
+  /** --calibrate validation: the best epoch's validation label prior, divided out on the test split */
+  bestPrior?: number[];
   trainSeconds: number;
   trainTokens: number;
 }
@@ -110,7 +112,9 @@ async function prepare(o: TrainOptions, log: Logger, hooks: TrainHooks): Promise
   const resumed = o.resume ? await checkResume(o, log) : null;
   // 2. data, tokenizer, prompts: every split tokenised now, so a chat template that raises or a sequence too long
   //    for the model stops the run here, not at the test evaluation
-  const train = await loadSplit(o.data, 'train', o.maxTrain ? { limit: o.maxTrain } : {});
+  // --balance down picks its rows from the whole split; otherwise --max-train keeps the first rows
+  const rows = await loadSplit(o.data, 'train', o.maxTrain && o.balance !== 'down' ? { limit: o.maxTrain } : {});
+  const train = o.balance && o.balance !== 'none' ? take(rows, balanceRows(rows.labels, o.balance, o.maxTrain)) : rows;
   const subset = (ds: Dataset) => (o.maxEval && o.maxEval < ds.texts.length ? stratifiedSubset(ds, o.maxEval, { seed: o.seed }) : ds);
   const valData = subset(await loadSplit(o.data, 'validation'));
   const testData = subset(await loadSplit(o.data, 'test'));
@@ -120,6 +124,10 @@ async function prepare(o: TrainOptions, log: Logger, hooks: TrainHooks): Promise
   const fmt = new PromptFormat(tokenizer, o.system);
   if (o.evalMode === 'first-token') fmt.checkFirstTokenScoring(); // refuse now, not after the first epoch
   if (o.evalMode === 'both' && fmt.firstTokenAmbiguous) log(`first-token scoring is off: ${fmt.firstTokenClash}; evaluating by generation`);
+  if ((o.calibrate ?? 'none') !== 'none' && fmt.firstTokenAmbiguous) { // nothing to calibrate: the summary must not claim it
+    log(`calibration is off: it divides first-token scores, and ${fmt.firstTokenClash}`);
+    o.calibrate = 'none';
+  }
   const maxLength = checkMaxLength(o, fmt, cfg.maxPositionEmbeddings);
   const examples = fmt.examples(train.texts, train.labels, maxLength);
   const tokenised = (ds: Dataset): EvalSplit => {
@@ -197,13 +205,21 @@ function evalOptions(run: Run, split: EvalSplit, label: string): EvalOptions {
     mode: run.o.evalMode,
     prompts: split.prompts,
     progress: new Progress({ total: split.texts.length, label, unit: 'tweets' }),
+    calibration: run.o.calibrate,
   };
+}
+
+/** --calibrate validation: the label prior the model shows now on the validation split (first-token scoring only). */
+function validationPrior(run: Run): Promise<number[]> {
+  return measuredPrior(run.model, run.fmt, run.val.texts, run.val.labels, evalOptions(run, run.val, 'prior validation'));
 }
 
 /** "before": the untouched base model on the test split (not on a resume: that run measured it already). */
 async function evaluateBefore(run: Run): Promise<EvalResult | null> {
   if (run.o.resume || !run.o.evalBefore) return null;
-  const before = await evaluate(run.model, run.fmt, run.test.texts, run.test.labels, evalOptions(run, run.test, 'eval before'));
+  // --calibrate validation: the base model's own validation prior, so "before" is measured the way "after" is
+  const prior = run.o.calibrate === 'validation' ? await validationPrior(run) : undefined;
+  const before = await evaluate(run.model, run.fmt, run.test.texts, run.test.labels, { ...evalOptions(run, run.test, 'eval before'), prior });
   run.log(`before: ${describe(before)}`);
   return before;
 }
@@ -215,6 +231,7 @@ async function attachLora(run: Run): Promise<Training> {
   const { o, log, model, resumed } = run;
   const lora = inject(model, {
     r: o.r, lora_alpha: o.alpha, lora_dropout: o.dropout, target_modules: o.targets, seed: o.seed, base_model_name_or_path: o.model,
+    use_rslora: o.rslora ?? false,
   });
   const params = lora.parameters();
   const names = lora.namedParameters().map((p) => p.name);
@@ -316,7 +333,7 @@ async function accumulate(run: Run, step: number, micro: number[][]): Promise<{ 
     const batch = trainBatch(idx.map((i) => run.train[i]!), { sharePrefix: true }); // the system prompt runs once
     tokens += batch.tokens;
     loss?.dispose();
-    loss = forwardBackward(model, batch, 1 / o.gradAccum);
+    loss = forwardBackward(model, batch, 1 / o.gradAccum, o.labelSmoothing ?? 0);
     batch.dispose();
     if (o.detectAnomaly) {
       await checkAnomalies().catch((e: unknown) => {
@@ -330,8 +347,9 @@ async function accumulate(run: Run, step: number, micro: number[][]): Promise<{ 
 // ---- validate + keep best ----------------------------------------------------------------------------------------
 
 /**
- * Validation macro-F1 at an epoch end (first-token scoring, or generation when the tokenizer gives two label words the
- * same first token); the best adapter so far is kept on the host and written to adapter-best/.
+ * Validation macro-F1 at an epoch end (first-token scoring — calibrated with --calibrate — or generation when the
+ * tokenizer gives two label words the same first token); the best adapter so far is kept on the host and written to
+ * adapter-best/.
  */
 async function validateAndKeepBest(run: Run, t: Training, trained: Trained, epoch: number): Promise<void> {
   const { o, fmt } = run;
@@ -340,12 +358,13 @@ async function validateAndKeepBest(run: Run, t: Training, trained: Trained, epoc
   lora.eval(); // no dropout while measuring
   const v = await evaluate(run.model, fmt, run.val.texts, run.val.labels, { ...evalOptions(run, run.val, 'eval validation'), mode });
   lora.train();
-  const f1 = (v.firstToken ?? v.generate)!.metrics.macroF1;
+  const f1 = (v.calibrated ?? v.firstToken ?? v.generate)!.metrics.macroF1;
   trained.valHistory.push({ step: state.step, epoch: epoch + 1, macroF1: f1 });
-  run.log(`epoch ${epoch + 1}: validation macro-F1 ${f1.toFixed(4)} (${mode})`);
+  run.log(`epoch ${epoch + 1}: validation macro-F1 ${f1.toFixed(4)} (${mode}${v.calibrated ? `, calibrated by the ${v.calibrated.method} prior` : ''})`);
   if (state.bestValF1 === null || f1 > state.bestValF1) {
     state.bestValF1 = f1;
     trained.best = await snapshot(t.params);
+    trained.bestPrior = v.calibrated?.prior;
     await writing(`adapter-best in ${o.out}`, () => saveAdapter(lora, join(o.out, 'adapter-best')), true);
   }
 }
@@ -366,7 +385,9 @@ async function testBest(run: Run, t: Training, trained: Trained): Promise<EvalRe
   await writing(`adapter-last in ${run.o.out}`, () => saveAdapter(t.lora, join(run.o.out, 'adapter-last')), true);
   if (trained.best) restore(t.params, trained.best);
   t.lora.eval();
-  const after = await evaluate(run.model, run.fmt, run.test.texts, run.test.labels, evalOptions(run, run.test, 'eval test'));
+  // --calibrate validation divides out the best epoch's validation prior (measured again when a resume lost it)
+  const prior = run.o.calibrate === 'validation' ? trained.bestPrior ?? (await validationPrior(run)) : undefined;
+  const after = await evaluate(run.model, run.fmt, run.test.texts, run.test.labels, { ...evalOptions(run, run.test, 'eval test'), prior });
   run.log(`after: ${describe(after)}`);
   return after;
 }
@@ -400,6 +421,7 @@ export function describe(r: EvalResult): string {
   const parts: string[] = [];
   if (r.generate) parts.push(`macro-F1 ${r.generate.metrics.macroF1.toFixed(4)} by generation (invalid ${(100 * r.generate.invalidRate).toFixed(1)}%)`);
   if (r.firstToken) parts.push(`${r.firstToken.metrics.macroF1.toFixed(4)} by first-token scoring`);
+  if (r.calibrated) parts.push(`${r.calibrated.metrics.macroF1.toFixed(4)} calibrated (${r.calibrated.method} prior ${r.calibrated.prior.map((p) => p.toFixed(3)).join('/')})`);
   return `${parts.join(', ')} on ${r.n} tweets in ${r.seconds.toFixed(1)} s`;
 }
 

@@ -7,8 +7,11 @@ import { parse, num, CliError, type Command } from './args.ts';
 import { defaultModelDir } from '../options.ts';
 import { heavy, promptFormat, fitLength, loadWithAdapter } from './train.ts';
 
-const USAGE = `usage: dawngrad predict [--model DIR] [--adapter DIR] [--batch-size 64] [--max-length N] "tweet text" ...
+const USAGE = `usage: dawngrad predict [--model DIR] [--adapter DIR] [--batch-size 64] [--max-length N] [--no-calibration] "tweet text" ...
   (or tweets on stdin, one per line)
+
+  an adapter trained with --calibrate answers by first-token scoring with its calibration.json's prior divided out, as
+  its run scored; --no-calibration answers by generation instead
 
   --batch-size N   tweets per batch through the model (default 64)
   --max-length N   positions per prompt and answer (default: the model's max_position_embeddings); longer tweets are cut`;
@@ -21,6 +24,7 @@ export const predict: Command = {
       adapter: { type: 'string' },
       'batch-size': { type: 'string' },
       'max-length': { type: 'string' },
+      'no-calibration': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     }, true);
     if (v.help) {
@@ -40,7 +44,9 @@ export const predict: Command = {
     const fitted = fmt.evalPrompts(texts, fitLength('predict', maxLength, cfg.maxPositionEmbeddings, fmt));
     const cut = fitted.filter((p) => p.cut).length;
     if (cut > 0) console.error(`predict: cut ${cut} tweet(s) to fit ${maxLength ?? cfg.maxPositionEmbeddings} positions (from the end of the tweet)`);
-    const { init, dispose, rt, generate, largestBatchBuffer, GENERATED_TOKENS, LABEL_NAMES } = await heavy();
+    const { init, dispose, rt, generate, largestBatchBuffer, GENERATED_TOKENS, LABEL_NAMES, readCalibration, calibratedLabels } = await heavy();
+    const cal = v.adapter && !v['no-calibration'] ? readCalibration(v.adapter) : null; // score the way the adapter's run did
+    if (cal) console.error(`predict: calibrated first-token scoring (the ${cal.method} prior in ${v.adapter}/calibration.json; --no-calibration: by generation)`);
     await init();
     try {
       const model = await loadWithAdapter(modelDir, v.adapter);
@@ -56,11 +62,10 @@ export const predict: Command = {
         }
         try {
           if (!fits(rows)) throw new Error(`its ${fitted[rows[0]!]!.ids.length}-token prompt is too large for this device: lower --max-length`);
-          const g = await generate(model, rows.map((i) => fitted[i]!.ids), { maxNewTokens: GENERATED_TOKENS, stopTokens: [fmt.endToken] });
-          rows.forEach((i, r) => {
-            const label = fmt.parseAnswer(g.ids[r]!);
-            labels[i] = label >= 0 ? LABEL_NAMES[label]! : 'invalid';
-          });
+          const found = cal
+            ? await calibratedLabels(model, fmt, rows.map((i) => fitted[i]!.ids), cal.prior)
+            : (await generate(model, rows.map((i) => fitted[i]!.ids), { maxNewTokens: GENERATED_TOKENS, stopTokens: [fmt.endToken] })).ids.map((ids) => fmt.parseAnswer(ids));
+          rows.forEach((i, r) => (labels[i] = found[r]! >= 0 ? LABEL_NAMES[found[r]!]! : 'invalid'));
         } catch (e) {
           if (rows.length > 1) {
             for (const i of rows) await classify([i]);

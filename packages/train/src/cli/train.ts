@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, num, CliError, precisionFlag, type Command } from './args.ts';
-import { resolveOptions, RECIPES, TRAIN_OPTION_KEYS, defaultModelDir, defaultDataDir, type TrainOptions } from '../options.ts';
+import { resolveOptions, RECIPES, TRAIN_OPTION_KEYS, defaultModelDir, defaultDataDir, CALIBRATIONS, BALANCE_MODES, type TrainOptions, type Calibration, type BalanceMode } from '../options.ts';
 import { SCHEDULES, type ScheduleName } from '../optim/schedule.ts';
 import type { EvalMode } from '../evaluate.ts';
 
@@ -59,6 +59,10 @@ const TRAIN_FLAGS = {
   'max-length': { type: 'string' },
   'detect-anomaly': { type: 'boolean' },
   precision: { type: 'string' },
+  'label-smoothing': { type: 'string' },
+  balance: { type: 'string' },
+  calibrate: { type: 'string' },
+  rslora: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -71,12 +75,20 @@ const TRAIN_USAGE = `usage: dawngrad train [--recipe ${Object.keys(RECIPES).join
   --precision mixed: the frozen weights in f16 and f16 matmuls summed in f32 (tensor cores on a GPU that has them)
   --out must be absent or empty unless --resume (continue the run in it) or --overwrite (replace that run);
   --max-length (default: the model's max_position_embeddings) cuts longer tweets, never the answer
+  [--label-smoothing 0] [--balance ${BALANCE_MODES.join('|')}] [--calibrate ${CALIBRATIONS.join('|')}] [--rslora]
 defaults: --model ${defaultModelDir()} --data ${defaultDataDir()}, recipe quick`;
 
 function evalMode(v: string | undefined): EvalMode | undefined {
   if (v === undefined) return undefined;
   if (v !== 'both' && v !== 'first-token' && v !== 'generate') throw new CliError(`--eval-mode must be both, first-token or generate, got '${v}'`);
   return v;
+}
+
+/** A flag whose value must be one of `allowed` (undefined when absent). */
+function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(v)) throw new CliError(`--${flag} must be one of ${allowed.join(', ')}, got '${v}'`);
+  return v as T;
 }
 
 function trainOptions(argv: string[]): TrainOptions {
@@ -140,6 +152,10 @@ function trainOptions(argv: string[]): TrainOptions {
     overwrite: v.overwrite ? true : undefined,
     maxLength: n('max-length', { int: true, min: 1 }),
     detectAnomaly: v['detect-anomaly'] ? true : undefined,
+    labelSmoothing: n('label-smoothing', { min: 0, max: 0.99 }),
+    balance: oneOf<BalanceMode>('balance', v.balance, BALANCE_MODES),
+    calibrate: oneOf<Calibration>('calibrate', v.calibrate, CALIBRATIONS),
+    rslora: v.rslora ? true : undefined,
     command: ['dawngrad', 'train', ...argv].map((a) => (/^[\w./:,=@+-]+$/.test(a) ? a : JSON.stringify(a))).join(' '),
   };
   const over: Partial<TrainOptions> = { ...fromFile, ...Object.fromEntries(Object.entries(flags).filter(([, x]) => x !== undefined)) };
@@ -159,8 +175,9 @@ export const train: Command = {
     console.log(`dawngrad train: recipe ${o.recipe} → ${o.out}`);
     try {
       const s = await runTraining(o, undefined, ctx?.trainHooks);
-      const b = s.before ? (s.before.generate ?? s.before.firstToken)!.macroF1.toFixed(4) : '—';
-      const a = (s.after.generate ?? s.after.firstToken)!.macroF1.toFixed(4);
+      const { headline } = await import('../report.ts');
+      const b = s.before ? headline(s.before).macroF1.toFixed(4) : '—';
+      const a = headline(s.after).macroF1.toFixed(4);
       console.log(`\ntest macro-F1 ${b} → ${a}; wall ${s.wallSeconds.toFixed(0)} s, training ${s.trainTokensPerSecond.toFixed(0)} tokens/s`);
       console.log(`run directory: ${o.out} (summary.json, metrics.jsonl, confusion_*.png|svg, loss.png|svg, adapter-best/, adapter-last/)`);
       return 0;
@@ -201,7 +218,8 @@ export const evalCmd: Command = {
     const maxLength = v['max-length'] === undefined ? undefined : num('eval', 'max-length', v['max-length'], 0, { int: true, min: 1 });
     const modelDir = v.model ?? defaultModelDir();
     const precision = precisionFlag('eval', v.precision) ?? 'f32';
-    const { loadSplit, stratifiedSubset, init, dispose, evaluate, Progress, describe, formatEvaluation, dawnTogglesFor } = await heavy();
+    const { loadSplit, stratifiedSubset, init, dispose, evaluate, Progress, describe, formatEvaluation, dawnTogglesFor, readCalibration } = await heavy();
+    const cal = v.adapter && mode !== 'generate' ? readCalibration(v.adapter) : null; // a calibrated run's adapter scores as the run did
     let ds = await loadSplit(v.data ?? defaultDataDir(), split);
     if (maxEval && maxEval < ds.texts.length) ds = stratifiedSubset(ds, maxEval, { seed });
     const { fmt, cfg } = await promptFormat(modelDir);
@@ -215,9 +233,10 @@ export const evalCmd: Command = {
       const model = await loadWithAdapter(modelDir, v.adapter, precision);
       const r = await evaluate(model, fmt, ds.texts, ds.labels, {
         batchSize: bs, mode, prompts: fitted.map((p) => p.ids), progress: new Progress({ total: ds.texts.length, label: 'eval', unit: 'tweets' }),
+        ...(cal && { calibration: cal.method, prior: cal.prior }),
       });
       console.log(describe(r));
-      console.log(formatEvaluation((r.generate ?? r.firstToken)!.metrics.matrix));
+      console.log(formatEvaluation((r.calibrated ?? r.generate ?? r.firstToken)!.metrics.matrix));
       return 0;
     } finally {
       dispose();
