@@ -93,7 +93,8 @@ def read_results(path):
 def show(d):
     gen = f" gen {d['gen_f1']:.4f} inv {100 * d['invalid']:.1f}%" if "gen_f1" in d else ""
     curve = " curve " + " ".join(f"{e['step']}:{e['ft_f1']:.3f}" for e in d["evals"]) if d.get("evals") else ""
-    return f"{d['tag']:28s} ft {d['ft_f1']:.4f}{gen} preds {d['ft_pred_counts']} loss50 {d['final_loss50']:.3f} {d['train_s']:.0f}s{curve}"
+    cal = f" (best epoch: ft {d['best']['ft_f1']:.4f} cf {d['best']['ft_f1_cf']:.4f} val {d['best']['ft_f1_val']:.4f})" if "best" in d else ""
+    return f"{d['tag']:28s} ft {d['ft_f1']:.4f}{gen} preds {d['ft_pred_counts']}{cal} loss50 {d['final_loss50']:.3f} {d['train_s']:.0f}s{curve}"
 
 
 def main():

@@ -18,13 +18,17 @@ every row (autograd sums the rows' gradients through the broadcast).
 
   /usr/bin/python3 scripts/recipe/search.py check                      # vs the HF fixture (and dawngrad's loss)
   /usr/bin/python3 scripts/recipe/search.py table                      # the results file as a markdown table
-  /usr/bin/python3 scripts/recipe/search.py run --lr 3e-3 --examples 6000 [--schedule linear --warmup 0.1
-        --batch 16 --r 8 --seed 0 --eval subset|full --generate --tag NAME --out /tmp/recipe-results.jsonl
-        --weight-decay 0.01 --clip 1 --device cpu|cuda]        (grid.py runs many of these on a GPU)
+  /usr/bin/python3 scripts/recipe/search.py run --lr 3e-3 --examples 6000 [--schedule linear|cosine|constant|wsd
+        --warmup 0.1 --batch 16 --r 8 --alpha 16 --rslora --seed 0 --epochs 1 --label-smoothing 0 --balance none|down|up
+        --eval subset|full --generate --tag NAME --out /tmp/recipe-results.jsonl --weight-decay 0.01 --clip 1
+        --device cpu|cuda --share-prefix auto|on|off]        (grid.py runs many of these on a GPU)
+Every evaluation also reports first-token scoring calibrated two ways (dawngrad's --calibrate): dividing out the label
+prior the model shows on content-free prompts ("", "N/A", "[MASK]"), or on the evaluated validation set itself.
 
 Weights are read from the bf16 safetensors shards with numpy (8-byte header length, JSON header, raw bytes).
 """
 import argparse
+import gzip
 import json
 import math
 import os
@@ -142,6 +146,8 @@ def lr_factor(name, total, warm, step):
     up = min(1.0, (step + 1) / warm) if warm > 0 else 1.0
     if name == "constant":
         return up
+    if name == "wsd":  # warm-up, stable, then a linear decay to 0 over the last WSD_DECAY of the steps
+        return min(up, (total - step) / max(1, math.floor(total * WSD_DECAY)))
     if name == "linear":
         down = max(0.0, (total - step) / max(1, total - warm))
         return min((step + 1) / warm, down) if warm > 0 else min(1.0, down)
@@ -149,6 +155,9 @@ def lr_factor(name, total, warm, step):
         return up
     progress = min(1.0, (step - warm) / max(1, total - warm))
     return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+WSD_DECAY = 0.2  # schedule.ts WSD_DECAY
 
 
 def warmup_steps(total, fraction):
@@ -221,8 +230,9 @@ class Mistral(nn.Module):
         """(path, LoraLinear) in dawngrad's model.linears() order: layer by layer, q,k,v,o,gate,up,down."""
         return [(f"layers.{i}.{n}", l[n]) for i, l in enumerate(self.layers) for n in self.LINEARS]
 
-    def inject_lora(self, r, alpha, seed, targets=None, lm_head=False):
-        """lora.ts inject(): A ~ (2u − 1)/√in from mulberry32(seed) in linears() order (lm_head last), B = 0."""
+    def inject_lora(self, r, alpha, seed, targets=None, lm_head=False, rslora=False):
+        """lora.ts inject(): A ~ (2u − 1)/√in from mulberry32(seed) in linears() order (lm_head last), B = 0;
+        the update scaled by alpha/r, or alpha/√r with rsLoRA (PEFT's use_rslora)."""
         rng = mulberry32(seed)
         for path, lin in self.linears() + ([("lm_head", self.head)] if lm_head else []):
             if targets is not None and path.split(".")[-1] not in targets:
@@ -230,7 +240,7 @@ class Mistral(nn.Module):
             out_f, in_f = lin.weight.shape
             bound = math.sqrt(3) * (math.sqrt(2 / 6) / math.sqrt(in_f))
             a = np.array([(2 * rng() - 1) * bound for _ in range(r * in_f)], dtype=np.float32)
-            lin.add_lora(a, np.zeros(out_f * r, dtype=np.float32), alpha / r)
+            lin.add_lora(a, np.zeros(out_f * r, dtype=np.float32), alpha / math.sqrt(r) if rslora else alpha / r)
         return [p for _, lin in self.linears() + [("lm_head", self.head)] if lin.A is not None for p in (lin.A, lin.B)]
 
     def rope(self, start, n):
@@ -297,10 +307,13 @@ def shared_prefix(rows, limit):
     return n
 
 
+SHARE_PREFIX = True  # run --share-prefix: off on a GPU, where the prefix pass costs more kernel launches than it saves
+
+
 def split_rows(rows, keep_after):
     """rows → (prefix ids, suffix ids [B,S], mask [B,S], P). keep_after[b]: the first position of row b that must be in
-    the suffix (its logits are needed), so P ≤ min(keep_after)."""
-    P = shared_prefix(rows, min(keep_after))
+    the suffix (its logits are needed), so P ≤ min(keep_after). P = 0 when SHARE_PREFIX is off (same numbers)."""
+    P = shared_prefix(rows, min(keep_after)) if SHARE_PREFIX else 0
     S = max(len(r) for r in rows) - P
     ids = torch.zeros(len(rows), S, dtype=torch.long)
     attn = torch.zeros(len(rows), S, dtype=torch.long)
@@ -310,8 +323,9 @@ def split_rows(rows, keep_after):
     return dev(torch.tensor(rows[0][:P], dtype=torch.long)), dev(ids), attn, P
 
 
-def train_loss(model, prompts, answers):
-    """Mean CE over the answer tokens of rows prompt ‖ answer (trainBatch + forwardBackward's loss)."""
+def train_loss(model, prompts, answers, label_smoothing=0.0):
+    """Mean CE over the answer tokens of rows prompt ‖ answer (trainBatch + forwardBackward's loss); with label
+    smoothing ε each row's target is (1 − ε)·one-hot + ε/V (PyTorch's and loss.ts's definition)."""
     rows = [list(p) + list(a) for p, a in zip(prompts, answers)]
     prefix, ids, attn, P = split_rows(rows, [len(p) - 1 for p in prompts])
     h = model.hidden(prefix, ids, attn)  # [B, S, C]
@@ -326,7 +340,7 @@ def train_loss(model, prompts, answers):
     if os.environ.get("SPLIT_LOSS"):  # diagnostic: CE of the label word and of the end token separately
         ce = F.cross_entropy(logits.detach(), targets, reduction="none")
         print(f"    label CE {ce[0::2].mean():.3f}  end CE {ce[1::2].mean():.3f}", file=sys.stderr)
-    return F.cross_entropy(logits, targets)
+    return F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
 
 
 # --------------------------------------------------------------------------------------------------------- metrics
@@ -366,14 +380,39 @@ def parse_answer(decode, ids, end_token):
     return LABELS.index(word) if word in LABELS else -1
 
 
+def calibrate(scores, prior):
+    """evaluate.ts calibratedPredictions: argmax_k of log softmax(s)_k − log prior_k, i.e. of s_k − log prior_k
+    (contextual calibration, Zhao et al. 2021: divide out the label prior). scores: [n, 3] logits."""
+    return [int(k) for k in np.argmax(np.asarray(scores, dtype=np.float64) - np.log(np.asarray(prior, dtype=np.float64)), axis=1)]
+
+
+def label_prior(scores):
+    """evaluate.ts labelPrior: the mean over rows of softmax over the three label logits (float64)."""
+    s = np.asarray(scores, dtype=np.float64)
+    p = np.exp(s - s.max(axis=1, keepdims=True))
+    return (p / p.sum(axis=1, keepdims=True)).mean(axis=0).tolist()
+
+
+@torch.no_grad()
+def first_token_logits(model, prompts, tok):
+    """The three label words' first-token logits after each prompt, [n, 3] (one batch)."""
+    rows = [list(p) for p in prompts]
+    prefix, ids, attn, P = split_rows(rows, [len(r) - 1 for r in rows])
+    h = model.hidden(prefix, ids, attn)
+    last = h[dev(torch.arange(len(rows))), dev(torch.tensor([len(r) - 1 - P for r in rows]))]
+    return model.head(last)[:, dev(torch.tensor(tok["firstTokens"]))].float().cpu().numpy()
+
+
 @torch.no_grad()
 def evaluate(model, data, tok, generate=False, batch_size=64):
-    """First-token scoring always; greedy generation (≤ 4 tokens) when asked. Rows sorted by length into batches."""
+    """First-token scoring always, raw and calibrated by the content-free and by this set's own label prior; greedy
+    generation (≤ 4 tokens) when asked. Rows sorted by length into batches."""
     prompts, labels = data["prompts"], data["labels"]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     first = dev(torch.tensor(tok["firstTokens"]))
     end = tok["endToken"]
     ft = [-1] * len(prompts)
+    scores = np.zeros((len(prompts), 3), dtype=np.float32)
     gen = [-1] * len(prompts)
     decode = make_decoder(tok["pieces"])
     for s in range(0, len(order), batch_size):
@@ -389,6 +428,7 @@ def evaluate(model, data, tok, generate=False, batch_size=64):
             full = model.head(last)  # [n, V]
             if step == 0:
                 sc = full[:, first]  # [n, 3]
+                scores[idx] = sc.float().cpu().numpy()
                 for k, i in enumerate(idx):
                     ft[i] = int(sc[k].argmax())
             if not generate:
@@ -407,6 +447,9 @@ def evaluate(model, data, tok, generate=False, batch_size=64):
             for k, i in enumerate(idx):
                 gen[i] = parse_answer(decode, outs[k], end)
     res = {"n": len(prompts), "ft_f1": macro_f1(labels, ft), "ft_pred_counts": [ft.count(c) for c in range(3)]}
+    for name, prior in (("cf", label_prior(first_token_logits(model, tok["contentFree"], tok))), ("val", label_prior(scores))):
+        pred = calibrate(scores, prior)
+        res.update({f"ft_f1_{name}": macro_f1(labels, pred), f"ft_pred_counts_{name}": [pred.count(c) for c in range(3)], f"prior_{name}": prior})
     if generate:
         res.update(gen_f1=macro_f1(labels, gen), invalid=gen.count(-1) / len(gen), gen_pred_counts=[gen.count(c) for c in range(-1, 3)])
     return res
@@ -425,63 +468,89 @@ def load_model():
 
 def load_tokens(path):
     if _CACHE.get("tokens_path") != path:
-        with open(path) as f:
+        with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
             _CACHE["tokens"], _CACHE["tokens_path"] = json.load(f), path
     return _CACHE["tokens"]
 
 
+def balance_rows(labels, mode, n, file_counts):
+    """batching.ts balanceRows: which train rows an epoch uses, as indices into `labels` (the file's rows in order).
+    none: the first n. down: the first k rows of each class, k = min(n // 3, the rarest class's rows in the whole file),
+    interleaved (class 0, 1, 2, 0, 1, 2, …). up: the first n rows, each class repeated cyclically up to the largest
+    class's count among them, interleaved the same way."""
+    if mode == "none":
+        return list(range(n))
+    if mode == "up":
+        by = [[i for i in range(n) if labels[i] == c] for c in range(3)]
+        m = max(len(b) for b in by)
+        return [by[c][j % len(by[c])] for j in range(m) for c in range(3) if by[c]]
+    k = min(n // 3, min(file_counts))
+    by = [[i for i, y in enumerate(labels) if y == c][:k] for c in range(3)]
+    if any(len(b) < k for b in by):
+        sys.exit(f"--balance down needs the first {k} rows of each class: export more train rows (export_tokens.ts --train)")
+    return [by[c][j] for j in range(k) for c in range(3)]
+
+
 def run(a):
-    global DEV
+    global DEV, SHARE_PREFIX
     DEV = torch.device(a.device)
+    SHARE_PREFIX = a.share_prefix == "on" or (a.share_prefix == "auto" and DEV.type == "cpu")
     torch.set_num_threads(a.threads)
     tok = load_tokens(a.tokens)
     model = load_model()
     targets = a.targets.split(",") if a.targets else None
-    params = model.inject_lora(a.r, a.alpha or 2 * a.r, a.seed, targets, a.lm_head)
+    alpha = a.alpha or 2 * a.r
+    params = model.inject_lora(a.r, alpha, a.seed, targets, a.lm_head, a.rslora)
     # LoRA+ (Hayou et al. 2024): B learns lr_ratio × faster than A; group 0 = every A, group 1 = every B
     groups = [{"params": params[0::2], "mult": 1.0}, {"params": params[1::2], "mult": a.lora_plus}]
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=a.weight_decay)
-    n = a.examples
     pool = len(tok["train"]["prompts"])
+    total_rows = tok.get("trainTotal", pool)
+    n = a.examples or total_rows  # 0: the whole train split (no --max-train)
     if n > pool:
         sys.exit(f"--examples {n} > the {pool} exported train rows (export_tokens.ts --train)")
-    if a.balanced:
-        # the first n rows of each class in turn (round robin), so every batch sees the classes about equally
-        by = [[i for i in range(pool) if tok["train"]["labels"][i] == c] for c in range(3)]
-        pick = [by[c][k] for k in range(n // 3 + 1) for c in range(3) if k < len(by[c])][:n]
-        prompts, labels = [tok["train"]["prompts"][i] for i in pick], [tok["train"]["labels"][i] for i in pick]
-    else:
-        prompts, labels = tok["train"]["prompts"][:n], tok["train"]["labels"][:n]  # --max-train keeps the first N rows
+    pick = balance_rows(tok["train"]["labels"], a.balance, n, tok.get("trainClassCounts") or [tok["train"]["labels"].count(c) for c in range(3)])
+    prompts, labels = [tok["train"]["prompts"][i] for i in pick], [tok["train"]["labels"][i] for i in pick]
     answers = tok["answers"]
     lengths = [len(p) + len(answers[l]) for p, l in zip(prompts, labels)]
-    batches = epoch_batches(lengths, 0, a.batch, a.seed, a.bucket)
-    total = len(batches)  # one epoch of the first n rows
+    per_epoch = math.ceil(len(pick) / a.batch)
+    total = per_epoch * a.epochs
     warm = warmup_steps(total, a.warmup)
-    t0 = time.time()
-    losses = []
-    evals = []
-    for step, b in enumerate(batches):
-        for g in opt.param_groups:
-            g["lr"] = a.lr * g["mult"] * lr_factor(a.schedule, total, warm, step)
-        loss = train_loss(model, [prompts[i] for i in b], [answers[labels[i]] for i in b])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, a.clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        if (step + 1) % 50 == 0 or step + 1 == total:
-            print(f"step {step + 1}/{total}: loss(50) {np.mean(losses[-50:]):.4f}  {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
-        if a.eval_every and (step + 1) % a.eval_every == 0 and step + 1 < total:
-            e = evaluate(model, tok["validation"] if a.eval == "full" else tok["validationSubset"], tok)
-            evals.append({"step": step + 1, **e})
-            print(f"  eval @ {step + 1}: ft F1 {e['ft_f1']:.4f} preds {e['ft_pred_counts']}", file=sys.stderr, flush=True)
-    train_s = time.time() - t0
     data = tok["validation"] if a.eval == "full" else tok["validationSubset"]
-    e = evaluate(model, data, tok, generate=a.generate)
+    t0 = time.time()
+    losses, evals, epochs = [], [], []
+    step = 0
+    for epoch in range(a.epochs):
+        for b in epoch_batches(lengths, epoch, a.batch, a.seed, a.bucket):
+            for g in opt.param_groups:
+                g["lr"] = a.lr * g["mult"] * lr_factor(a.schedule, total, warm, step)
+            loss = train_loss(model, [prompts[i] for i in b], [answers[labels[i]] for i in b], a.label_smoothing)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, a.clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            step += 1
+            if step % 50 == 0 or step == total:
+                print(f"step {step}/{total}: loss(50) {np.mean(losses[-50:]):.4f}  {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+            if a.eval_every and step % a.eval_every == 0 and step % per_epoch != 0:
+                e = evaluate(model, data, tok)
+                evals.append({"step": step, **e})
+                print(f"  eval @ {step}: ft F1 {e['ft_f1']:.4f} preds {e['ft_pred_counts']}", file=sys.stderr, flush=True)
+        # the trainer validates at each epoch end and keeps the best adapter (by the calibrated F1 when it calibrates)
+        last = epoch + 1 == a.epochs
+        e = evaluate(model, data, tok, generate=a.generate and last)
+        epochs.append({"epoch": epoch + 1, "step": step, **e})
+        print(f"  epoch {epoch + 1}: ft F1 {e['ft_f1']:.4f} (content-free {e['ft_f1_cf']:.4f}, validation prior {e['ft_f1_val']:.4f})", file=sys.stderr, flush=True)
+    train_s = time.time() - t0
+    # per scoring, the best epoch's validation F1: what dawngrad's best-adapter choice would keep
+    best = {k: max(x[k] for x in epochs) for k in ("ft_f1", "ft_f1_cf", "ft_f1_val")}
     rec = {
-        "tag": a.tag, "lr": a.lr, "schedule": a.schedule, "warmup": a.warmup, "examples": n, "batch": a.batch, "r": a.r,
-        "alpha": a.alpha or 2 * a.r, "seed": a.seed, "lora_plus": a.lora_plus, "balanced": a.balanced, "lm_head": a.lm_head, "targets": a.targets, "bucket": a.bucket, "weight_decay": a.weight_decay, "clip": a.clip, "steps": total, "eval": a.eval, **e,
-        "final_loss50": float(np.mean(losses[-50:])), "train_s": round(train_s, 1), "evals": evals,
+        "tag": a.tag, "lr": a.lr, "schedule": a.schedule, "warmup": a.warmup, "examples": n, "rows": len(pick), "batch": a.batch, "r": a.r,
+        "alpha": alpha, "rslora": a.rslora, "seed": a.seed, "epochs": a.epochs, "label_smoothing": a.label_smoothing, "balance": a.balance,
+        "lora_plus": a.lora_plus, "lm_head": a.lm_head, "targets": a.targets, "bucket": a.bucket, "weight_decay": a.weight_decay, "clip": a.clip,
+        "steps": total, "eval": a.eval, **epochs[-1], "best": best,
+        "final_loss50": float(np.mean(losses[-50:])), "train_s": round(train_s, 1), "evals": evals, "epoch_evals": epochs,
     }
     print(json.dumps(rec))
     with open(a.out, "a") as f:
@@ -490,7 +559,9 @@ def run(a):
 
 # ----------------------------------------------------------------------------------------------------------- check
 def check(a):
-    """The proxy against Hugging Face's float64 reference (hf-tiny): base loss, LoRA loss, 3 clipped AdamW steps."""
+    """The proxy against Hugging Face's float64 reference (hf-tiny): base loss, LoRA loss, 3 clipped AdamW steps; then,
+    with a token file, against dawngrad itself (base_loss.ts's numbers, the parity probes of export_tokens.ts)."""
+    global SHARE_PREFIX
     torch.set_num_threads(a.threads)
     with open(os.path.join(FIXTURE_DIR, "config.json")) as f:
         cfg = json.load(f)
@@ -552,11 +623,28 @@ def check(a):
     print(f"worst relative difference {worst:.2e}: {'PASS' if ok else 'FAIL'}")
     # the real model: the base loss of the first 16 train rows, for scripts/recipe/base_loss.ts to compare with
     if os.path.exists(a.tokens):
-        with open(a.tokens) as f:
-            tok = json.load(f)
+        tok = load_tokens(a.tokens)
         m = load_model()
         p16, l16 = tok["train"]["prompts"][:16], tok["train"]["labels"][:16]
-        print(f"tweet-mistral-tiny base loss, first 16 train rows: {train_loss(m, p16, [tok['answers'][l] for l in l16]).item():.7f}")
+        a16 = [tok["answers"][l] for l in l16]
+        ours = {"baseLoss": train_loss(m, p16, a16).item(), "smoothedLoss": train_loss(m, p16, a16, 0.1).item(),
+                "contentFreeLogits": first_token_logits(m, tok["contentFree"], tok).tolist()}
+        print(f"tweet-mistral-tiny base loss, first 16 train rows: {ours['baseLoss']:.7f} (label smoothing 0.1: {ours['smoothedLoss']:.7f})")
+        SHARE_PREFIX = False  # the GPU path: no shared-prefix pass, the same loss
+        ok &= cmp("base loss without the prefix pass", train_loss(m, p16, a16).item(), ours["baseLoss"], 1e-5)
+        SHARE_PREFIX = True
+        if os.path.exists(a.dawngrad):  # scripts/recipe/base_loss.ts: dawngrad's own numbers on lavapipe
+            with open(a.dawngrad) as f:
+                dg = json.load(f)
+            ok &= cmp("base loss vs dawngrad", ours["baseLoss"], dg["baseLoss"])
+            ok &= cmp("smoothed loss vs dawngrad", ours["smoothedLoss"], dg["smoothedLoss"])
+            d = np.abs(np.ravel(ours["contentFreeLogits"]) - np.ravel(dg["contentFreeLogits"])).max()
+            print(f"content-free first-token logits vs dawngrad: max |diff| {d:.1e}  {'ok' if d < 1e-3 else 'FAIL'}")
+            ok &= d < 1e-3
+        else:
+            print(f"(no {a.dawngrad}: run scripts/recipe/base_loss.ts to compare with dawngrad's numbers)")
+        if "parity" in tok:
+            ok &= check_ports(tok["parity"])
         # our data order, ported: the TS batches of the probe must come out the same
         pr = tok["orderProbe"]
         lens = [len(p) + len(tok["answers"][l]) for p, l in zip(tok["train"]["prompts"][: pr["n"]], tok["train"]["labels"][: pr["n"]])]
@@ -564,6 +652,30 @@ def check(a):
         print(f"data order matches batching.ts epochBatches: {same}")
         ok &= same
     sys.exit(0 if ok else 1)
+
+
+def check_ports(par):
+    """search.py's ports against dawngrad's functions on the probes export_tokens.ts wrote: balance_rows, lr_factor
+    (every schedule), label_prior + calibrate. Exact for the integer ones, 1e-12 for the floating ones."""
+    ok = True
+    b = par["balance"]
+    counts = [b["labels"].count(c) for c in range(3)]
+    for mode, n in (("down", 450), ("up", 300)):
+        same = balance_rows(b["labels"], mode, n, counts) == b[mode]
+        print(f"balance_rows {mode} matches batching.ts balanceRows: {same}")
+        ok &= same
+    worst = 0.0
+    for sch in par["schedules"]:
+        warm = warmup_steps(sch["total"], sch["warmup"])
+        worst = max([worst] + [abs(lr_factor(sch["name"], sch["total"], warm, k) - f) for k, f in enumerate(sch["factors"])])
+    print(f"lr_factor matches schedule.ts lrFactor for {sorted({s['name'] for s in par['schedules']})}: max |diff| {worst:.1e}")
+    ok &= worst < 1e-12
+    c = par["calibration"]
+    scores = np.asarray(c["scores"]).reshape(-1, 3)
+    dp = max(abs(x - y) for x, y in zip(label_prior(scores), c["prior"]))
+    same = calibrate(scores, c["prior"]) == c["predictions"]
+    print(f"label_prior / calibrate match evaluate.ts labelPrior / calibratedPredictions: max |diff| {dp:.1e}, predictions {same}")
+    return ok and same and dp < 1e-12
 
 
 def table(a):
@@ -585,15 +697,19 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("what", choices=["check", "run", "table"])
     ap.add_argument("--tokens", default="/tmp/recipe-tokens.json")
+    ap.add_argument("--dawngrad", default="/tmp/recipe-dawngrad.json", help="check: dawngrad's numbers (scripts/recipe/base_loss.ts)")
     ap.add_argument("--out", default="/tmp/recipe-results.jsonl")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--schedule", default="linear", choices=["constant", "linear", "cosine"])
+    ap.add_argument("--schedule", default="linear", choices=["constant", "linear", "cosine", "wsd"])
     ap.add_argument("--warmup", type=float, default=0.1)
-    ap.add_argument("--examples", type=int, default=6000)
+    ap.add_argument("--examples", type=int, default=6000, help="the first N train rows (--max-train N); 0: the whole split")
+    ap.add_argument("--epochs", type=int, default=1, help="validation at each epoch end; the record keeps every epoch and the best")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--r", type=int, default=8)
     ap.add_argument("--alpha", type=float, default=None, help="default 2r (scale 2)")
+    ap.add_argument("--rslora", action="store_true", help="scale the update by alpha/√r (rsLoRA) instead of alpha/r")
+    ap.add_argument("--label-smoothing", type=float, default=0.0, help="ε of the cross-entropy over the vocabulary (PyTorch's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bucket", type=int, default=16, help="length-bucketing window in batches (the quick recipe: 16)")
     ap.add_argument("--eval", default="subset", choices=["subset", "full"])
@@ -602,11 +718,12 @@ def main(argv=None):
     ap.add_argument("--tag", default="")
     ap.add_argument("--lora-plus", type=float, default=1.0, help="lr of every lora_B = this × lr (LoRA+; 1 = plain)")
     ap.add_argument("--lm-head", action="store_true", help="LoRA on lm_head too")
-    ap.add_argument("--balanced", action="store_true", help="train on the first rows of each class in turn")
+    ap.add_argument("--balance", default="none", choices=["none", "down", "up"], help="class-balanced rows (balance_rows)")
     ap.add_argument("--targets", default="", help="comma-separated module names (default all linear)")
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--device", default="cpu", help="cuda: run on a GPU (the device tool; see grid.py)")
+    ap.add_argument("--share-prefix", default="auto", choices=["auto", "on", "off"], help="run the shared system turn once per batch (auto: on a CPU only)")
     a = ap.parse_args(argv)
     {"check": check, "run": run, "table": table}[a.what](a)
 
