@@ -51,7 +51,7 @@ describe('dawngrad train with the quality knobs', () => {
     expect(cal).toEqual({ method: 'validation', prior: s.after.calibrated.prior, labels: ['negative', 'neutral', 'positive'] });
     const p = await dawngrad(['predict', '--model', TINY_MODEL, '--adapter', join(out, 'adapter-best'), 'I love this!', 'worst day ever'], { timeoutMs: 300_000 });
     expect(p.code, p.stderr).toBe(0);
-    expect(p.stderr).toMatch(/predict: calibrated first-token scoring \(validation prior from .*calibration\.json/);
+    expect(p.stderr).toMatch(/predict: calibrated first-token scoring \(the validation prior in .*calibration\.json/);
     expect(p.stdout.trim().split('\n').filter((l) => l.includes('\t'))).toEqual([
       expect.stringMatching(/^(negative|neutral|positive)\tI love this!$/), expect.stringMatching(/^(negative|neutral|positive)\tworst day ever$/)]);
     const g = await dawngrad(['predict', '--model', TINY_MODEL, '--adapter', join(out, 'adapter-best'), '--no-calibration', 'I love this!'], { timeoutMs: 300_000 });
