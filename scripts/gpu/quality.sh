@@ -35,7 +35,7 @@ search() {
   while [ $# -gt 0 ]; do case "$1" in
     --deadline) deadline=$2; shift 2 ;; --workers) workers=$2; shift 2 ;; --scale) scale=$2; shift 2 ;;
     --device) device=$2; shift 2 ;; *) die "search: unknown option $1" ;; esac; done
-  local dir=$OUT/search tokens=.gpu/recipe-tokens.json.gz t0=$SECONDS
+  local dir=$OUT/search tokens=.gpu/recipe-tokens.json.xz t0=$SECONDS
   mkdir -p "$dir"
   export RECIPE_MODEL_DIR; RECIPE_MODEL_DIR=$(model_dir)
   if [ ! -f "$tokens" ]; then # not packed: tokenise here with the bundled exporter (~1 min of CPU)

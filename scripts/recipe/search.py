@@ -30,6 +30,7 @@ Weights are read from the bf16 safetensors shards with numpy (8-byte header leng
 import argparse
 import gzip
 import json
+import lzma
 import math
 import os
 import sys
@@ -468,7 +469,8 @@ def load_model():
 
 def load_tokens(path):
     if _CACHE.get("tokens_path") != path:
-        with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
+        opener = gzip.open if path.endswith(".gz") else lzma.open if path.endswith(".xz") else open
+        with opener(path, "rt") as f:
             _CACHE["tokens"], _CACHE["tokens_path"] = json.load(f), path
     return _CACHE["tokens"]
 
