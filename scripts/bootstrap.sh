@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Bootstrap a fresh Debian bookworm machine (Node 20, root) for dawngrad. Idempotent and quiet when already done:
 #   1. pnpm at the exact version the workspace pins, then the workspace's packages (Dawn comes with them);
-#   2. when Dawn finds no adapter, a Vulkan driver for it: bookworm's Mesa 22.3 lavapipe is rejected by Dawn, so libvulkan1 + mesa-vulkan-drivers
+#   2. on a machine with an NVIDIA GPU (nvidia-smi, /dev/nvidia*, or an nvidia_icd.json: scripts/gpu/nvidia.sh), Debian's
+#      Vulkan loader and the glvnd libraries NVIDIA's Vulkan driver needs, then a check that Dawn sees the GPU; never
+#      lavapipe there (a software adapter beside the GPU would hide a broken GPU setup);
+#   3. elsewhere, when Dawn finds no adapter, a Vulkan driver for it: bookworm's Mesa 22.3 lavapipe is rejected by Dawn, so libvulkan1 + mesa-vulkan-drivers
 #      come from bookworm-backports (Mesa 25) when no adapter is found;
-#   3. Debian's chromium when missing (the browser tests drive it headless through playwright-core; no browser download).
+#   4. Debian's chromium when missing (the browser tests drive it headless through playwright-core; no browser download).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/dawngrad-xdg-$(id -u)}"
@@ -21,8 +24,27 @@ if [ ! -f node_modules/.modules.yaml ] || [ pnpm-lock.yaml -nt node_modules/.mod
   pnpm install --frozen-lockfile --reporter=silent --config.confirmModulesPurge=false
 fi
 
+# An NVIDIA GPU: the loader packages, then Dawn must name the GPU. DAWNGRAD_NVIDIA_ROOT (tests) probes a fake machine.
+if probe=$(bash scripts/gpu/nvidia.sh probe "${DAWNGRAD_NVIDIA_ROOT:-/}"); then
+  log "NVIDIA GPU visible ($(echo "$probe" | sed -n 's/^found //p' | head -1))"
+  bash scripts/gpu/nvidia.sh install || exit 1
+  icd=$(echo "$probe" | sed -n 's/^icd //p')
+  # for the check below; @dawngrad/tensor does the same for the CLI and the tests when VK_DRIVER_FILES is unset
+  if [ -z "${VK_DRIVER_FILES:-}" ] && [ -n "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
+  if ! adapter=$(node scripts/check-adapter.mjs --describe 2>/dev/null); then
+    if [ -n "$icd" ]; then why="the ICD file $icd did not load"
+    else why="no nvidia_icd.json: the driver's Vulkan part is missing; in a container set NVIDIA_DRIVER_CAPABILITIES=all"; fi
+    echo "bootstrap: an NVIDIA GPU is visible but Dawn finds no Vulkan adapter ($why). Lavapipe is not installed on a GPU" \
+      "machine; to run on the CPU anyway: apt-get install -t bookworm-backports libvulkan1 mesa-vulkan-drivers" >&2
+    exit 1
+  fi
+  case "$adapter" in
+    software*) log "warning: Dawn picked a software adapter (${adapter#software }) although an NVIDIA GPU is visible: check that" \
+      "VK_DRIVER_FILES names nvidia_icd.json and that \`dawngrad info\` names the GPU" ;;
+    *) log "Dawn sees ${adapter#gpu }" ;;
+  esac
 # Ask Dawn itself: an adapter it accepts is the only test that counts (bookworm's own Mesa 22.3 has one Dawn rejects).
-if ! node scripts/check-adapter.mjs 2>/dev/null; then
+elif ! node scripts/check-adapter.mjs 2>/dev/null; then
   [ "$(id -u)" = 0 ] || { echo "bootstrap: no WebGPU adapter; as root, install libvulkan1 + mesa-vulkan-drivers from bookworm-backports" >&2; exit 1; }
   log "no WebGPU adapter: installing Mesa lavapipe (Vulkan on the CPU) from bookworm-backports"
   if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
