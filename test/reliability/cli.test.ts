@@ -34,7 +34,7 @@ describe.concurrent('flags are refused before any work (exit 2, one line, nothin
     ['--epochs 1.5', () => train('--epochs', '1.5'), /--epochs must be an integer, got '1.5'/],
     ['--dropout 1', () => train('--dropout', '1'), /--dropout must be ≤ 0.99, got '1'/],
     ['--eval-mode maybe', () => train('--eval-mode', 'maybe'), /--eval-mode must be both, first-token or generate, got 'maybe'/],
-    ['--recipe turbo', () => train('--recipe', 'turbo'), /--recipe must be one of full, quick, seed, best, got 'turbo'/],
+    ['--recipe turbo', () => train('--recipe', 'turbo'), /--recipe must be one of auto, full, quick, seed, best, got 'turbo'/],
     ['--resume without --out', () => ['train', '--model', HF_TINY, '--data', data, '--resume'], /--resume needs --out DIR/],
     ['a boolean flag given a value', () => train('--resume=yes'), /--resume/],
     ['--data that does not exist', () => ['train', '--model', HF_TINY, '--data', join(tmp, 'nope'), '--out', '$OUT'], /--data .*nope: no such directory/],

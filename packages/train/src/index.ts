@@ -40,9 +40,13 @@ export { saveCheckpoint, loadCheckpoint, replaceDirAtomic, type TrainerState } f
 export { checkRunDir, RunLock, LOCK_FILE } from './run-dir.ts';
 export { runTraining, describe, type TrainHooks } from './trainer.ts';
 export {
-  resolveOptions, RECIPES, BASE_DEFAULTS, defaultModelDir, defaultDataDir, CALIBRATIONS, BALANCE_MODES,
-  type TrainOptions, type Calibration, type BalanceMode,
+  resolveOptions, RECIPES, BASE_DEFAULTS, defaultModelDir, defaultDataDir, CALIBRATIONS, BALANCE_MODES, AUTO_RECIPE, autoRecipe, resolveRecipe,
+  type TrainOptions, type Calibration, type BalanceMode, type RecipeAdapter,
 } from './options.ts';
+export {
+  adapterFacts, toggledFeatures, formatSubgroupMatrixConfigs, kernelVariants, gpuMayBeVisible, pickAutoRecipe, GPU_TOGGLES, TOGGLED_FEATURES,
+  type AdapterFacts, type ToggledFeature,
+} from './gpu-facts.ts';
 export { writeRunReport, evalSummary, headline, headlineMethod, techniques, type RunSummary, type EvalSummary } from './report.ts';
 export { modelCard } from './model-card.ts';
 export { prepareKernels, tuneCachePath, type PrepareKernelsOptions } from './tuning.ts';

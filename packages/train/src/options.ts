@@ -4,6 +4,7 @@ import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SCHEDULES, type ScheduleName } from './optim/schedule.ts';
 import type { EvalMode } from './evaluate.ts';
+import type { AdapterClass } from '@dawngrad/tensor';
 
 // the quality knobs' values live here, not beside their code: this module loads before the GPU stack (cli/train.ts)
 /** Which label prior first-token scoring divides out (evaluate.ts): none, the content-free prompts', the validation tweets'. */
@@ -65,11 +66,19 @@ export interface TrainOptions {
   rslora?: boolean;
 }
 
-/** ../shared beside the repository: the embedded defaults. */
+/**
+ * ../shared beside the repository: the embedded defaults (DAWNGRAD_SHARED overrides). The repository is the first
+ * folder above this module holding pnpm-workspace.yaml — from the sources and from the bundled CLI in dist/cli alike;
+ * a bundle copied out of the repository has none, and then ../shared is looked for beside the bundle's folder.
+ */
 export function sharedDir(): string {
-  const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
   const env = process.env.DAWNGRAD_SHARED;
-  return env ? resolve(env) : resolve(repo, '../shared');
+  if (env) return resolve(env);
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (let d = here; ; d = dirname(d)) {
+    if (existsSync(resolve(d, 'pnpm-workspace.yaml'))) return resolve(d, '../shared');
+    if (dirname(d) === d) return resolve(here, '../shared');
+  }
 }
 
 export function defaultModelDir(): string {
@@ -122,8 +131,37 @@ export const RECIPES: Record<string, Partial<TrainOptions>> = {
   best: { targets: 'all-linear', r: 8, alpha: 16, lr: 1e-3, batchSize: 16, epochs: 1, schedule: 'linear', warmup: 0.1, bucketWindow: 16, calibrate: 'validation' },
 };
 
+/**
+ * `auto`, the CLI's default recipe: `full` on a discrete GPU, where the whole experiment takes minutes (~4 on an H200),
+ * `quick` anywhere else — it is sized for a 2-core CPU running lavapipe, and an integrated or unknown GPU may be
+ * closer to that than to a discrete one.
+ */
+export const AUTO_RECIPE = 'auto';
+
+/** What `auto` needs to know of the adapter (gpu-facts.ts adapterFacts()). */
+export interface RecipeAdapter {
+  name: string;
+  adapterClass: AdapterClass;
+}
+
+/** The recipe `auto` stands for on this adapter, and why (one line for the log). */
+export function autoRecipe(a: RecipeAdapter): { recipe: 'full' | 'quick'; reason: string } {
+  if (a.adapterClass === 'discrete') {
+    return { recipe: 'full', reason: `${a.name} is a discrete GPU: the full recipe (one epoch of 45,615 tweets, the whole test split) takes minutes there` };
+  }
+  const what = a.adapterClass === 'cpu' ? 'a software adapter (it runs on the CPU)' : `not a discrete GPU (class ${a.adapterClass})`;
+  return { recipe: 'quick', reason: `${a.name} is ${what}: the quick recipe is sized for ≤ 15 minutes on a 2-core CPU` };
+}
+
+/** The recipe to run: an explicit one wins; `auto` (or none) is chosen for the adapter. `reason` is null when explicit. */
+export function resolveRecipe(requested: string | undefined, a: RecipeAdapter): { recipe: string; reason: string | null } {
+  if (requested !== undefined && requested !== AUTO_RECIPE) return { recipe: requested, reason: null };
+  return autoRecipe(a);
+}
+
 export function resolveOptions(over: Partial<TrainOptions>): TrainOptions {
   const recipe = over.recipe ?? 'quick';
+  if (recipe === AUTO_RECIPE) throw new Error(`recipe '${AUTO_RECIPE}' depends on the adapter: resolve it with resolveRecipe() first`);
   const r = RECIPES[recipe];
   if (!r) throw new Error(`unknown recipe '${recipe}' (recipes: ${Object.keys(RECIPES).join(', ')})`);
   const o: TrainOptions = {

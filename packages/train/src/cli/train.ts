@@ -4,13 +4,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, num, CliError, precisionFlag, type Command } from './args.ts';
-import { resolveOptions, RECIPES, TRAIN_OPTION_KEYS, defaultModelDir, defaultDataDir, CALIBRATIONS, BALANCE_MODES, type TrainOptions, type Calibration, type BalanceMode } from '../options.ts';
+import { resolveOptions, RECIPES, AUTO_RECIPE, TRAIN_OPTION_KEYS, defaultModelDir, defaultDataDir, CALIBRATIONS, BALANCE_MODES, type TrainOptions, type Calibration, type BalanceMode } from '../options.ts';
 import { SCHEDULES, type ScheduleName } from '../optim/schedule.ts';
 import type { EvalMode } from '../evaluate.ts';
 
 /** The GPU stack and everything that needs it, loaded once the flags have passed. */
 export async function heavy() {
-  const [tensor, model, lora, trainer, evaluate, prompts, data, terminal, progress, batching] = await Promise.all([
+  const [tensor, model, lora, trainer, evaluate, prompts, data, terminal, progress, batching, gpuFacts] = await Promise.all([
     import('@dawngrad/tensor'),
     import('@dawngrad/model'),
     import('@dawngrad/lora'),
@@ -21,9 +21,10 @@ export async function heavy() {
     import('../terminal.ts'),
     import('../progress.ts'),
     import('../batching.ts'),
+    import('../gpu-facts.ts'),
   ]);
   const tuning = await import('../tuning.ts');
-  return { ...tensor, ...model, ...lora, ...trainer, ...evaluate, ...prompts, ...data, ...terminal, ...progress, ...batching, ...tuning };
+  return { ...tensor, ...model, ...lora, ...trainer, ...evaluate, ...prompts, ...data, ...terminal, ...progress, ...batching, ...tuning, ...gpuFacts };
 }
 
 const TRAIN_FLAGS = {
@@ -66,7 +67,9 @@ const TRAIN_FLAGS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const TRAIN_USAGE = `usage: dawngrad train [--recipe ${Object.keys(RECIPES).join('|')}] [--config run.json] [--model DIR] [--data DIR]
+const RECIPE_NAMES = [AUTO_RECIPE, ...Object.keys(RECIPES)];
+
+const TRAIN_USAGE = `usage: dawngrad train [--recipe ${RECIPE_NAMES.join('|')}] [--config run.json] [--model DIR] [--data DIR]
   [--targets k_proj,v_proj|all-linear] [--r 8] [--alpha 16] [--dropout 0] [--lr 1e-3] [--weight-decay 0.01]
   [--schedule ${SCHEDULES.join('|')}] [--warmup 0.1] [--epochs 1] [--batch-size 16] [--grad-accum 1] [--clip 1]
   [--max-train N] [--max-eval N] [--max-steps N] [--eval-batch-size 64] [--eval-mode both|first-token|generate]
@@ -76,7 +79,7 @@ const TRAIN_USAGE = `usage: dawngrad train [--recipe ${Object.keys(RECIPES).join
   --out must be absent or empty unless --resume (continue the run in it) or --overwrite (replace that run);
   --max-length (default: the model's max_position_embeddings) cuts longer tweets, never the answer
   [--label-smoothing 0] [--balance ${BALANCE_MODES.join('|')}] [--calibrate ${CALIBRATIONS.join('|')}] [--rslora]
-defaults: --model ${defaultModelDir()} --data ${defaultDataDir()}, recipe quick`;
+defaults: --model ${defaultModelDir()} --data ${defaultDataDir()}, recipe auto (full on a discrete GPU, quick elsewhere)`;
 
 function evalMode(v: string | undefined): EvalMode | undefined {
   if (v === undefined) return undefined;
@@ -91,7 +94,8 @@ function oneOf<T extends string>(flag: string, v: string | undefined, allowed: r
   return v as T;
 }
 
-function trainOptions(argv: string[]): TrainOptions {
+/** The options as given (flags over --config), checked before any GPU work; `auto`: the recipe waits for the adapter. */
+function trainOptions(argv: string[]): { over: Partial<TrainOptions>; auto: boolean } {
   const { values: v } = parse('train', argv, TRAIN_FLAGS);
   if (v.help) {
     console.log(TRAIN_USAGE);
@@ -116,7 +120,7 @@ function trainOptions(argv: string[]): TrainOptions {
   };
   const schedule = v.schedule as ScheduleName | undefined;
   if (schedule !== undefined && !SCHEDULES.includes(schedule)) throw new CliError(`--schedule must be one of ${SCHEDULES.join(', ')}, got '${schedule}'`);
-  if (v.recipe !== undefined && !RECIPES[v.recipe]) throw new CliError(`--recipe must be one of ${Object.keys(RECIPES).join(', ')}, got '${v.recipe}'`);
+  if (v.recipe !== undefined && !RECIPE_NAMES.includes(v.recipe)) throw new CliError(`--recipe must be one of ${RECIPE_NAMES.join(', ')}, got '${v.recipe}'`);
   const targets = v.targets === undefined ? undefined : v.targets === 'all-linear' ? 'all-linear' : v.targets.split(',').map((s) => s.trim()).filter(Boolean);
   if (Array.isArray(targets) && targets.length === 0) throw new CliError('--targets is empty');
   // flags override the --config file, which overrides the recipe (an absent flag must not erase a file value)
@@ -160,20 +164,34 @@ function trainOptions(argv: string[]): TrainOptions {
   };
   const over: Partial<TrainOptions> = { ...fromFile, ...Object.fromEntries(Object.entries(flags).filter(([, x]) => x !== undefined)) };
   if (over.resume && !over.out) throw new CliError('--resume needs --out DIR (the run to continue)');
+  const auto = (over.recipe ?? AUTO_RECIPE) === AUTO_RECIPE;
+  // every value is checked now, before Dawn starts; `auto` is checked with quick's numbers (each recipe's are valid)
+  checked(() => resolveOptions({ ...over, recipe: auto ? 'quick' : over.recipe }));
+  return { over, auto };
+}
+
+function checked<T>(f: () => T): T {
   try {
-    return resolveOptions(over);
+    return f();
   } catch (e) {
     throw new CliError((e as Error).message);
   }
 }
 
 export const train: Command = {
-  summary: 'LoRA fine-tune the model on tweet sentiment (default: the shared tiny model, quick recipe)',
+  summary: 'LoRA fine-tune the model on tweet sentiment (default: the shared tiny model, the recipe sized for the adapter)',
   async run(argv, ctx) {
-    const o = trainOptions(argv);
-    const { runTraining, dispose } = await heavy();
-    console.log(`dawngrad train: recipe ${o.recipe} → ${o.out}`);
+    const { over, auto } = trainOptions(argv);
+    const { runTraining, dispose, pickAutoRecipe } = await heavy();
     try {
+      let recipe = over.recipe;
+      if (auto) {
+        const pick = await pickAutoRecipe();
+        recipe = pick.recipe;
+        console.log(`dawngrad train: recipe auto → ${pick.recipe}: ${pick.reason} (--recipe ${Object.keys(RECIPES).join('|')} chooses)`);
+      }
+      const o = checked(() => resolveOptions({ ...over, recipe }));
+      console.log(`dawngrad train: recipe ${o.recipe} → ${o.out}`);
       const s = await runTraining(o, undefined, ctx?.trainHooks);
       const { headline } = await import('../report.ts');
       const b = s.before ? headline(s.before).macroF1.toFixed(4) : '—';
