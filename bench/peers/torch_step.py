@@ -105,18 +105,20 @@ class Model(nn.Module):
         rope = cfg.get("rope_parameters") or {}
         theta = rope.get("rope_theta", cfg.get("rope_theta", 10000.0))
         D = cfg["head_dim"]
-        self.inv_freq = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=torch.float32) / D))
+        # a buffer, so that .to(device) moves it (torch_cuda.py runs this model on the GPU)
+        self.register_buffer("inv_freq", 1.0 / (theta ** (torch.arange(0, D, 2, dtype=torch.float32) / D)), persistent=False)
 
     def forward(self, ids, attn, logits_at):
         # ids, attn: [B, T]; logits_at: [N] flat rows of [B*T]
         B, T = ids.shape
-        pos = torch.arange(T, dtype=torch.float32)
+        dev = ids.device
+        pos = torch.arange(T, dtype=torch.float32, device=dev)
         freqs = torch.outer(pos, self.inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)
         cos, sin = emb.cos(), emb.sin()  # [T, D]
-        causal = torch.ones(T, T, dtype=torch.bool).tril()
+        causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
         allowed = causal[None, None] & attn.bool()[:, None, None, :]
-        mask = torch.zeros(B, 1, T, T).masked_fill(~allowed, torch.finfo(torch.float32).min)
+        mask = torch.zeros(B, 1, T, T, device=dev).masked_fill(~allowed, torch.finfo(torch.float32).min)
         x = F.embedding(ids, self.embed)
         for layer in self.layers:
             x = layer(x, cos, sin, mask)

@@ -3,7 +3,7 @@
 // weights here) — and report the peak GPU memory the buffer pool held.
 import { dirname, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
-import type { Tensor } from '@dawngrad/tensor';
+import type { Tensor, ProfileReport } from '@dawngrad/tensor';
 import type { MistralForCausalLM } from '@dawngrad/model';
 import type { TrainBatch } from '../batching.ts';
 import { CliError, num, parse, type Command } from './args.ts';
@@ -19,7 +19,7 @@ const USAGE = `usage: dawngrad bench-model --config FILE (--random | --weights) 
   --answer N        loss/logit rows per sequence, the last N positions, as a training batch has (default 2)
   --warmup N        untimed runs first (default 1)
   --steps N         timed runs; the median is reported (default 3)
-  --profile         print the per-kernel GPU profile of one more run of each mode
+  --profile         print the per-kernel GPU profile of one more run of each mode (--json: under "profiles")
   --json            print the results as one JSON object`;
 
 export const benchModel: Command = {
@@ -95,6 +95,8 @@ export interface BenchModelResult {
   trainTokensPerSecond: number | null;
   trainPeakBytes: number | null;
   loadMs: number;
+  /** with --profile: the per-kernel GPU profile of one more forward and one more step (what the GPU benches record) */
+  profiles?: { forward?: ProfileReport; step?: ProfileReport };
 }
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)]!;
@@ -162,7 +164,8 @@ export async function benchmarkModel(o: BenchModelOptions): Promise<BenchModelRe
       `MLP ${c.intermediateSize}, vocab ${c.vocabSize}: ${(params / 1e6).toFixed(1)}M parameters, ` +
       `${(weightBytes / 2 ** 20).toFixed(0)} MiB on the GPU (${o.weights ? 'loaded' : 'random'} in ${(loadMs / 1000).toFixed(1)} s)`);
     const batch = await randomBatch(o.B, o.T, o.answer, c.vocabSize, 1);
-    const timed = async (what: string, run: () => void): Promise<{ ms: number; peak: number }> => {
+    const profiles: NonNullable<BenchModelResult['profiles']> = {};
+    const timed = async (what: string, run: () => void, phase: 'forward' | 'step'): Promise<{ ms: number; peak: number }> => {
       r.pool.stats.peakBytesLive = r.pool.stats.bytesLive; // this phase's high-water mark
       const times: number[] = [];
       for (let i = 0; i < o.warmup + o.steps; i++) {
@@ -176,12 +179,14 @@ export async function benchmarkModel(o: BenchModelOptions): Promise<BenchModelRe
       if (o.profile) {
         startProfile();
         run();
-        o.log(formatProfile(await stopProfile(), 12));
+        profiles[phase] = await stopProfile();
+        o.log(formatProfile(profiles[phase], 12));
       }
       return { ms, peak: r.pool.stats.peakBytesLive };
     };
     const fwd = await timed(`forward [${o.B}, ${o.T}]`, () =>
       scope(() => void noGrad(() => model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, { logitsAt: batch.logitsAt }))),
+      'forward',
     );
     let step: { ms: number; peak: number } | null = null;
     if (o.backward) {
@@ -191,7 +196,7 @@ export async function benchmarkModel(o: BenchModelOptions): Promise<BenchModelRe
       step = await timed(`train step [${o.B}, ${o.T}] (LoRA r 8 on ${lora.layers.length} layers)`, () => {
         forwardBackward(model, batch).dispose();
         optimizerStep(opt, 1e-4);
-      });
+      }, 'step');
       opt.dispose();
       lora.dispose();
     } else model.dispose();
@@ -211,6 +216,7 @@ export async function benchmarkModel(o: BenchModelOptions): Promise<BenchModelRe
       trainTokensPerSecond: step ? tokens / (step.ms / 1000) : null,
       trainPeakBytes: step?.peak ?? null,
       loadMs,
+      ...(o.profile ? { profiles } : {}),
     };
   } finally {
     dispose();
