@@ -292,8 +292,9 @@ export const stepBench: Bench = {
   },
 };
 
-// run on its own: pnpm exec tsx bench/src/step.ts [flags]
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+// run on its own: pnpm exec tsx bench/src/step.ts [flags] (bundled into .gpu/bench.mjs, every module shares the
+// bundle's URL: the file name tells them apart)
+if (/step\.ts$/.test(process.argv[1] ?? '') && import.meta.url === pathToFileURL(process.argv[1]!).href) {
   const { values: a } = parseArgs({
     options: {
       warmup: { type: 'string', default: '2' },

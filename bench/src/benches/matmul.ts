@@ -5,7 +5,7 @@
 // Also our other kernels forced onto this adapter ('subgroup': storage-buffer loads; 'tiled': the discrete-GPU kernel):
 // the measured reason for the adapter's choice (columns named after them; 'ours' is the adapter's default).
 import { Tensor, matmul, matmulPath, setMatmulPath, rt, type MatmulPath } from '@dawngrad/tensor';
-import type { Bench, BenchContext, Row } from '../lib/types.ts';
+import type { Bench, BenchContext, MatmulCase, Row } from '../lib/types.ts';
 import os from 'node:os';
 import { timeGpu, gflops, ms as toMs, rowsFor, type Ms } from '../lib/timing.ts';
 import { tfjs } from '../peers/tfjs.ts';
@@ -14,14 +14,7 @@ import { runNumpy } from '../peers/numpy.ts';
 import { matmulJs } from '../peers/plain-js.ts';
 import { mulberry32 } from '@dawngrad/tensor';
 
-interface Case {
-  name: string;
-  M: number;
-  N: number;
-  K: number;
-  transA?: boolean;
-  transB?: boolean;
-}
+type Case = MatmulCase;
 
 const CASES: Case[] = [
   { name: '256² A·B', M: 256, N: 256, K: 256 },

@@ -11,7 +11,7 @@ export interface Machine {
   loadavg: { start: number; end?: number };
   node: string;
   platform: string;
-  adapter: { vendor: string; architecture: string; device: string; description: string; isSoftware: boolean; subgroups: string };
+  adapter: { vendor: string; architecture: string; device: string; description: string; isSoftware: boolean; adapterClass: string; subgroups: string };
 }
 
 function cpuModel(): string {
@@ -26,7 +26,7 @@ function cpuModel(): string {
 
 /** Needs `await init()` first (the adapter is ours). */
 export function machine(): Machine {
-  const { info, adapter, device } = rt().ctx;
+  const { info, adapter, device, adapterClass } = rt().ctx;
   const ai = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
   return {
     cpu: cpuModel(),
@@ -41,6 +41,7 @@ export function machine(): Machine {
       device: info.device,
       description: info.description,
       isSoftware: info.isSoftware,
+      adapterClass,
       subgroups: device.features.has('subgroups') ? `${ai.subgroupMinSize}-${ai.subgroupMaxSize}` : 'no',
     },
   };

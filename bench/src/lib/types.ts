@@ -17,6 +17,10 @@ export interface BenchContext {
   quick: boolean;
   /** print a progress line */
   log: (line: string) => void;
+  /** --smoke: the GPU benches at tiny sizes (a check of the machinery on lavapipe, not a measurement) */
+  smoke?: boolean;
+  /** --step-flags: extra flags the GPU step bench passes to `dawngrad bench-model` (e.g. --precision mixed) */
+  extraFlags?: string[];
 }
 
 /** What a bench returns: the rows by wall clock, and the same rows from CPU time spread over the cores (steadier when
@@ -35,4 +39,14 @@ export interface Bench {
   /** peer column names, in table order */
   peers: string[];
   run(ctx: BenchContext): Promise<BenchOutput>;
+}
+
+/** One matmul case, op(A)·op(B) with op(A): [M, K] and op(B): [K, N]; a transposed operand is stored transposed. */
+export interface MatmulCase {
+  name: string;
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
 }
