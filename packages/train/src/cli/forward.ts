@@ -140,8 +140,9 @@ async function runForward(modelDir: string, adapterDir: string | undefined, b: B
     const V = model.config.vocabSize;
     const N = B * T;
     // rows per chunk: the [rows, V] f32 logits must fit one binding
-    const fit = Math.floor(rt().ctx.limits.maxStorageBufferBindingSize / (V * 4));
-    if (fit < 1) throw new Error(`forward: one row of ${V} logits exceeds the adapter's maxStorageBufferBindingSize`);
+    const binding = rt().ctx.limits.maxStorageBufferBindingSize;
+    const fit = Math.floor(binding / (V * 4));
+    if (fit < 1) throw new Error(`forward: one row of ${V} logits (${V * 4} bytes) exceeds the adapter's maxStorageBufferBindingSize (${binding} bytes)`);
     const rows = Math.min(N, logitRows ?? fit, fit);
     const targets = shiftedTargetsFull(b.labels, B, T);
     const labelled = targets.filter((y) => y >= 0).length;
