@@ -32,7 +32,8 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/dawngrad-gpu-xdg}"; mkdir -p -m 
 dir="$run/$(cksum < "$g/BUILD.json" | cut -d' ' -f1)"
 if [ ! -f "$dir/.ready" ]; then
   rm -rf "$dir"; mkdir -p "$dir"
-  for f in "$g"/*.mjs.xz; do xz -dc "$f" > "$dir/$(basename "${f%.xz}")"; done
+  for f in "$g"/*.mjs.xz; do [ -f "$f" ] && xz -dc "$f" > "$dir/$(basename "${f%.xz}")"; done
+  for f in "$g"/*.mjs; do [ -f "$f" ] && cp "$f" "$dir/"; done # bundles packed uncompressed (another packer's)
   (cd "$g" && find node_modules -type f) | while read -r f; do
     mkdir -p "$dir/$(dirname "$f")"
     case "$f" in
