@@ -83,5 +83,4 @@ describe('the auto recipe', () => {
       expect(Object.keys(RECIPES)).toContain(autoRecipe({ name: 'x', adapterClass }).recipe);
     }
   });
-  });
 });
