@@ -83,7 +83,9 @@ install -m 644 ../shared/models/tweet-mistral-tiny/config.json "$out/tiny-config
 cp "$here/run.sh" "$out/run.sh"
 if [ $with_model = 1 ] && [ ! -f "$out/shared.tar.xz" ]; then
   log "compressing the tiny model and the TweetEval data"
-  tar cf - -C ../shared models/tweet-mistral-tiny data/tweet_eval | xz -T2 "$level" > "$out/shared.tar.xz"
+  # the hf-tiny fixture's model and adapter too (not its reference dumps): scripts/gpu/parity.py recomputes those there
+  tar cf - -C ../shared models/tweet-mistral-tiny data/tweet_eval --exclude='reference*' --exclude='sliding_window*' --exclude='*.py' \
+    fixtures/hf-tiny | xz -T2 "$level" > "$out/shared.tar.xz"
 fi
 [ $with_model = 1 ] || rm -f "$out/shared.tar.xz"
 size=$(du -sm "$out" | cut -f1)

@@ -1,6 +1,7 @@
 // Whole steps on a GPU: the forward pass to the loss rows and one LoRA training step (all-linear r 8, forward +
 // backward + clip + AdamW) of Lite-Oute-300M at B16 × T96 and of the tiny model at B16 × T80 and B8 × T80, random
-// weights, against PyTorch on CUDA in the same run: f32 with TF32 off, and bf16 autocast (issue 15's peer).
+// weights, ours in f32 and in mixed precision (f16 weights, tensor cores), against PyTorch on CUDA in the same run:
+// f32 with TF32 off, and bf16 autocast (issue 15's peer).
 // Ours runs through `dawngrad bench-model --random --backward --profile --json` in a subprocess per case (a fresh device,
 // a timeout, and any extra flags — e.g. `--precision mixed` — passed through from `pnpm bench --step-flags`); the
 // profile of each step gives its dispatch count, CPU encode µs a dispatch and matmul share of GPU time.
@@ -79,6 +80,9 @@ export function profileSummary(p: ProfileReport) {
   };
 }
 
+/** Our precisions: f32 (the peer is torch f32) and mixed (the peer is torch bf16 autocast). */
+const PRECISIONS = ['f32', 'mixed'] as const;
+
 function runOurs(c: StepCase, config: string, warmup: number, steps: number, extra: string[], log: (l: string) => void): { out: OursResult | null; error: string | null } {
   const [cmd, ...pre] = dawngradCommand();
   const args = [...pre, 'bench-model', '--config', config, '--random', '--batch', String(c.B), '--seq', String(c.T), '--answer', String(ANSWER),
@@ -110,8 +114,9 @@ export const gpuStepBench: Bench = {
     for (const c of smoke ? SMOKE : CASES) {
       const name = `${c.label} B${c.B} × T${c.T}`;
       const config = c.layers ? configVariant(modelConfig(c.model), { num_hidden_layers: c.layers }) : modelConfig(c.model);
-      ctx.log(`${name}: ours (dawngrad bench-model, ${warmup} warm-up + ${steps} timed, then one profiled)`);
-      const ours = runOurs(c, config, warmup, steps, extra, ctx.log);
+      ctx.log(`${name}: ours (dawngrad bench-model, f32 and mixed, ${warmup} warm-up + ${steps} timed, then one profiled)`);
+      const runs = Object.fromEntries(PRECISIONS.map((p) => [p, runOurs(c, config, warmup, steps, [...extra, '--precision', p], ctx.log)]));
+      const ours = runs.f32!;
       const peerArgs = ['step', '--config', config, '--batch', String(c.B), '--seq', String(c.T), '--answer', String(ANSWER),
         '--warmup', String(warmup), '--steps', String(steps), '--modes', 'f32,bf16'];
       const peer = torchPeer<TorchStep>(peerArgs, ctx.log, c.timeoutMs);
@@ -122,20 +127,21 @@ export const gpuStepBench: Bench = {
       const rate = (ms: number | null | undefined) => (ms ? tokens / (ms / 1000) : null);
       const profile = o?.profiles?.step ? profileSummary(o.profiles.step) : null;
       const fwdProfile = o?.profiles?.forward ? profileSummary(o.profiles.forward) : null;
-      for (const phase of ['forward', 'step'] as const) {
-        const oursMs = phase === 'forward' ? o?.forwardMs : o?.trainStepMs;
+      for (const [precision, phase] of PRECISIONS.flatMap((p) => (['forward', 'step'] as const).map((ph) => [p, ph] as const))) {
+        const op = runs[precision]!.out;
+        const oursMs = phase === 'forward' ? op?.forwardMs : op?.trainStepMs;
         const peerMs = (m: string) => (phase === 'forward' ? t[m]?.forward_ms : t[m]?.step_ms);
         rows.push({
-          case: `${name} ${phase === 'forward' ? 'forward' : 'LoRA train step'}`,
+          case: `${name} ${phase === 'forward' ? 'forward' : 'LoRA train step'}${precision === 'mixed' ? ' (ours mixed)' : ''}`,
           unit: 'tokens/s',
           ours: rate(oursMs),
           peers: { 'torch-f32': rate(peerMs('f32')), 'torch-bf16': rate(peerMs('bf16')) },
           notes: { ms: { ours: oursMs ?? null, 'torch-f32': peerMs('f32') ?? null, 'torch-bf16': peerMs('bf16') ?? null } },
         });
-        ctx.log(`${name} ${phase}: ours ${oursMs?.toFixed(1) ?? '—'} ms, torch f32 ${peerMs('f32')?.toFixed(1) ?? '—'} ms${times(oursMs, peerMs('f32'))}, ` +
+        ctx.log(`${name} ${phase} (${precision}): ours ${oursMs?.toFixed(1) ?? '—'} ms, torch f32 ${peerMs('f32')?.toFixed(1) ?? '—'} ms${times(oursMs, peerMs('f32'))}, ` +
           `torch bf16 ${peerMs('bf16')?.toFixed(1) ?? '—'} ms${times(oursMs, peerMs('bf16'))}`);
       }
-      ctx.log(`${name} peak memory of the step: ours ${gib(o?.trainPeakBytes)}, torch f32 ${gib(t.f32?.step_peak_bytes)}, torch bf16 ${gib(t.bf16?.step_peak_bytes)}`);
+      ctx.log(`${name} peak memory of the step: ours ${gib(o?.trainPeakBytes)} (mixed ${gib(runs.mixed!.out?.trainPeakBytes)}), torch f32 ${gib(t.f32?.step_peak_bytes)}, torch bf16 ${gib(t.bf16?.step_peak_bytes)}`);
       if (profile) {
         ctx.log(`${name} profile of one step: ${profile.dispatches} dispatches, CPU encode ${profile.encodeMs.toFixed(1)} ms ` +
           `(${profile.encodeUsPerDispatch.toFixed(1)} µs a dispatch), GPU ${profile.gpuMs.toFixed(1)} ms in kernels, matmul ` +
@@ -144,7 +150,10 @@ export const gpuStepBench: Bench = {
       if (c.layers) rmSync(dirname(config), { recursive: true, force: true }); // configVariant's temp folder
       cases.push({ name, config: c.layers ? `${modelConfig(c.model)} cut to ${c.layers} layer(s)` : config, B: c.B, T: c.T, answer: ANSWER,
         extraFlags: extra, ours: o ? { ...o, config: undefined, profiles: undefined } : { error: ours.error },
-        profile: { step: profile, forward: fwdProfile }, torch: peer.out ?? { skipped: peer.skipped } });
+        oursMixed: runs.mixed!.out ? { ...runs.mixed!.out, config: undefined, profiles: undefined } : { error: runs.mixed!.error },
+        profile: { step: profile, forward: fwdProfile },
+        profileMixed: runs.mixed!.out?.profiles?.step ? profileSummary(runs.mixed!.out.profiles.step) : null,
+        torch: peer.out ?? { skipped: peer.skipped } });
     }
     return { rows, info: { smoke, extraFlags: extra, cases } };
   },

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import type { Tensor, ProfileReport } from '@dawngrad/tensor';
 import type { MistralForCausalLM } from '@dawngrad/model';
 import type { TrainBatch } from '../batching.ts';
-import { CliError, num, parse, type Command } from './args.ts';
+import { CliError, num, parse, precisionFlag, type Command } from './args.ts';
 
 const USAGE = `usage: dawngrad bench-model --config FILE (--random | --weights) [--batch B] [--seq T] [--backward] [flags]
 
@@ -20,6 +20,9 @@ const USAGE = `usage: dawngrad bench-model --config FILE (--random | --weights) 
   --warmup N        untimed runs first (default 1)
   --steps N         timed runs; the median is reported (default 3)
   --profile         print the per-kernel GPU profile of one more run of each mode (--json: under "profiles")
+  --precision P     f32 (default) or mixed: the frozen weights in f16, f16 matmuls summed in f32 (tensor cores where
+                    the GPU has them)
+  --no-tune         on a GPU, skip measuring the matmul tiles of these shapes first (default: measured, and cached)
   --json            print the results as one JSON object`;
 
 export const benchModel: Command = {
@@ -36,6 +39,8 @@ export const benchModel: Command = {
       warmup: { type: 'string' },
       steps: { type: 'string' },
       profile: { type: 'boolean' },
+      precision: { type: 'string' },
+      'no-tune': { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     });
@@ -57,6 +62,8 @@ export const benchModel: Command = {
       B, T, answer, warmup, steps,
       backward: !!v.backward,
       profile: !!v.profile,
+      precision: precisionFlag('bench-model', v.precision) ?? 'f32',
+      tune: !v['no-tune'],
       log: v.json ? () => undefined : (l) => console.log(l),
     });
     console.log(v.json ? JSON.stringify(r, null, 2) : formatBench(r));
@@ -75,6 +82,9 @@ export interface BenchModelOptions {
   steps: number;
   backward: boolean;
   profile: boolean;
+  precision?: 'f32' | 'mixed';
+  /** measure the matmul tiles of these shapes first (on a GPU; cached per adapter) */
+  tune?: boolean;
   log: (line: string) => void;
 }
 
@@ -95,6 +105,7 @@ export interface BenchModelResult {
   trainTokensPerSecond: number | null;
   trainPeakBytes: number | null;
   loadMs: number;
+  precision: 'f32' | 'mixed';
   /** with --profile: the per-kernel GPU profile of one more forward and one more step (what the GPU benches record) */
   profiles?: { forward?: ProfileReport; step?: ProfileReport };
 }
@@ -102,9 +113,9 @@ export interface BenchModelResult {
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)]!;
 
 /** Random weights of the config's shape: one host buffer of uniform values (std 0.02) sliced per tensor; norms at 1. */
-async function randomModel(configPath: string): Promise<MistralForCausalLM> {
-  const { Tensor, mulberry32 } = await import('@dawngrad/tensor');
-  const { loadConfig, expectedParameters, buildModel } = await import('@dawngrad/model');
+async function randomModel(configPath: string, precision: 'f32' | 'mixed'): Promise<MistralForCausalLM> {
+  const { Tensor, mulberry32, ref } = await import('@dawngrad/tensor');
+  const { loadConfig, expectedParameters, buildModel, storedAsF16 } = await import('@dawngrad/model');
   const cfg = loadConfig(configPath);
   const specs = expectedParameters(cfg);
   const largest = Math.max(...specs.map((p) => p.shape.reduce((a, b) => a * b, 1)));
@@ -113,10 +124,12 @@ async function randomModel(configPath: string): Promise<MistralForCausalLM> {
   const a = 0.02 * Math.sqrt(3); // uniform on [-a, a] has std 0.02, as HF's initializer_range
   for (let i = 0; i < host.length; i++) host[i] = (2 * rand() - 1) * a;
   const ones = new Float32Array(cfg.hiddenSize).fill(1);
+  const half = precision === 'mixed' ? ref.toF16Bits(host) : null; // the same values as f16 (mixed precision's storage)
   const weights = new Map<string, Tensor>();
   for (const p of specs) {
     const n = p.shape.reduce((x, y) => x * y, 1);
-    weights.set(p.name, Tensor.fromArray(p.shape.length === 1 ? ones : host.subarray(0, n), p.shape, 'f32'));
+    if (half && storedAsF16(p.name)) weights.set(p.name, Tensor.fromArray(half.subarray(0, n), p.shape, 'f16'));
+    else weights.set(p.name, Tensor.fromArray(p.shape.length === 1 ? ones : host.subarray(0, n), p.shape, 'f32'));
   }
   return buildModel(cfg, weights);
 }
@@ -150,11 +163,15 @@ export async function benchmarkModel(o: BenchModelOptions): Promise<BenchModelRe
   const { inject } = await import('@dawngrad/lora');
   const { AdamW } = await import('../optim/adamw.ts');
   const { forwardBackward, optimizerStep } = await import('../step.ts');
+  const { dawnTogglesFor, prepareKernels } = await import('../tuning.ts');
+  const precision = o.precision ?? 'f32';
+  dawnTogglesFor(precision);
   await init();
   try {
     const r = rt();
+    if (precision === 'mixed' && !r.ctx.hasF16) throw new CliError(`bench-model: --precision mixed needs an adapter with shader-f16; ${r.ctx.info.description || r.ctx.info.device} has none`);
     const t0 = performance.now();
-    const model = o.weights ? await loadModel(o.weights) : await randomModel(o.config);
+    const model = o.weights ? await loadModel(o.weights, { precision }) : await randomModel(o.config, precision);
     await r.sync();
     const loadMs = performance.now() - t0;
     const c = model.config;
@@ -164,6 +181,10 @@ export async function benchmarkModel(o: BenchModelOptions): Promise<BenchModelRe
       `MLP ${c.intermediateSize}, vocab ${c.vocabSize}: ${(params / 1e6).toFixed(1)}M parameters, ` +
       `${(weightBytes / 2 ** 20).toFixed(0)} MiB on the GPU (${o.weights ? 'loaded' : 'random'} in ${(loadMs / 1000).toFixed(1)} s)`);
     const batch = await randomBatch(o.B, o.T, o.answer, c.vocabSize, 1);
+    if (o.tune !== false) {
+      const tuned = await prepareKernels(c, { rows: [o.B * o.T], headRows: o.B * o.answer, f16: precision === 'mixed' });
+      if (tuned.length) o.log(`measured the matmul tiles of ${tuned.length} shape classes: ${tuned.map((t) => `${t.shapeClass} → ${t.best}`).join(', ')}`);
+    }
     const profiles: NonNullable<BenchModelResult['profiles']> = {};
     const timed = async (what: string, run: () => void, phase: 'forward' | 'step'): Promise<{ ms: number; peak: number }> => {
       r.pool.stats.peakBytesLive = r.pool.stats.bytesLive; // this phase's high-water mark
@@ -216,6 +237,7 @@ export async function benchmarkModel(o: BenchModelOptions): Promise<BenchModelRe
       trainTokensPerSecond: step ? tokens / (step.ms / 1000) : null,
       trainPeakBytes: step?.peak ?? null,
       loadMs,
+      precision,
       ...(o.profile ? { profiles } : {}),
     };
   } finally {
