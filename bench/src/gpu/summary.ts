@@ -57,17 +57,19 @@ export function gpuSummary(dir: string): { text: string; markdown: string } {
     const kernel = String(mm.info.defaultKernel ?? 'ours');
     const sq = mm.rows.filter((r) => /^\d+² /.test(r.case));
     const t = tables(
-      ['matmul (TFLOP/s)', `ours (${kernel})`, 'tiled', 'subgroup', 'cuBLAS f32', 'ours/cuBLAS', 'torch f16', 'torch bf16'],
-      sq.map((r) => [r.case, f(r.ours, 2), f(r.peers.tiled, 2), f(r.peers.subgroup, 2), f(r.peers['torch-f32'], 2), pct(r.ours, r.peers['torch-f32']),
-        f(r.peers['torch-f16'], 1), f(r.peers['torch-bf16'], 1)]),
+      ['matmul (TFLOP/s)', `ours f32 (${kernel})`, 'subgroup', 'cuBLAS f32', 'ours/cuBLAS', 'ours f16', 'torch f16', 'ours f16/torch f16', 'torch bf16'],
+      sq.map((r) => [r.case, f(r.ours, 2), f(r.peers.subgroup, 2), f(r.peers['torch-f32'], 2), pct(r.ours, r.peers['torch-f32']),
+        f(r.peers['ours-f16'], 1), f(r.peers['torch-f16'], 1), pct(r.peers['ours-f16'], r.peers['torch-f16']), f(r.peers['torch-bf16'], 1)]),
     );
     text.push(t.text);
     md.push(t.md, '');
     const shapes = mm.rows.filter((r) => !/^\d+² /.test(r.case) && r.ours && r.peers['torch-f32']);
     if (shapes.length) {
       const share = shapes.map((r) => ({ name: r.case, s: r.ours! / r.peers['torch-f32']! })).sort((x, y) => x.s - y.s);
+      const half = shapes.filter((r) => r.peers['ours-f16'] && r.peers['torch-f16']).map((r) => r.peers['ours-f16']! / r.peers['torch-f16']!).sort((x, y) => x - y);
       const line = `${String(mm.info.step ?? 'the step')}: ${shapes.length} matmul shapes at ${(100 * share[0]!.s).toFixed(0)}–` +
-        `${(100 * share.at(-1)!.s).toFixed(0)}% of cuBLAS f32 (median ${(100 * share[Math.floor(share.length / 2)]!.s).toFixed(0)}%); slowest: ${share[0]!.name}`;
+        `${(100 * share.at(-1)!.s).toFixed(0)}% of cuBLAS f32 (median ${(100 * share[Math.floor(share.length / 2)]!.s).toFixed(0)}%); slowest: ${share[0]!.name}` +
+        (half.length ? `; f16: ${(100 * half[0]!).toFixed(0)}–${(100 * half.at(-1)!).toFixed(0)}% of torch f16 (median ${(100 * half[Math.floor(half.length / 2)]!).toFixed(0)}%)` : '');
       text.push(line);
       md.push(line, '');
     } else {

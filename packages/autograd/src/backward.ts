@@ -34,6 +34,14 @@ export interface BackwardOptions {
   seed?: Tensor;
   /** keep the graph for a second backward() (default: cut it so closures and activations can go) */
   retainGraph?: boolean;
+  /**
+   * Free each intermediate's value (Var.data) as soon as its own backward has run — by then every consumer's backward
+   * has too — instead of when the caller's scope ends: the step's peak memory drops by the activations' share. Only
+   * for callers that read no intermediate value afterwards (a training step); the root, the leaves and `keep` stay.
+   */
+  freeActivations?: boolean;
+  /** with freeActivations: intermediates whose values the caller still reads */
+  keep?: Var[];
 }
 
 export function backward(root: Var, opts: BackwardOptions = {}): void {
@@ -95,6 +103,8 @@ export function backward(root: Var, opts: BackwardOptions = {}): void {
     for (const pg of pgrads) if (pg && !owned.has(pg) && pg !== g && !into.includes(pg)) pg.dispose();
     if (!owned.has(g)) g.dispose();
     if (!opts.retainGraph) {
+      // an op whose output is one of its inputs' own tensor (an identity) shares it: that one is the input's to free
+      if (opts.freeActivations && v !== root && !opts.keep?.includes(v) && !v.parents.some((p) => p.data === v.data)) v.data.dispose();
       v.parents = [];
       v.backwardFn = null;
       for (const t of v.saved) t.dispose(); // stream-ordered: the kernels encoded above still read them

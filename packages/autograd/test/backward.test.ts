@@ -51,6 +51,29 @@ describe('backward bookkeeping', () => {
     ys.forEach((v, i) => expect(gy[i]).toBeCloseTo(Math.exp(v), 5));
   });
 
+  it('freeActivations frees every intermediate once its backward has run, keeps the root, the leaves and `keep`, and gives the same gradients', async () => {
+    const run = (free: boolean) => {
+      const x = param(Tensor.fromArray([0.5, -1, 2], [3]));
+      const y = param(Tensor.fromArray([1, 2, 3], [3]));
+      const a = mul(exp(x), y); // intermediates: exp(x), a, s
+      const s = scale(a, 3);
+      const root = sum(add(s, x));
+      const live = rt().pool.stats.bytesLive;
+      backward(root, { freeActivations: free, keep: [s] });
+      return { x, y, a, s, root, freed: live - rt().pool.stats.bytesLive };
+    };
+    const kept = run(false);
+    const freed = run(true);
+    expect(kept.a.data.disposed).toBe(false);
+    expect(freed.a.data.disposed).toBe(true); // freed as backward passed it
+    expect(freed.s.data.disposed).toBe(false); // asked to keep
+    expect(freed.root.data.disposed).toBe(false);
+    expect(freed.x.data.disposed || freed.y.data.disposed).toBe(false);
+    expect(freed.freed).toBeGreaterThan(kept.freed);
+    expect(Array.from(await freed.x.grad!.toArray())).toEqual(Array.from(await kept.x.grad!.toArray()));
+    expect(Array.from(await freed.y.grad!.toArray())).toEqual(Array.from(await kept.y.grad!.toArray()));
+  });
+
   it('a leaf with a preset .grad accumulates in place across two backward() calls: same tensor object, same buffer', async () => {
     const x = param(Tensor.fromArray([1, -2, 3, 0.5], [4]));
     const preset = Tensor.fromArray([10, 20, 30, 40], [4]);

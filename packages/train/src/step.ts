@@ -17,7 +17,8 @@ export function forwardBackward(model: MistralForCausalLM, batch: TrainBatch, lo
     const logits = model.forward(inputs, { logitsAt: batch.logitsAt });
     const targets = constant(Tensor.fromArray(batch.targets, [batch.targets.length], 'i32'));
     const loss = crossEntropy(logits, targets, { ignoreIndex: -100, labelSmoothing });
-    backward(lossScale === 1 ? loss : scale(loss, lossScale));
+    // activations are freed as backward passes them: the step's peak holds the gradients and what is still to come
+    backward(lossScale === 1 ? loss : scale(loss, lossScale), { freeActivations: true, keep: [loss] });
     return keep(loss.data);
   });
 }
