@@ -109,11 +109,11 @@ case "$phase" in
     done
     [ -f "$S/train.done" ] || stamp "finish: stopped waiting at ${limit} s"
     pack_results finish
-    { cat "$S/timeline.txt"; echo; for f in "$S"/quality/*/quality.json; do [ -f "$f" ] && $py -c '
+    { cat "$S/timeline.txt"; echo; for f in "$S"/quality/*/quality.json; do [ -f "$f" ] && echo "$(basename "$(dirname "$f")"):" && $py -c '
 import json, sys
 for r in json.load(open(sys.argv[1]))["runs"]:
-    print(f"{r['run']:14s} test {r['test_f1']} (generate {r['test_f1_generate']}, calibrated {r['test_f1_calibrated']}) "
-          f"val {r['validation_f1']}  wall {r['wall_s']} s, training {r['train_s']} s, {r['steps']} steps")' "$f"; done
+    print("{:14s} test {} (generate {}, calibrated {}) val {}  wall {} s, training {} s, {} steps".format(
+        r["run"], r["test_f1"], r["test_f1_generate"], r["test_f1_calibrated"], r["validation_f1"], r["wall_s"], r["train_s"], r["steps"]))' "$f"; done
       grep -h "choice\|best\b" "$S"/quality/search/choice.json 2>/dev/null | head -5; } > "$OUT/finish.txt" 2>&1
     cat "$OUT/finish.txt"
     ;;
