@@ -32,6 +32,9 @@ export interface KernelPolicy {
   tensorCores: SubgroupMatrixConfig | null;
   /** the adapter's largest subgroup (a subgroup-matrix workgroup's width is a multiple of it) */
   maxSubgroupSize: number;
+  /** a subgroup-matrix kernel has compiled and matched the SIMT kernel here (tuneMatmul sets it): only then is it the
+   * default for shapes nobody tuned — a driver that miscompiles it then costs speed, never correctness */
+  tensorCoresVerified: boolean;
 }
 
 /** The tiles a GPU gemm may use: the autotuner tries each; `gemmTileFor` falls back on a rule of thumb over them. */
@@ -66,6 +69,7 @@ function choose(): KernelPolicy {
     tuned: {},
     tensorCores: cpu || !ctx.hasF16 ? null : pickFragment(ctx.subgroupMatrixConfigs),
     maxSubgroupSize: info.subgroupMaxSize ?? 32,
+    tensorCoresVerified: false,
   };
 }
 
@@ -97,7 +101,7 @@ export function gemmTileFor(M: number, N: number, K: number, nb: number, tA = fa
   const pol = kernelPolicy();
   const tuned = pol.tuned[shapeClass(M, N, K, nb, tA, tB, f16B)];
   if (tuned) return tuned;
-  if (f16B && pol.tensorCores && tensorCoreLayout(M, N, K, tA, tB)) return defaultTcTile(pol.tensorCores);
+  if (f16B && pol.tensorCores && pol.tensorCoresVerified && tensorCoreLayout(M, N, K, tA, tB)) return defaultTcTile(pol.tensorCores);
   const waves = (t: GemmTile) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * nb;
   if (waves(GEMM_TILES['128x128']!) >= pol.targetWorkgroups / 2) return GEMM_TILES['128x128']!;
   if (M <= 32) return GEMM_TILES['32x64']!;

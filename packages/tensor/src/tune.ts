@@ -107,6 +107,7 @@ async function tuneOne(s: TuneShape, cls: string, reps?: number): Promise<TuneRe
         ms[name] = NaN;
         continue;
       }
+      if ('SM' in choice) kernelPolicy().tensorCoresVerified = true;
       const times: number[] = [];
       for (let round = 0; round < 3; round++) {
         await rt().sync();
@@ -147,5 +148,8 @@ export function tunedTable(): Record<string, GemmChoice> {
 
 /** Restore a table saved by tunedTable() (for the same adapter). */
 export function loadTuned(table: Record<string, GemmChoice>): void {
-  for (const [cls, choice] of Object.entries(table)) setTunedTile(cls, choice);
+  for (const [cls, choice] of Object.entries(table)) {
+    setTunedTile(cls, choice);
+    if ('SM' in choice) kernelPolicy().tensorCoresVerified = true; // it was measured, hence checked, on this adapter
+  }
 }

@@ -20,7 +20,7 @@ import { PromptFormat, GENERATED_TOKENS, type Example } from './prompts.ts';
 import { epochBatches, trainBatch, checkBatchFits, balanceRows } from './batching.ts';
 import { AdamW } from './optim/adamw.ts';
 import { lrFactor, warmupSteps, type Schedule } from './optim/schedule.ts';
-import { prepareKernels, dawnTogglesFor } from './tuning.ts';
+import { prepareKernels, dawnTogglesFor, runRows } from './tuning.ts';
 import { forwardBackward, optimizerStep, LaggedReader } from './step.ts';
 import { evaluate, measuredPrior, type EvalResult, type EvalOptions } from './evaluate.ts';
 import {
@@ -150,12 +150,9 @@ async function prepare(o: TrainOptions, log: Logger, hooks: TrainHooks): Promise
     longest([...val.prompts, ...test.prompts].map((p) => p.length)) + GENERATED_TOKENS, 'evaluation prompt (+ answer)', '--eval-batch-size');
   const model = await loadModel(o.model, { precision: o.precision });
   log(`model ${o.model}: ${cfg.numHiddenLayers} layers, hidden ${cfg.hiddenSize}, vocab ${cfg.vocabSize} on ${rt().ctx.info.description || rt().ctx.info.device}${o.precision === 'mixed' ? ', weights in f16 (--precision mixed)' : ''}`);
-  // on a GPU: the matmul tiles of this step's products, measured once per adapter (cached): training rows from the
-  // shortest to the longest batch, evaluation's prefill and decode rows
-  const lens = examples.map((e) => e.prompt.length + e.answer.length);
-  const evalLen = Math.max(1, ...[...val.prompts, ...test.prompts].map((p) => p.length));
+  // on a GPU: the matmul tiles of this run's products, measured once per adapter (cached)
   await prepareKernels(cfg, {
-    rows: [o.batchSize * Math.min(...lens), o.batchSize * Math.max(...lens), o.evalBatchSize * evalLen, o.evalBatchSize, fmt.prompt('').length],
+    rows: runRows(o, examples.map((e) => e.prompt.length + e.answer.length), [...val.prompts, ...test.prompts].map((p) => p.length), fmt.prompt('').length),
     headRows: 2 * o.batchSize,
     f16: o.precision === 'mixed',
     log,

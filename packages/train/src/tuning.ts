@@ -30,6 +30,17 @@ export function dawnTogglesFor(precision: 'f32' | 'mixed'): void {
   if (precision === 'mixed' && dawnToggles().length === 0) setDawnToggles(F16_TOGGLES);
 }
 
+/**
+ * The row counts (M) of a run's products, one in every shape class it meets: training batches from the shortest to
+ * the longest (and the powers of two between), evaluation's prefill and decode, and the shared prompt prefix.
+ */
+export function runRows(o: { batchSize: number; evalBatchSize: number }, trainLengths: number[], evalLengths: number[], prefixLength: number): number[] {
+  const [lo, hi] = [o.batchSize * Math.min(...trainLengths), o.batchSize * Math.max(...trainLengths)];
+  const rows = [lo, hi, o.evalBatchSize * Math.max(1, ...evalLengths), o.evalBatchSize, prefixLength];
+  for (let p = 2 ** Math.ceil(Math.log2(Math.max(lo, 1))); p < hi; p *= 2) rows.push(p);
+  return rows;
+}
+
 /** The cache file of this adapter: its vendor, device and driver description in the name. */
 export function tuneCachePath(dir = process.env.DAWNGRAD_TUNE_DIR ?? join(homedir(), '.cache', 'dawngrad')): string {
   const i = rt().ctx.info;
