@@ -58,7 +58,9 @@ describe('scripts/gpu: pack, then a smoke session through run.sh', () => {
     const st = JSON.parse(readFileSync(join(out, 'gpu-step.json'), 'utf8'));
     expect(st.rows.map((x: { case: string }) => x.case)).toEqual([
       'Lite-Oute-300M, 1 layer B2 × T16 forward', 'Lite-Oute-300M, 1 layer B2 × T16 LoRA train step',
+      'Lite-Oute-300M, 1 layer B2 × T16 forward (ours mixed)', 'Lite-Oute-300M, 1 layer B2 × T16 LoRA train step (ours mixed)',
       'tweet-mistral-tiny B2 × T16 forward', 'tweet-mistral-tiny B2 × T16 LoRA train step',
+      'tweet-mistral-tiny B2 × T16 forward (ours mixed)', 'tweet-mistral-tiny B2 × T16 LoRA train step (ours mixed)',
     ]);
     for (const row of st.rows) expect(row.ours, row.case).toBeGreaterThan(0);
     const prof = st.info.cases[1].profile.step;

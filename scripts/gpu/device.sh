@@ -78,17 +78,17 @@ case "$phase" in
   start)
     rm -rf "${S:?}"/*; mkdir -p "$OUT"
     stamp "start"
-    part info 60 bash $r info
-    part info-json 30 sh -c "bash $r info --json > '$S/info.json'"
+    part info 45 bash $r info
+    part info-json 20 sh -c "bash $r info --json > '$S/info.json'"
     shared=${DAWNGRAD_GPU_RUN:-/tmp/dawngrad-gpu}/shared
     [ -d "$shared/fixtures" ] || shared=../shared
-    part parity-hf-tiny 120 $py scripts/gpu/parity.py --model "$shared/fixtures/hf-tiny" --adapter "$shared/fixtures/hf-tiny/adapter" --out "$S/parity-hf" --run "bash .gpu/run.sh"
-    part parity-tiny 120 $py scripts/gpu/parity.py --model "$shared/models/tweet-mistral-tiny" --out "$S/parity-tiny" --run "bash .gpu/run.sh"
+    part parity-hf-tiny 60 $py scripts/gpu/parity.py --model "$shared/fixtures/hf-tiny" --adapter "$shared/fixtures/hf-tiny/adapter" --out "$S/parity-hf" --run "bash .gpu/run.sh"
+    part parity-tiny 60 $py scripts/gpu/parity.py --model "$shared/models/tweet-mistral-tiny" --out "$S/parity-tiny" --run "bash .gpu/run.sh"
     if [ $smoke = 1 ]; then
       part bench 900 bash $r bench.mjs gpu-matmul gpu-step --smoke --out "$S/bench"
     else
       part bench-matmul 170 bash $r bench.mjs gpu-matmul --out "$S/bench"
-      part bench-step 230 bash $r bench.mjs gpu-step --out "$S/bench"
+      part bench-step 220 bash $r bench.mjs gpu-step --out "$S/bench"
     fi
     bash $r bench.mjs --summary --out "$S/bench" > "$S/bench-summary.txt" 2>&1
     stamp "benches done; the training runs go on in the background"
