@@ -3,12 +3,12 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { init, dispose, Tensor, scope } from '@dawngrad/tensor';
+import { init, dispose, scope } from '@dawngrad/tensor';
 import { backward, noGrad } from '@dawngrad/autograd';
 import { SafetensorsFile, loadModel, shiftedTargetsFull, causalLmLoss } from '@dawngrad/model';
 import { loadAdapter } from '@dawngrad/lora';
 import { AdamW } from '@dawngrad/train';
-import { HF_TINY, maxAbs, relErr } from '../shared.ts';
+import { HF_TINY, maxAbs, relErr, fixtureBatch } from '../shared.ts';
 
 const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
 let torchDump: SafetensorsFile;
@@ -24,13 +24,7 @@ afterAll(async () => {
 
 describe('AdamW parity with PyTorch', () => {
   it('three clipped AdamW steps give the reference weights, norms and merged logits', async () => {
-    const ids = await torchDump.readTensor('input_ids');
-    const [B, T] = ids.shape as [number, number];
-    const labels = (await torchDump.readTensor('labels')).data as Int32Array;
-    const batch = {
-      inputIds: Tensor.fromArray(ids.data as Int32Array, [B, T], 'i32'),
-      attentionMask: Tensor.fromArray((await torchDump.readTensor('attention_mask')).data as Int32Array, [B, T], 'i32'),
-    };
+    const { batch, labels, B, T } = await fixtureBatch(torchDump);
     const model = await loadModel(HF_TINY);
     const lora = await loadAdapter(join(HF_TINY, 'adapter'), model);
     const named = lora.namedParameters();

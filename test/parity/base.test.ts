@@ -5,8 +5,7 @@ import { readFileSync } from 'node:fs';
 import { init, dispose } from '@dawngrad/tensor';
 import { backward } from '@dawngrad/autograd';
 import { SafetensorsFile, loadModel, shiftedTargetsFull, causalLmLoss, type MistralForCausalLM } from '@dawngrad/model';
-import { Tensor } from '@dawngrad/tensor';
-import { HF_TINY, maxAbs, relErr } from '../shared.ts';
+import { HF_TINY, maxAbs, relErr, fixtureBatch } from '../shared.ts';
 
 let model: MistralForCausalLM;
 let torchDump: SafetensorsFile;
@@ -28,15 +27,8 @@ async function refTensor(name: string) {
 
 describe('hf-tiny base model parity', () => {
   it('logits, loss and every base gradient match transformers', async () => {
-    const ids = (await torchDump.readTensor('input_ids')) as { data: Int32Array; shape: number[] };
-    const mask = (await torchDump.readTensor('attention_mask')).data as Int32Array;
-    const labels = (await torchDump.readTensor('labels')).data as Int32Array;
-    const [B, T] = ids.shape as [number, number];
+    const { batch, labels, B, T } = await fixtureBatch(torchDump);
     model.requiresGrad(true);
-    const batch = {
-      inputIds: Tensor.fromArray(ids.data, [B, T], 'i32'),
-      attentionMask: Tensor.fromArray(mask, [B, T], 'i32'),
-    };
     const logits = model.forward(batch);
     const loss = causalLmLoss(logits, shiftedTargetsFull(labels, B, T));
     backward(loss);

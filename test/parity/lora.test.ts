@@ -12,7 +12,7 @@ import { SafetensorsFile, loadModel, shiftedTargetsFull, causalLmLoss, setData, 
 import { loadAdapter, inject, type LoraModel } from '@dawngrad/lora';
 import { merge, parseSize } from '../../packages/train/src/cli/merge.ts';
 import { CliError } from '../../packages/train/src/cli/args.ts';
-import { HF_TINY, REPO, maxAbs, relErr } from '../shared.ts';
+import { HF_TINY, REPO, maxAbs, relErr, fixtureBatch } from '../shared.ts';
 
 const ADAPTER = join(HF_TINY, 'adapter');
 const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
@@ -28,13 +28,7 @@ beforeAll(async () => {
   await init();
   tmp = mkdtempSync(join(tmpdir(), 'dawngrad-lora-parity-'));
   torchDump = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
-  const ids = await torchDump.readTensor('input_ids');
-  [B, T] = ids.shape as [number, number];
-  labels = (await torchDump.readTensor('labels')).data as Int32Array;
-  batch = {
-    inputIds: Tensor.fromArray(ids.data as Int32Array, [B, T], 'i32'),
-    attentionMask: Tensor.fromArray((await torchDump.readTensor('attention_mask')).data as Int32Array, [B, T], 'i32'),
-  };
+  ({ batch, labels, B, T } = await fixtureBatch(torchDump));
 });
 afterAll(async () => {
   await torchDump?.close();

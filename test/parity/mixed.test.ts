@@ -9,11 +9,11 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { init, dispose, Tensor } from '@dawngrad/tensor';
+import { init, dispose } from '@dawngrad/tensor';
 import { backward } from '@dawngrad/autograd';
 import { SafetensorsFile, loadModel, shiftedTargetsFull, causalLmLoss, storedAsF16 } from '@dawngrad/model';
 import { loadAdapter } from '@dawngrad/lora';
-import { HF_TINY, maxAbs, relErr } from '../shared.ts';
+import { HF_TINY, maxAbs, relErr, fixtureBatch } from '../shared.ts';
 
 const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
 let torchDump: SafetensorsFile;
@@ -41,13 +41,7 @@ describe('mixed precision parity with transformers + PEFT (f32)', () => {
   });
 
   it('logits, loss and every LoRA gradient of the PEFT adapter stay within f16 tolerances of the f32 reference', async () => {
-    const ids = await torchDump.readTensor('input_ids');
-    const [B, T] = ids.shape as [number, number];
-    const labels = (await torchDump.readTensor('labels')).data as Int32Array;
-    const batch = {
-      inputIds: Tensor.fromArray(ids.data as Int32Array, [B, T], 'i32'),
-      attentionMask: Tensor.fromArray((await torchDump.readTensor('attention_mask')).data as Int32Array, [B, T], 'i32'),
-    };
+    const { batch, labels, B, T } = await fixtureBatch(torchDump);
     const lora = await loadAdapter(join(HF_TINY, 'adapter'), await loadModel(HF_TINY, { precision: 'mixed' }));
     const logits = lora.forward(batch);
     const loss = causalLmLoss(logits, shiftedTargetsFull(labels, B, T));

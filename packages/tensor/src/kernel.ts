@@ -83,6 +83,21 @@ function parseBinding(name: string, decl: string, index: number): string {
   return `@group(0) @binding(${index}) var<storage, ${access}> ${name}: array<${type}>;`;
 }
 
+/** A kernel declaration without its name: what a template builds for one specialisation (see kernelFor). */
+export type KernelBody = Omit<KernelSpec<Record<string, ParamType>, Record<string, BindingDecl>>, 'name'>;
+
+const specialised = new Map<string, unknown>();
+
+/**
+ * The kernel of a template for one specialisation, built on first use: `name` holds everything the WGSL depends on
+ * (the same name must always build the same kernel). Templates call this instead of keeping a cache each.
+ */
+export function kernelFor<P extends Record<string, ParamType>, B extends Record<string, BindingDecl>>(name: string, spec: () => Omit<KernelSpec<P, B>, 'name'>): KernelDef<P, B> {
+  let k = specialised.get(name) as KernelDef<P, B> | undefined;
+  if (!k) specialised.set(name, (k = defineKernel({ ...spec(), name })));
+  return k;
+}
+
 /** Build a kernel from one declaration. Cheap: the WGSL is assembled only when the pipeline is first compiled. */
 export function defineKernel<P extends Record<string, ParamType> = Record<string, never>, B extends Record<string, BindingDecl> = Record<string, never>>(
   spec: KernelSpec<P, B>,

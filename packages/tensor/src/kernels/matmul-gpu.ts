@@ -14,7 +14,7 @@
 // - thinM: M ≤ 16 with op(A) = Hᵀ (LoRA's weight gradients: Hᵀ·x sums over the batch's rows). 16 k-slices × 16
 //   column-quads per workgroup; each thread keeps M vec4 partial sums, reduced over the k-slices at the end. `tC`
 //   writes the transpose, which turns the same kernel into op(A)·H for N ≤ 16.
-import { defineKernel, treeReduce, ROUND_F16 } from '../kernel.ts';
+import { defineKernel, kernelFor, treeReduce, ROUND_F16, type KernelBody } from '../kernel.ts';
 
 export interface GemmTile {
   BM: number;
@@ -51,21 +51,17 @@ const GEMM_PARAMS = {
   M: 'u32', N: 'u32', K: 'u32', bA: 'u32', bB: 'u32', alpha: 'f32', acc: 'u32', kSlice: 'u32', r: 'u32', s: 'f32',
 } as const;
 
-const gemmCache = new Map<string, ReturnType<typeof buildGemm>>();
-
 /** The gemm kernel for a tile and layout (built once per key). */
 export function gemmKernel(t: GemmTile, l: GemmLayout) {
   const key = `matmul:gemm:${t.BM}x${t.BN}x${t.BK}:${t.TM}x${t.TN}:${+l.tA}${+l.tB}${+l.vA}${+l.vB}${+l.vC}${+l.split}:${l.lowRank ? `lr${+l.lowRank.tE}` : ''}${l.f16B ? ':f16' : ''}`;
-  let k = gemmCache.get(key);
-  if (!k) gemmCache.set(key, (k = buildGemm(key, t, l)));
-  return k;
+  return kernelFor(key, () => gemmSpec(t, l));
 }
 
 export function gemmThreads(t: GemmTile): number {
   return (t.BM / t.TM) * (t.BN / t.TN);
 }
 
-function buildGemm(key: string, { BM, BN, BK, TM, TN }: GemmTile, l: GemmLayout) {
+function gemmSpec({ BM, BN, BK, TM, TN }: GemmTile, l: GemmLayout): KernelBody {
   const TX = BN / TN;
   const TY = BM / TM;
   const NT = TX * TY;
@@ -145,8 +141,7 @@ function buildGemm(key: string, { BM, BN, BK, TM, TN }: GemmTile, l: GemmLayout)
     C: l.vC ? 'rw vec4<f32>' : 'rw f32',
   };
   if (l.lowRank) Object.assign(bindings, { H: 'f32', E: 'f32' });
-  return defineKernel({
-    name: key,
+  return {
     params: GEMM_PARAMS,
     bindings,
     workgroupSize: [NT],
@@ -175,7 +170,7 @@ var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>; // op(B) slab, [k][n / 4]
     workgroupBarrier();
   }
   ${stores}`,
-  });
+  };
 }
 
 /** WGSL for `count` items spread over `threads` invocations, unrolled: `item(e)` gets the item's index expression. */
@@ -204,23 +199,18 @@ export const SPLIT_REDUCE = defineKernel({
 
 // ---------------------------------------------------------------------------------------------------------------
 // thinN: C[M, N] = alpha·A·op(B) for N ≤ 16, A stored [M, K] with K % 4 == 0. 8 rows per workgroup, 32 lanes a row.
-const thinNCache = new Map<string, ReturnType<typeof buildThinN>>();
-
 export function thinNKernel(N: number, tB: boolean) {
   const key = `matmul:thinN:${N}:${+tB}`;
-  let k = thinNCache.get(key);
-  if (!k) thinNCache.set(key, (k = buildThinN(key, N, tB)));
-  return k;
+  return kernelFor(key, () => thinNSpec(N, tB));
 }
 
-function buildThinN(key: string, N: number, tB: boolean) {
+function thinNSpec(N: number, tB: boolean): KernelBody {
   const cols = range(N);
   // op(B)(k + c, n): B stored [N, K] (tB) gives one vec4 per column; stored [K, N], four scalars
   const dots = tB
     ? cols.map((n) => `acc${n} += dot(x, B4[(${n}u * K + k) / 4u]);`).join(' ')
     : cols.map((n) => `acc${n} += dot(x, vec4<f32>(${range(4).map((c) => `B[(k + ${c}u) * ${N}u + ${n}u]`).join(', ')}));`).join(' ');
-  return defineKernel({
-    name: key,
+  return {
     params: { M: 'u32', K: 'u32', alpha: 'f32', acc: 'u32' },
     bindings: tB ? { A: 'vec4<f32>', B4: 'vec4<f32>', C: 'rw f32' } : { A: 'vec4<f32>', B: 'f32', C: 'rw f32' },
     decls: `var<workgroup> part: array<f32, ${256 * N}>; // [column][lane of 256]`,
@@ -241,24 +231,19 @@ function buildThinN(key: string, N: number, tB: boolean) {
       if (p.acc != 0u) { C[m * ${N}u + c] += t; } else { C[m * ${N}u + c] = t; }
     }
   }`,
-  });
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // thinM: C[M, N] = alpha·Hᵀ·X for M ≤ 16, H stored [K, M], X stored [K, N] with N % 4 == 0 (tC: C stored [N, M]).
-const thinMCache = new Map<string, ReturnType<typeof buildThinM>>();
-
 export function thinMKernel(M: number, tC: boolean) {
   const key = `matmul:thinM:${M}:${+tC}`;
-  let k = thinMCache.get(key);
-  if (!k) thinMCache.set(key, (k = buildThinM(key, M, tC)));
-  return k;
+  return kernelFor(key, () => thinMSpec(M, tC));
 }
 
-function buildThinM(key: string, M: number, tC: boolean) {
+function thinMSpec(M: number, tC: boolean): KernelBody {
   const store = (i: string, v: string) => `if (p.acc != 0u) { C[${i}] += p.alpha * ${v}; } else { C[${i}] = p.alpha * ${v}; }`;
-  return defineKernel({
-    name: key,
+  return {
     params: { N: 'u32', K: 'u32', alpha: 'f32', acc: 'u32' },
     bindings: { H: 'f32', X: 'vec4<f32>', C: 'rw f32' },
     decls: 'var<workgroup> part: array<vec4<f32>, 256>; // [k-slice][column quad]',
@@ -281,5 +266,5 @@ function buildThinM(key: string, M: number, tC: boolean) {
     }
     workgroupBarrier();
   }`,
-  });
+  };
 }

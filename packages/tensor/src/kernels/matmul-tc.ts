@@ -8,7 +8,7 @@
 // [BK×BN] as it is stored (already f16), each in its own memory order: the fragment loads take row- or column-major
 // layouts, so no operand is ever transposed. The f32 results go through workgroup memory for the epilogue (bounds,
 // alpha, accumulate, the low-rank term), which a fragment store cannot do itself.
-import { defineKernel } from '../kernel.ts';
+import { kernelFor, type KernelBody } from '../kernel.ts';
 
 /** One subgroup-matrix shape of the adapter (f16 inputs, f32 results) and how a workgroup tiles C with it. */
 export interface TcTile {
@@ -33,21 +33,17 @@ export interface TcLayout {
 
 const range = (n: number) => [...Array(n).keys()];
 
-const cache = new Map<string, ReturnType<typeof build>>();
-
 /** The kernel for a tile, layout and subgroup size (built once per key). */
 export function tcKernel(t: TcTile, l: TcLayout, subgroupSize: number) {
   const key = `matmul:tc:${t.SM}x${t.SN}x${t.SK}:${t.SGM}x${t.SGN}:${t.FM}x${t.FN}:${t.BK}:${+l.tA}${+l.tB}:${l.lowRank ? `lr${+l.lowRank.tE}` : ''}:sg${subgroupSize}`;
-  let k = cache.get(key);
-  if (!k) cache.set(key, (k = build(key, t, l, subgroupSize)));
-  return k;
+  return kernelFor(key, () => tcSpec(t, l, subgroupSize));
 }
 
 export function tcTileShape(t: TcTile): { BM: number; BN: number; threads: (sg: number) => number } {
   return { BM: t.SGM * t.FM * t.SM, BN: t.SGN * t.FN * t.SN, threads: (sg) => t.SGM * t.SGN * sg };
 }
 
-function build(key: string, t: TcTile, l: TcLayout, SG: number) {
+function tcSpec(t: TcTile, l: TcLayout, SG: number): KernelBody {
   const { SM, SN, SK, SGM, SGN, FM, FN, BK } = t;
   const { BM, BN } = tcTileShape(t);
   const NT = SGM * SGN * SG;
@@ -99,8 +95,7 @@ function build(key: string, t: TcTile, l: TcLayout, SG: number) {
     : '';
   const bindings: Record<string, string> = { A: 'vec4<f32>', B: 'vec4<f16>', C: 'rw f32' };
   if (l.lowRank) Object.assign(bindings, { H: 'f32', E: 'f32' });
-  return defineKernel({
-    name: key,
+  return {
     params: { M: 'u32', N: 'u32', K: 'u32', alpha: 'f32', acc: 'u32', r: 'u32', s: 'f32' },
     bindings,
     workgroupSize: [NT],
@@ -134,7 +129,7 @@ var<workgroup> Cs: array<f32, ${BM * BN}>; // the f32 results, for the epilogue`
       if (p.acc != 0u) { C[m * N + n] += v; } else { C[m * N + n] = v; }
     }
   }`,
-  });
+  };
 }
 
 /** A tile for the adapter's f16→f32 fragment shape: 2×2 subgroups of 2×2 fragments (64×64 for 16×16 fragments). */
