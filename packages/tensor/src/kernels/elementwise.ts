@@ -7,7 +7,6 @@ import { WG, FLAT_INDEX, defineKernel } from '../kernel.ts';
 
 export { WG, FLAT_INDEX } from '../kernel.ts';
 /** The entry point of a hand-written 1-D kernel; kernels made with defineKernel get theirs from it. */
-export const MAIN_SIG = `@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
 
 export function wgslType(dtype: DType): string {
   return dtype === 'f16' ? 'f16' : dtype;

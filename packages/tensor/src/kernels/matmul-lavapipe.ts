@@ -8,15 +8,16 @@
 //   which lavapipe reads with vector gathers (no per-lane branches): 1.3-1.6× the 'subgroup' kernel. The operand is first
 //   repacked into a scratch buffer, one window per (column panel, K chunk), one dispatch per window.
 import { rt, grid } from '../runtime.ts';
-import { FLAT_INDEX, MAIN_SIG, WG } from './elementwise.ts';
+import { FLAT_INDEX, WG } from './elementwise.ts';
 import type { Tensor } from '../tensor.ts';
-import { ROUND_F16 } from '../kernel.ts';
+import { ROUND_F16, defineKernel, kernelFor } from '../kernel.ts';
 import type { MatmulOptions } from './matmul.ts';
 
 // Sizes, strides, alpha and the accumulate flag travel as uniforms: a kernel specialises only where the layout changes
 // its loads (the vec4 subgroup kernels). Fewer pipelines matter on a CPU adapter, where each compile takes seconds.
-const HEADER = `struct P { M: u32, N: u32, K: u32, bA: u32, bB: u32, alpha: f32, acc: u32, sAm: u32, sAk: u32, sBk: u32, sBn: u32, tA: u32, tB: u32 }
-@group(0) @binding(0) var<uniform> p: P;`;
+export const SUBGROUP_PARAMS = {
+  M: 'u32', N: 'u32', K: 'u32', bA: 'u32', bB: 'u32', alpha: 'f32', acc: 'u32', sAm: 'u32', sAk: 'u32', sBk: 'u32', sBn: 'u32', tA: 'u32', tB: 'u32',
+} as const;
 
 const range = (n: number) => [...Array(n).keys()];
 
@@ -66,15 +67,18 @@ export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | nul
     ${rows.map((r) => `if (m0 + ${r}u < M) { let i = (cBase + (m0 + ${r}u) * N + n) / 4u; ${store('i', `acc${r}`)} }`).join('\n    ')}
   }`
     : rows.map((r) => `if (m0 + ${r}u < M) { for (var j = 0u; j < 4u; j++) { if (n + j < N) { let i = cBase + (m0 + ${r}u) * N + n + j; ${store('i', `acc${r}[j]`)} } } }`).join('\n  ');
-  return {
-    key: `matmul:sg${SG}:${vec ? `${tA ? 't' : 'n'}${tB ? 't' : 'n'}:vec4` : 'strided'}${f16B ? ':f16' : ''}`,
-    wgsl: () => `enable subgroups;${f16B ? '\nenable f16;' : ''}
-${HEADER}
-${f16B ? ROUND_F16 : ''}
-@group(0) @binding(1) var<storage, read> A: array<${vecA ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(2) var<storage, read> B: array<${vec ? `vec4<${f16B ? 'f16' : 'f32'}>` : f16B ? 'f16' : 'f32'}>;
-@group(0) @binding(3) var<storage, read_write> C: array<${vecC ? 'vec4<f32>' : 'f32'}>;
-@compute @workgroup_size(${SG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  const key = `matmul:sg${SG}:${vec ? `${tA ? 't' : 'n'}${tB ? 't' : 'n'}:vec4` : 'strided'}${f16B ? ':f16' : ''}`;
+  return kernelFor(key, () => ({
+    params: SUBGROUP_PARAMS,
+    bindings: {
+      A: vecA ? 'vec4<f32>' : 'f32',
+      B: vec ? `vec4<${f16B ? 'f16' : 'f32'}>` : f16B ? 'f16' : 'f32',
+      C: vecC ? 'rw vec4<f32>' : 'rw f32',
+    },
+    workgroupSize: [SG],
+    enable: f16B ? ['subgroups', 'f16'] : ['subgroups'],
+    decls: f16B ? ROUND_F16 : '',
+    body: `
   let M = p.M; let N = p.N; let K = p.K;
   let m0 = wid.y * ${SG}u;
   let n = wid.x * ${4 * SG}u + 4u * lane; // this lane's first column
@@ -89,9 +93,8 @@ ${f16B ? ROUND_F16 : ''}
     ${loadB}
     ${rows.map((r) => range(4).map((j) => fma(r, j)).join(' ')).join('\n    ')}
   }
-  ${stores}
-}`,
-  };
+  ${stores}`,
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -133,37 +136,28 @@ export function viaUniformWindows(a: Tensor, b: Tensor, c: Tensor, o: MatmulOpti
     scratch = { device: rt().device, buffer: rt().device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.STORAGE }) };
   }
   const total = (w.count * w.KC * w.TW) / 4;
-  rt().dispatch({
-    kernel: REPACK,
-    buffers: [L.binding, scratch.buffer],
-    params: [K, W, w.KC, w.TW, w.panels, sL[0]!, sL[1]!, total],
-    workgroups: grid(Math.ceil(total / WG)),
-  });
+  REPACK.run({ L, S: scratch.buffer }, { K, W, KC: w.KC, TW: w.TW, panels: w.panels, sLk: sL[0]!, sLw: sL[1]!, total }, grid(Math.ceil(total / WG)));
   const kernel = uniformKernel(sg, sR[1] === 1 && K % 4 === 0);
   const sC = lIsA ? [1, N] : [N, 1];
   for (let i = 0; i < w.count; i++) {
     const panel = i % w.panels;
     const kc0 = Math.floor(i / w.panels) * w.KC;
     const n0 = panel * w.TW;
-    rt().dispatch({
-      kernel,
-      buffers: [R.binding, { buffer: scratch.buffer, offset: i * 4 * WINDOW, size: 4 * WINDOW }, c.binding],
-      params: [Rrows, W, K, kc0, Math.min(w.KC, K - kc0), n0, w.TW, o.alpha ?? 1, kc0 > 0 || o.accumulate ? 1 : 0, sR[0]!, sR[1]!, sC[0]!, sC[1]!],
-      types: 'uuuuuuufuuuuu',
-      workgroups: [Math.ceil(Math.min(w.TW, W - n0) / (4 * sg)), Math.ceil(Rrows / sg)],
-    });
+    kernel.run(
+      { R, U: { buffer: scratch.buffer, offset: i * 4 * WINDOW, size: 4 * WINDOW }, C: c },
+      { M: Rrows, W, K, kc0, kcn: Math.min(w.KC, K - kc0), n0, tw: w.TW, alpha: o.alpha ?? 1, acc: kc0 > 0 || o.accumulate ? 1 : 0, sRm: sR[0]!, sRk: sR[1]!, sCm: sC[0]!, sCn: sC[1]! },
+      [Math.ceil(Math.min(w.TW, W - n0) / (4 * sg)), Math.ceil(Rrows / sg)],
+    );
   }
   return true;
 }
 
 // Window i = (chunk, panel) holds L(chunk·KC + kk, panel·TW + j) at [i·WINDOW + kk·TW + j]; zero past K and W.
-const REPACK = {
-  key: 'matmul:repack',
-  wgsl: () => `struct P { K: u32, W: u32, KC: u32, TW: u32, panels: u32, sLk: u32, sLw: u32, total: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> L: array<f32>;
-@group(0) @binding(2) var<storage, read_write> S: array<vec4<f32>>;
-${MAIN_SIG} {
+const REPACK = defineKernel({
+  name: 'matmul:repack',
+  params: { K: 'u32', W: 'u32', KC: 'u32', TW: 'u32', panels: 'u32', sLk: 'u32', sLw: 'u32', total: 'u32' },
+  bindings: { L: 'f32', S: 'rw vec4<f32>' },
+  body: `
   ${FLAT_INDEX}
   if (i >= p.total) { return; }
   let perWindow = p.KC * p.TW / 4u;
@@ -172,9 +166,8 @@ ${MAIN_SIG} {
   let w0 = (win % p.panels) * p.TW + j;
   var v = vec4<f32>();
   for (var c = 0u; c < 4u; c++) { if (k < p.K && w0 + c < p.W) { v[c] = L[k * p.sLk + (w0 + c) * p.sLw]; } }
-  S[win * ${WINDOW / 4}u + kk * (p.TW / 4u) + j / 4u] = v;
-}`,
-};
+  S[win * ${WINDOW / 4}u + kk * (p.TW / 4u) + j / 4u] = v;`,
+});
 
 // C rows = rows of R (SG per workgroup, lane l loads row m0+l), C columns = a 4·SG-wide slice of the window's TW.
 function uniformKernel(SG: number, vecR: boolean) {
@@ -183,15 +176,12 @@ function uniformKernel(SG: number, vecR: boolean) {
   const loadA = vecR
     ? `let a = R[(ma * p.sRm) / 4u + k / 4u];`
     : `let a = vec4<f32>(${range(4).map((j) => `R[ma * p.sRm + min(k + ${j}u, p.K - 1u) * p.sRk]`).join(', ')});`; // rows past K meet zeros
-  return {
-    key: `matmul:uniform${SG}:${vecR ? 'R4' : 'R1'}`,
-    wgsl: () => `enable subgroups;
-struct P { M: u32, W: u32, K: u32, kc0: u32, kcn: u32, n0: u32, tw: u32, alpha: f32, acc: u32, sRm: u32, sRk: u32, sCm: u32, sCn: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> R: array<${vecR ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(2) var<uniform> U: array<vec4<f32>, ${WINDOW / 4}>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-@compute @workgroup_size(${SG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  return kernelFor(`matmul:uniform${SG}:${vecR ? 'R4' : 'R1'}`, () => ({
+    params: { M: 'u32', W: 'u32', K: 'u32', kc0: 'u32', kcn: 'u32', n0: 'u32', tw: 'u32', alpha: 'f32', acc: 'u32', sRm: 'u32', sRk: 'u32', sCm: 'u32', sCn: 'u32' },
+    bindings: { R: vecR ? 'vec4<f32>' : 'f32', U: `uniform array<vec4<f32>, ${WINDOW / 4}>`, C: 'rw f32' },
+    workgroupSize: [SG],
+    enable: ['subgroups'],
+    body: `
   let m0 = wid.y * ${SG}u;
   let j = wid.x * ${4 * SG}u + 4u * lane; // this lane's first column within the window
   let jq = min(j, p.tw - 4u) / 4u;
@@ -203,8 +193,7 @@ struct P { M: u32, W: u32, K: u32, kc0: u32, kcn: u32, n0: u32, tw: u32, alpha: 
     ${range(4).map((i) => `let b${i} = U[(4u * q + ${i}u) * (p.tw / 4u) + jq];`).join(' ')}
     ${rows.map((r) => range(4).map((i) => `acc${r} = fma(vec4<f32>(subgroupBroadcast(a.${xyzw(i)}, ${r}u)), b${i}, acc${r});`).join(' ')).join('\n    ')}
   }
-  ${rows.map((r) => `if (m0 + ${r}u < p.M) { for (var c = 0u; c < 4u; c++) { let n = p.n0 + j + c; if (j + c < p.tw && n < p.W) { let i = (m0 + ${r}u) * p.sCm + n * p.sCn; ${store('i', `acc${r}[c]`)} } } }`).join('\n  ')}
-}`,
-  };
+  ${rows.map((r) => `if (m0 + ${r}u < p.M) { for (var c = 0u; c < 4u; c++) { let n = p.n0 + j + c; if (j + c < p.tw && n < p.W) { let i = (m0 + ${r}u) * p.sCm + n * p.sCn; ${store('i', `acc${r}[c]`)} } } }`).join('\n  ')}`,
+  }));
 }
 

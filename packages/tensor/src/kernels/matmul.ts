@@ -116,10 +116,10 @@ function lavapipe(path: MatmulPath, a: Tensor, b: Tensor, c: Tensor, o: MatmulOp
   // element strides of op(A)(m, k) and op(B)(k, n), and batch strides (0: the operand is shared by every batch)
   const [sAm, sAk] = o.transA ? [1, M] : [K, 1];
   const [sBk, sBn] = o.transB ? [1, K] : [N, 1];
-  const params = [M, N, K, a.rank > 2 ? M * K : 0, b.rank > 2 ? K * N : 0, o.alpha ?? 1, o.accumulate ? 1 : 0, sAm, sAk, sBk, sBn, o.transA ? 1 : 0, o.transB ? 1 : 0];
+  const params = { M, N, K, bA: a.rank > 2 ? M * K : 0, bB: b.rank > 2 ? K * N : 0, alpha: o.alpha ?? 1, acc: o.accumulate ? 1 : 0, sAm, sAk, sBk, sBn, tA: o.transA ? 1 : 0, tB: o.transB ? 1 : 0 };
   // vec4 loads need K and N to be multiples of 4 (true of every model shape); other shapes share one strided kernel
   const kernel = K % 4 === 0 && N % 4 === 0 ? subgroupKernel(sg, !!o.transA, !!o.transB, mixed) : subgroupKernel(sg, null, null, mixed);
-  rt().dispatch({ kernel, buffers: [a.binding, b.binding, c.binding], params, types: 'uuuuufuuuuuuu', workgroups: [Math.ceil(N / (4 * sg)), Math.ceil(M / sg), nb] });
+  kernel.run({ A: a, B: b, C: c }, params, [Math.ceil(N / (4 * sg)), Math.ceil(M / sg), nb]);
 }
 
 // The GPU family: a thin kernel where one side is LoRA's rank r, else the gemm tile the policy picks for the shape.
