@@ -124,7 +124,9 @@ export const RECIPES: Record<string, Partial<TrainOptions>> = {
   // batch 8 × 600 steps, not 16 × 300: the same minutes here, and on validation every seed leaves the majority-answer plateau
   // (3 of 3 vs 1 of 3); scored with the validation split's label prior divided out: at this budget the model answers
   // "negative" only then (validation 0.35/0.38 → 0.41/0.44 for seeds 0/1 in the proxy; scripts/recipe/README.md)
-  quick: { targets: 'all-linear', r: 8, alpha: 16, lr: 2e-3, batchSize: 8, epochs: 1, schedule: 'linear', warmup: 0.1, maxTrain: 4800, maxEval: 400, bucketWindow: 16, calibrate: 'validation' },
+  // f16 weights (--precision mixed): on lavapipe a ~6% faster step (loads bound its kernels; bench-model interleaved,
+  // 2026-12-04) and the same predictions (test-400 0.454 either way); a CPU adapter without shader-f16 trains in f32
+  quick: { targets: 'all-linear', r: 8, alpha: 16, lr: 2e-3, batchSize: 8, epochs: 1, schedule: 'linear', warmup: 0.1, maxTrain: 4800, maxEval: 400, bucketWindow: 16, calibrate: 'validation', precision: 'mixed' },
   seed: { targets: ['k_proj', 'v_proj'], r: 8, alpha: 16, lr: 5e-4, batchSize: 16, epochs: 1, schedule: 'linear', warmup: 0.1 },
   // PLACEHOLDER until the GPU search picks it (scripts/gpu/quality.sh search → choice.json's best.recipe replaces this
   // line; evidence in scripts/recipe/README.md): for now the full recipe, scored by calibrated first-token scoring

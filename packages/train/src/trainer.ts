@@ -142,6 +142,10 @@ async function prepare(o: TrainOptions, log: Logger, hooks: TrainHooks): Promise
   // 3. the device: the longest rows at the chosen batch sizes must fit its buffers
   dawnTogglesFor(o.precision);
   await init();
+  if (o.precision === 'mixed' && !rt().ctx.hasF16 && rt().ctx.adapterClass === 'cpu') {
+    log('--precision mixed: this CPU adapter has no shader-f16: training in f32'); // a GPU without it is refused by loadModel
+    o = { ...o, precision: 'f32' };
+  }
   const limit = rt().ctx.limits.maxStorageBufferBindingSize;
   const longest = (lens: number[]) => Math.max(1, ...lens);
   checkBatchFits(cfg, limit, Math.min(o.batchSize, examples.length), longest(examples.map((e) => e.prompt.length + e.answer.length)),
