@@ -2,11 +2,12 @@
 //  - gradient properties (finite differences on the float64 twin, GPU vs twin) over random shapes and masks,
 //  - the GPU forward against an independent float64 composition (repeat_kv, scores matrix, −∞ mask, softmax, P·V),
 //    with and without Mistral's sliding window,
-//  - exact zeros where the mask says padding, and only the gradients that are asked for.
+//  - exact zeros where the mask says padding, and only the gradients that are asked for,
+// each for both kernel families (4×4 blocks, subgroup tiles: the policy picks one per adapter, the tests force each).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
 import { init, dispose, ref, rt, scope, Tensor, type DType } from '@dawngrad/tensor';
-import { ATTENTION, attention, param, constant, backward, noGrad, type F64 } from '../src/index.ts';
+import { ATTENTION, attention, setAttentionKernels, param, constant, backward, noGrad, type F64 } from '../src/index.ts';
 import { checkOp, randomF64, rng, expectClose } from './gradcheck.ts';
 
 beforeAll(async () => {
@@ -63,7 +64,10 @@ function inputs({ B, T, heads: [H, KV], D, kind, seed }: { B: number; T: number;
   return [randomF64([B, T, H, D], r, -2, 2), randomF64([B, T, KV, D], r, -2, 2), randomF64([B, T, KV, D], r, -2, 2), makeMask(B, T, kind, r)];
 }
 
-describe('attention', () => {
+for (const kernels of ['blocked', 'subgroup'] as const) describe(`attention (${kernels} kernels)`, () => {
+  beforeAll(() => setAttentionKernels(kernels));
+  afterAll(() => setAttentionKernels(null));
+
   it('gradient of attention (fd on the float64 twin; GPU vs twin)', async () => {
     await fc.assert(
       fc.asyncProperty(caseArb, async (c) => {
@@ -79,6 +83,18 @@ describe('attention', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it('gradient at lengths past one subgroup tile (8 queries × 32 keys), with padding and a window', async () => {
+    const cases = [
+      { B: 2, T: 37, heads: [4, 2] as const, D: 28, kind: 'left' as MaskKind, window: undefined },
+      { B: 1, T: 41, heads: [2, 1] as const, D: 8, kind: 'mixed' as MaskKind, window: 19 },
+      { B: 1, T: 34, heads: [2, 2] as const, D: 12, kind: 'right' as MaskKind, window: undefined },
+    ];
+    for (const [n, c] of cases.entries()) {
+      const xs = inputs({ ...c, seed: 300 + n });
+      await checkOp(ATTENTION, xs, { window: c.window }, { seed: n, gpuAtol: 1e-5, maxFdPoints: 12 });
+    }
   });
 
   // Independent of the twin: HF's eager path written as whole-matrix steps in float64.
@@ -125,6 +141,9 @@ describe('attention', () => {
       { B: 2, T: 19, heads: [2, 1], D: 8, kind: 'right', window: 6 },
       { B: 1, T: 9, heads: [2, 2], D: 4, kind: 'none', window: 1 },
       { B: 2, T: 13, heads: [4, 2], D: 28, kind: 'mixed', window: 4 },
+      // past one subgroup tile: two key panels of 32, queries in 5-6 tiles of 8
+      { B: 2, T: 40, heads: [4, 2], D: 56, kind: 'left' },
+      { B: 1, T: 45, heads: [4, 1], D: 16, kind: 'mixed', window: 33 },
     ];
     let empties = 0;
     for (const [n, s] of shapes.entries()) {

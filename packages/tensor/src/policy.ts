@@ -1,8 +1,8 @@
 // One policy for kernel variants: the adapter's class and features decide which kernel family every op uses, so the
 // choice lives here and nowhere else. `dawngrad info` and the benches print it.
 //
-//   'cpu' adapters (lavapipe, llvmpipe, SwiftShader): subgroup-broadcast matmuls (no shared memory: barriers switch
-//          coroutines there), 64 KiB uniform windows on lavapipe; reductions one row per invocation.
+//   'cpu' adapters (lavapipe, llvmpipe, SwiftShader): subgroup-broadcast matmuls and attention products (no shared
+//          memory: barriers switch coroutines there), 64 KiB uniform windows on lavapipe; reductions one row per invocation.
 //   GPUs (discrete, integrated, unknown): register-blocked shared-memory gemm tiles sized per shape class (measured by
 //          tuneMatmul, else a rule of thumb), thin kernels for LoRA's rank-r sides, split-K for small grids.
 import { rt } from './runtime.ts';
@@ -11,6 +11,9 @@ import { defaultTcTile, type TcTile } from './kernels/matmul-tc.ts';
 import type { AdapterClass, SubgroupMatrixConfig } from './device.ts';
 
 export type MatmulPath = 'uniform' | 'subgroup' | 'tiled';
+
+/** Attention's products: 4×4 register blocks per invocation, or subgroup-broadcast tiles (as the CPU matmuls). */
+export type AttentionKernels = 'blocked' | 'subgroup';
 
 /**
  * How a gemm runs: a SIMT tile, optionally split into K slices (tuned; else chosen by the grid's size) — or, for an f16
@@ -22,6 +25,8 @@ export interface KernelPolicy {
   adapterClass: AdapterClass;
   /** the matmul family */
   matmul: MatmulPath;
+  /** attention's score and mixing products (head sizes that are not a multiple of 4 always take 'blocked') */
+  attention: AttentionKernels;
   /** the one fixed subgroup size when the adapter has it and the device enabled subgroups, else 0 */
   subgroupSize: number;
   /** about one wave of workgroups: below half of it, long-K products split K across workgroups */
@@ -64,6 +69,7 @@ function choose(): KernelPolicy {
   return {
     adapterClass: ctx.adapterClass,
     matmul: cpu && subgroupSize ? 'uniform' : 'tiled',
+    attention: cpu && subgroupSize ? 'subgroup' : 'blocked',
     subgroupSize,
     targetWorkgroups: cpu ? 1 : 264,
     tuned: {},
@@ -119,6 +125,7 @@ export function describePolicy(): Record<string, string> {
   return {
     adapterClass: p.adapterClass,
     matmul: p.matmul === 'tiled' ? 'tiled (register-blocked gemm tiles, thin rank-r kernels, split-K)' : `${p.matmul} (subgroup broadcast, subgroups of ${p.subgroupSize})`,
+    attention: p.attention === 'subgroup' ? `subgroup (broadcast tiles, subgroups of ${p.subgroupSize})` : 'blocked (4×4 register blocks)',
     tensorCores: p.tensorCores ? `f16 ${p.tensorCores.M}×${p.tensorCores.N}×${p.tensorCores.K} → f32 subgroup matrices (for --precision mixed)` : 'none',
     tunedShapes: String(Object.keys(p.tuned).length),
   };

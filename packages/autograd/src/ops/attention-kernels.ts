@@ -46,15 +46,26 @@ fn anyRealKey(b: u32, j0: u32) -> bool {   // is any of the keys j0..j0+3 a real
  * and one pipeline per kernel serves every head size (each pipeline costs seconds of LLVM time on lavapipe the first
  * time it is used). In the body: x, the invocation's flat index; T, D; nb, the number of 4-blocks along T.
  */
+/** The uniforms of every attention kernel (one struct: the same writer serves all of them). */
+export const ATTN_PARAMS = { B: 'u32', T: 'u32', H: 'u32', KV: 'u32', D: 'u32', mode: 'u32', window: 'u32', scale: 'f32' } as const;
+
+/** Where a row starts in the projections' layouts. */
+export const ROW_HELPERS = `fn qrow(b: u32, i: u32, h: u32) -> u32 { return ((b * p.T + i) * p.H + h) * p.D; }   // a row of Q, O, dO: [B, T, H, D]
+fn kvrow(b: u32, j: u32, g: u32) -> u32 { return ((b * p.T + j) * p.KV + g) * p.D; } // a row of K, V: [B, T, KV, D]
+`;
+
+/**
+ * Every attention kernel has the same uniforms and row helpers. D travels as a uniform: it is only a loop bound here,
+ * and one pipeline per kernel serves every head size (each pipeline costs seconds of LLVM time on lavapipe the first
+ * time it is used). In the body: x, the invocation's flat index; T, D; nb, the number of 4-blocks along T.
+ */
 function attnKernel(name: string, bindings: Record<string, BindingDecl>, body: string, decls = '') {
   return defineKernel({
     name: `attention.${name}`,
     workgroupSize: [WG],
-    params: { B: 'u32', T: 'u32', H: 'u32', KV: 'u32', D: 'u32', mode: 'u32', window: 'u32', scale: 'f32' },
+    params: ATTN_PARAMS,
     bindings,
-    decls: `fn qrow(b: u32, i: u32, h: u32) -> u32 { return ((b * p.T + i) * p.H + h) * p.D; }   // a row of Q, O, dO: [B, T, H, D]
-fn kvrow(b: u32, j: u32, g: u32) -> u32 { return ((b * p.T + j) * p.KV + g) * p.D; } // a row of K, V: [B, T, KV, D]
-${decls}`,
+    decls: ROW_HELPERS + decls,
     body: `  ${flatIndex(WG, 'x')}
   let T = p.T;
   let D = p.D;
@@ -78,8 +89,18 @@ const blocks = (T: number) => Math.ceil(T / TILE);
 // (allowed: causal, not padding and, with a window, inside it)
 //   probs (1):   P = exp(scale·q·k − L_i), 0 where not allowed (backward: recomputed from the saved L)
 //   dscores (2): dS = P·(dO·v − Δ_i), 0 where not allowed (X = dO, Y = V)
-const ROWDOT_MODE = { logits: 0, probs: 1, dscores: 2 } as const;
-type RowdotMode = keyof typeof ROWDOT_MODE;
+export const ROWDOT_MODE = { logits: 0, probs: 1, dscores: 2 } as const;
+export type RowdotMode = keyof typeof ROWDOT_MODE;
+
+/** rowdot's epilogue: is key j allowed for query i, and what is stored for the dot product s there (l = L_i for
+ * probs; dl = Δ_i and pij = P_ij for dscores; the caller loads only what its mode reads). */
+export const ROWDOT_VALUE = `
+fn allowed(i: u32, j: u32, real: bool) -> bool { return j <= i && real && (p.window == 0u || j + p.window > i); }
+fn rowdotValue(s: f32, ok: bool, l: f32, dl: f32, pij: f32) -> f32 {
+  if (p.mode == 1u) { return select(0.0, exp(p.scale * s - l), ok); }
+  if (p.mode == 2u) { return select(0.0, pij * (s - dl), ok); }
+  return select(${NEG_INF}, p.scale * s, ok);
+}`;
 
 const ROWDOT = attnKernel('rowdot', { X: 'f32', Y: 'f32', M: 'i32', L: 'f32', Probs: 'f32', Dl: 'f32', OUT: 'rw f32' }, `
   if (x >= p.B * p.H * nb * nb) { return; }
@@ -112,20 +133,23 @@ const ROWDOT = attnKernel('rowdot', { X: 'f32', Y: 'f32', M: 'i32', L: 'f32', Pr
     for (var c = 0u; c < ${TILE}u; c++) {
       let j = j0 + c;
       if (j >= T) { break; }
-      let ok = j <= i && M[b * T + j] != 0 && (p.window == 0u || j + p.window > i);   // causal, not padding, in the window
       let at = (bh * T + i) * T + j;
-      let s = acc[r][c];
-      var v = select(${NEG_INF}, p.scale * s, ok);
-      if (p.mode == 1u) { v = select(0.0, exp(p.scale * s - L[bh * T + i]), ok); }
-      if (p.mode == 2u) { v = select(0.0, Probs[at] * (s - Dl[bh * T + i]), ok); }
-      OUT[at] = v;
+      var l = 0.0; var dl = 0.0; var pij = 0.0;
+      if (p.mode == 1u) { l = L[bh * T + i]; }
+      if (p.mode == 2u) { dl = Dl[bh * T + i]; pij = Probs[at]; }
+      OUT[at] = rowdotValue(acc[r][c], allowed(i, j, M[b * T + j] != 0), l, dl, pij);
     }
-  }`, ANY_REAL_KEY);
+  }`, ANY_REAL_KEY + ROWDOT_VALUE);
 
-/** out: [B, H, T, T] for the blocks on or below the diagonal. `rows` = L (probs) or [probs, Δ] (dscores). */
-function rowdot(mode: RowdotMode, x: Tensor, y: Tensor, mask: Tensor, rows: Tensor[], d: AttnDims): Tensor {
+/** The epilogue's extra inputs by mode, `rows` = [L] (probs) or [probs, Δ] (dscores); x stands in for unused ones. */
+export function rowdotInputs(mode: RowdotMode, x: Tensor, rows: Tensor[]): [l: Tensor, probs: Tensor, dl: Tensor] {
+  return mode === 'probs' ? [rows[0]!, x, x] : mode === 'dscores' ? [x, rows[0]!, rows[1]!] : [x, x, x];
+}
+
+/** out: [B, H, T, T] for the blocks on or below the diagonal. */
+export function rowdot(mode: RowdotMode, x: Tensor, y: Tensor, mask: Tensor, rows: Tensor[], d: AttnDims): Tensor {
   const out = Tensor.empty([d.B, d.H, d.T, d.T]);
-  const [l, probs, dl] = mode === 'probs' ? [rows[0]!, x, x] : mode === 'dscores' ? [x, rows[0]!, rows[1]!] : [x, x, x];
+  const [l, probs, dl] = rowdotInputs(mode, x, rows);
   const nb = blocks(d.T);
   run(ROWDOT, { X: x, Y: y, M: mask, L: l, Probs: probs, Dl: dl, OUT: out }, d, d.B * d.H * nb * nb, d.scale, ROWDOT_MODE[mode]);
   return out;
@@ -189,7 +213,7 @@ const ROWMIX = attnKernel('rowmix', { A: 'f32', Y: 'f32', M: 'i32', OUT: 'rw f32
     }
   }`);
 
-function rowmix(a: Tensor, y: Tensor, mask: Tensor, d: AttnDims, alpha: number): Tensor {
+export function rowmix(a: Tensor, y: Tensor, mask: Tensor, d: AttnDims, alpha: number): Tensor {
   const out = Tensor.empty([d.B, d.T, d.H, d.D]);
   run(ROWMIX, { A: a, Y: y, M: mask, OUT: out }, d, d.B * d.H * blocks(d.T) * blocks(d.D), alpha);
   return out;
@@ -234,7 +258,7 @@ const COLMIX = attnKernel('colmix', { A: 'f32', X: 'f32', M: 'i32', OUT: 'rw f32
     }
   }`, ANY_REAL_KEY);
 
-function colmix(a: Tensor, x: Tensor, mask: Tensor, d: AttnDims, alpha: number): Tensor {
+export function colmix(a: Tensor, x: Tensor, mask: Tensor, d: AttnDims, alpha: number): Tensor {
   const out = Tensor.empty([d.B, d.T, d.KV, d.D]);
   run(COLMIX, { A: a, X: x, M: mask, OUT: out }, d, d.B * d.KV * blocks(d.T) * blocks(d.D), alpha);
   return out;
@@ -250,43 +274,16 @@ const DELTA = attnKernel('delta', { O: 'f32', G: 'f32', Dl: 'rw f32' }, `
   for (var d = 0u; d < D; d++) { s += O[o + d] * G[o + d]; }
   Dl[x] = s;`);
 
-// ---- the two passes -------------------------------------------------------------------------------------------------
-
-/** O: [B, T, H, D] and the logsumexp L: [B, H, T] of each query row. */
-export function attentionForward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, d: AttnDims): { o: Tensor; lse: Tensor } {
-  const probs = rowdot('logits', q, k, mask, [], d); // scores now, probabilities after the softmax
+/** In place: each score row of S becomes its probabilities; L: [B, H, T] gets each row's logsumexp. */
+export function softmaxRows(scores: Tensor, d: AttnDims): Tensor {
   const lse = Tensor.empty([d.B, d.H, d.T]);
-  run(SOFTMAX, { S: probs, L: lse }, d, d.B * d.H * d.T);
-  const o = rowmix(probs, v, mask, d, 1);
-  probs.dispose(); // stream-ordered: the kernels above run first
-  return { o, lse };
+  run(SOFTMAX, { S: scores, L: lse }, d, d.B * d.H * d.T);
+  return lse;
 }
 
-/** dQ: [B, T, H, D], dK, dV: [B, T, KV, D], each null where not asked for. `lse` is the forward's L. */
-export function attentionBackward(
-  dO: Tensor,
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  mask: Tensor,
-  o: Tensor,
-  lse: Tensor,
-  d: AttnDims,
-  want: { q: boolean; k: boolean; v: boolean },
-): { dq: Tensor | null; dk: Tensor | null; dv: Tensor | null } {
-  const probs = rowdot('probs', q, k, mask, [lse], d);
-  let dq: Tensor | null = null;
-  let dk: Tensor | null = null;
-  if (want.q || want.k) {
-    const delta = Tensor.empty([d.B, d.H, d.T]);
-    run(DELTA, { O: o, G: dO, Dl: delta }, d, d.B * d.H * d.T);
-    const dscores = rowdot('dscores', dO, v, mask, [probs, delta], d);
-    if (want.q) dq = rowmix(dscores, k, mask, d, d.scale);
-    if (want.k) dk = colmix(dscores, q, mask, d, d.scale);
-    delta.dispose();
-    dscores.dispose();
-  }
-  const dv = want.v ? colmix(probs, dO, mask, d, 1) : null;
-  probs.dispose();
-  return { dq, dk, dv };
+/** Δ: [B, H, T], Δ_i = dO_i·O_i. */
+export function rowDelta(o: Tensor, dO: Tensor, d: AttnDims): Tensor {
+  const delta = Tensor.empty([d.B, d.H, d.T]);
+  run(DELTA, { O: o, G: dO, Dl: delta }, d, d.B * d.H * d.T);
+  return delta;
 }

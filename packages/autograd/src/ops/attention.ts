@@ -16,12 +16,15 @@
 // L: [B, H, T]; the backward recomputes P = e^{S − L} from it rather than storing the T×T probabilities.
 //
 // The layouts are what the q/k/v projections produce and what o_proj consumes (reshape the output to [B*T, H*D]), so
-// there is no permute and no repeat_kv copy anywhere. The kernels (attention-kernels.ts) work on 4×4 register blocks
-// with the T×T scores materialised: on a CPU adapter loads, not multiply-adds, are the cost (bench/README.md).
-import type { Tensor } from '@dawngrad/tensor';
+// there is no permute and no repeat_kv copy anywhere. The T×T scores are materialised per (batch, head); the three
+// products over them (rowdot: Q·Kᵀ, dO·Vᵀ; rowmix: P·V, dS·K; colmix: dSᵀ·Q, Pᵀ·dO) come in two kernel families,
+// picked by the kernel policy: 4×4 register blocks (attention-kernels.ts) or subgroup-broadcast tiles on CPU
+// adapters (attention-subgroup.ts), where loads, not multiply-adds, are the cost (bench/README.md).
+import { kernelPolicy, type Tensor, type AttentionKernels } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import { Var, constant } from '../var.ts';
-import { attentionForward, attentionBackward, type AttnDims } from './attention-kernels.ts';
+import { rowdot, rowmix, colmix, softmaxRows, rowDelta, type AttnDims, type RowdotMode } from './attention-kernels.ts';
+import { subgroupRowdot, subgroupRowmix, subgroupColmix } from './attention-subgroup.ts';
 
 export interface AttentionAttrs {
   /** multiplies q·k before the softmax; default 1/√D */
@@ -124,6 +127,64 @@ function cpuBackward(gOut: F64, xs: F64[], attrs: AttentionAttrs): F64[] {
   return [dq, dk, dv, zerosLike(mask)];
 }
 
+// ---- the two passes on the GPU ----------------------------------------------------------------------------------------
+
+let forcedKernels: AttentionKernels | null = null;
+
+/** Force attention's kernel family (tests run both on one adapter), or null to follow the kernel policy again. */
+export function setAttentionKernels(kind: AttentionKernels | null): void {
+  forcedKernels = kind;
+}
+
+/** The three products for these shapes: subgroup tiles need fixed-size subgroups and vec4 rows (D % 4 == 0). */
+function products(d: AttnDims) {
+  const pol = kernelPolicy();
+  const kind = forcedKernels ?? pol.attention;
+  if (kind === 'subgroup' && !pol.subgroupSize) throw new Error('attention: the subgroup kernels need a device with fixed-size subgroups');
+  if (kind === 'subgroup' && d.D % 4 === 0) {
+    const SG = pol.subgroupSize;
+    return {
+      rowdot: (mode: RowdotMode, x: Tensor, y: Tensor, mask: Tensor, rows: Tensor[]) => subgroupRowdot(SG, mode, x, y, mask, rows, d),
+      rowmix: (a: Tensor, y: Tensor, _mask: Tensor, alpha: number) => subgroupRowmix(SG, a, y, d, alpha),
+      colmix: (a: Tensor, x: Tensor, _mask: Tensor, alpha: number) => subgroupColmix(SG, a, x, d, alpha),
+    };
+  }
+  return {
+    rowdot: (mode: RowdotMode, x: Tensor, y: Tensor, mask: Tensor, rows: Tensor[]) => rowdot(mode, x, y, mask, rows, d),
+    rowmix: (a: Tensor, y: Tensor, mask: Tensor, alpha: number) => rowmix(a, y, mask, d, alpha),
+    colmix: (a: Tensor, x: Tensor, mask: Tensor, alpha: number) => colmix(a, x, mask, d, alpha),
+  };
+}
+
+// q: [B, T, H, D], k, v: [B, T, KV, D] -> O: [B, T, H, D] and the logsumexp L: [B, H, T] of each query row
+function attentionForward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, d: AttnDims): { o: Tensor; lse: Tensor } {
+  const f = products(d);
+  const probs = f.rowdot('logits', q, k, mask, []); // scores now, probabilities after the softmax
+  const lse = softmaxRows(probs, d);
+  const o = f.rowmix(probs, v, mask, 1);
+  probs.dispose(); // stream-ordered: the kernels above run first
+  return { o, lse };
+}
+
+// dO: [B, T, H, D] -> dQ: [B, T, H, D], dK, dV: [B, T, KV, D], each null where not asked for (P recomputed from L)
+function attentionBackward(dO: Tensor, [q, k, v, mask]: Tensor[], o: Tensor, lse: Tensor, d: AttnDims, want: { q: boolean; k: boolean; v: boolean }) {
+  const f = products(d);
+  const probs = f.rowdot('probs', q!, k!, mask!, [lse]);
+  let dq: Tensor | null = null;
+  let dk: Tensor | null = null;
+  if (want.q || want.k) {
+    const delta = rowDelta(o, dO, d);
+    const dscores = f.rowdot('dscores', dO, v!, mask!, [probs, delta]);
+    if (want.q) dq = f.rowmix(dscores, k!, mask!, d.scale);
+    if (want.k) dk = f.colmix(dscores, q!, mask!, d.scale);
+    delta.dispose();
+    dscores.dispose();
+  }
+  const dv = want.v ? f.colmix(probs, dO, mask!, 1) : null;
+  probs.dispose();
+  return { dq, dk, dv };
+}
+
 // ---- the op ---------------------------------------------------------------------------------------------------------
 
 function gpuDims([q, k, v, mask]: Tensor[], attrs: AttentionAttrs): AttnDims {
@@ -150,8 +211,7 @@ export const ATTENTION = defineOp<AttentionAttrs, Tensor>({
   },
   backward(g, { inputs, out, attrs, needs, saved: lse }) {
     const d = gpuDims(inputs, attrs);
-    const [q, k, v, mask] = inputs as [Tensor, Tensor, Tensor, Tensor];
-    const r = attentionBackward(g, q, k, v, mask, out, lse, d, { q: !!needs[0], k: !!needs[1], v: !!needs[2] });
+    const r = attentionBackward(g, inputs, out, lse, d, { q: !!needs[0], k: !!needs[1], v: !!needs[2] });
     return [r.dq, r.dk, r.dv, null];
   },
   cpu: {
