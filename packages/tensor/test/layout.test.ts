@@ -1,7 +1,7 @@
 // slice / concat / permute / transpose / broadcastTo / copy vs the float64 reference: copies must be exact.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
-import { init, dispose, rt, Tensor, ref, slice, concat, permute, transpose, broadcastTo, copy, type DType } from '../src/index.ts';
+import { init, dispose, rt, Tensor, ref, slice, concat, permute, transpose, broadcastTo, copy, startProfile, stopProfile, type DType } from '../src/index.ts';
 import { SIZES, shapeArb, broadcastPairArb, uniform, expectEqual, RUNS } from './helpers.ts';
 
 beforeAll(async () => {
@@ -64,6 +64,27 @@ describe('concat', () => {
       }),
       RUNS,
     );
+  });
+
+  it('moves rows of whole aligned vec4s 4 values at a time, and everything else one at a time', async () => {
+    const cases: { what: string; run: () => [Tensor, ref.F64]; kernel: string }[] = [];
+    const [a, ar] = make([3, 5, 8], 'f32', 1);
+    const [b, br] = make([3, 2, 8], 'f32', 2);
+    const [c, cr] = make([3, 3, 6], 'i32', 3);
+    const [d, dr] = make([3, 1, 6], 'i32', 4);
+    const [e, er] = make([1, 12], 'f32', 5);
+    cases.push({ what: 'concat of rows of 40 and 16', run: () => [concat([a, b], 1), ref.concat([ar, br], 1)], kernel: 'stridedCopy:vec4:r2' });
+    cases.push({ what: 'slice at column 4 of 8', run: () => [slice(a, [0, 0, 4], [3, 5, 8]), ref.slice(ar, [0, 0, 4], [3, 5, 8])], kernel: 'stridedCopy:vec4:r2' });
+    cases.push({ what: 'broadcast of one row', run: () => [broadcastTo(e, [5, 12]), ref.broadcastTo(er, [5, 12])], kernel: 'stridedCopy:vec4:r2' });
+    cases.push({ what: 'concat of rows of 18 and 6', run: () => [concat([c, d], 1), ref.concat([cr, dr], 1)], kernel: 'stridedCopy:u32:r2' });
+    cases.push({ what: 'slice at column 2', run: () => [slice(a, [0, 0, 2], [3, 5, 6]), ref.slice(ar, [0, 0, 2], [3, 5, 6])], kernel: 'stridedCopy:u32:r2' });
+    for (const { what, run, kernel } of cases) {
+      startProfile();
+      const [got, want] = run();
+      const keys = (await stopProfile()).kernels.map((k) => k.key);
+      expect(keys, what).toEqual([kernel]);
+      await expectEqual(got, want, what);
+    }
   });
 
   it('rejects mismatched pieces', () => {
