@@ -101,7 +101,7 @@ export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | nul
 // The 'uniform' path. The "lane" operand L (each lane reads its own columns of it) is copied into windows of a scratch
 // buffer, each window one uniform binding of 64 KiB = KC rows (k) × TW columns; the "broadcast" operand R is read
 // cooperatively as in the subgroup kernel. Which operand is L: op(B) [K × N] (C = R·L with R = op(A), batch folded
-// into its rows), or op(A)ᵀ [K × M] (Cᵀ = op(B)ᵀ·op(A)ᵀ) when that needs fewer windows (lm_head: x is 48 × 224).
+// into its rows), or op(A)ᵀ [K × M] (Cᵀ = op(B)ᵀ·op(A)ᵀ) when that is estimated faster (lm_head: x is 48 × 224).
 const WINDOW = 16384; // floats in 64 KiB
 let scratch: { device: GPUDevice; buffer: GPUBuffer } | null = null;
 
@@ -114,13 +114,21 @@ function windows(K: number, W: number) {
   return { KC, TW, panels, count: panels * Math.ceil(K / KC) };
 }
 
+// Which operand goes into the windows: the one with the smaller estimate. Each dispatch costs lavapipe ~0.2 ms, and
+// the kernel reads R ~1.25× slower when its rows are strided (scalar loads: 1.24 vs 1.01 ms a window, measured in the
+// tiny model's step), at ~21 MFLOP/ms either way.
+function estimateMs(w: ReturnType<typeof windows>, Rrows: number, sR: number[], K: number): number {
+  const flops = 2 * Rrows * w.panels * w.TW * K;
+  return w.count * 0.2 + (flops / 21e6) * (sR[1] === 1 && K % 4 === 0 ? 1 : 1.25);
+}
+
 export function viaUniformWindows(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, rows: number, N: number, K: number, forced: boolean, sg: number): boolean {
   if (b.rank !== 2 || (a.rank > 2 && o.transA) || K === 0) return false; // a batched B needs one window set per batch
   const sA = o.transA ? [1, rows] : [K, 1]; // op(A)(m, k) = A[m·sA0 + k·sA1], batch folded into m
   const sB = o.transB ? [1, K] : [N, 1]; // op(B)(k, n) = B[k·sB0 + n·sB1]
   const wB = windows(K, N);
   const wA = windows(K, rows);
-  const lIsA = a.rank === 2 && wA.count < wB.count;
+  const lIsA = a.rank === 2 && estimateMs(wA, N, [sB[1]!, sB[0]!], K) < estimateMs(wB, rows, sA, K);
   const w = lIsA ? wA : wB;
   const [L, sL, R, sR, Rrows, W] = lIsA ? [a, [sA[1]!, sA[0]!], b, [sB[1]!, sB[0]!], N, rows] : [b, sB, a, sA, rows, N];
   // each dispatch costs lavapipe ~0.2 ms: a window must carry ≥ 8 MFLOP, or one storage-buffer dispatch is faster
