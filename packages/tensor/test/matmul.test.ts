@@ -107,12 +107,14 @@ describe('matmul', () => {
   it('matches at the shapes of a training step (rows cut to 40) and of LoRA r = 8, on every kernel', async () => {
     const T = 40;
     // [M, N, K, transA, transB]: q/o-proj x·Wᵀ, up/gate, down, their dx = dy·W and dW = dyᵀ·x, lm_head (vocab cut to
-    // 1024), LoRA x·Aᵀ and h·Bᵀ with r = 8, and the LoRA gradients dB = dyᵀ·h, dA = dhᵀ·x
+    // 1024), LoRA x·Aᵀ and h·Bᵀ with r = 8, and the LoRA gradients dB = dyᵀ·h, dA = dhᵀ·x (the thin kernel's shapes)
     const shapes: [number, number, number, boolean, boolean][] = [
       [T, 224, 224, false, true], [T, 896, 224, false, true], [T, 224, 896, false, true],
       [T, 224, 896, false, false], [896, 224, T, true, false], [224, 896, T, true, false],
       [48, 1024, 224, false, true], [T, 8, 224, false, true], [T, 224, 8, false, true],
       [224, 8, T, true, false], [8, 224, T, true, false],
+      // a thin side past one 64 KiB window of K (2,048 rows of 8), and one of 3 and 5 columns
+      [T, 8, 2100, false, false], [5, 224, 2100, false, true], [T, 3, 300, true, false],
     ];
     for (const [i, [M, N, K, transA, transB]] of shapes.entries()) {
       for (const path of paths()) await check({ M, N, K, transA, transB, batchA: [], batchB: [], accumulate: false, alpha: 1, path, seed: i });

@@ -33,7 +33,7 @@ const store = (i: string, v: string) => `if (p.acc != 0u) { C[${i}] += p.alpha *
 // results are not stored. tA/tB given: the vec4 kernel for that layout (K % 4 == 0 and N % 4 == 0); null: the kernel
 // for any other shape, one k per step, scalar loads through the strides in the uniforms. f16B: B is stored f16 and A
 // is rounded through f16 as it is read (mixed precision's f16·f16 products summed in f32).
-export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | null, f16B = false) {
+export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | null, f16B = false, tC = false) {
   const rows = range(SG);
   const xyzw = (i: number) => 'xyzw'[i]!;
   const vec = tA !== null;
@@ -59,15 +59,17 @@ export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | nul
     loadA = loadA.replace(/^let a = (.*);$/, (_, e: string) => `let a = ${vec ? `round16(${e})` : `round16s(${e})`};`);
   }
   const vecA = vec && !tA;
-  const vecC = vec; // N % 4 == 0: this lane's 4 columns are one aligned vec4 of C
+  const vecC = vec && !tC; // N % 4 == 0: this lane's 4 columns are one aligned vec4 of C
   const fma = (r: number, j: number) =>
     vec ? `acc${r} = fma(vec4<f32>(subgroupBroadcast(a.${xyzw(j)}, ${r}u)), b${j}, acc${r});` : j ? '' : `acc${r} = fma(vec4<f32>(subgroupBroadcast(a, ${r}u)), b, acc${r});`;
+  // tC: C is stored transposed, [N, M] (the caller computes Cᵀ = op(B)ᵀ·op(A)ᵀ so that a thin side is the rows)
+  const at = (r: number) => (tC ? `cBase + (n + j) * M + m0 + ${r}u` : `cBase + (m0 + ${r}u) * N + n + j`);
   const stores = vecC
     ? `if (n < N) {
     ${rows.map((r) => `if (m0 + ${r}u < M) { let i = (cBase + (m0 + ${r}u) * N + n) / 4u; ${store('i', `acc${r}`)} }`).join('\n    ')}
   }`
-    : rows.map((r) => `if (m0 + ${r}u < M) { for (var j = 0u; j < 4u; j++) { if (n + j < N) { let i = cBase + (m0 + ${r}u) * N + n + j; ${store('i', `acc${r}[j]`)} } } }`).join('\n  ');
-  const key = `matmul:sg${SG}:${vec ? `${tA ? 't' : 'n'}${tB ? 't' : 'n'}:vec4` : 'strided'}${f16B ? ':f16' : ''}`;
+    : rows.map((r) => `if (m0 + ${r}u < M) { for (var j = 0u; j < 4u; j++) { if (n + j < N) { let i = ${at(r)}; ${store('i', `acc${r}[j]`)} } } }`).join('\n  ');
+  const key = `matmul:sg${SG}:${vec ? `${tA ? 't' : 'n'}${tB ? 't' : 'n'}:vec4` : 'strided'}${f16B ? ':f16' : ''}${tC ? ':tc' : ''}`;
   return kernelFor(key, () => ({
     params: SUBGROUP_PARAMS,
     bindings: {

@@ -112,7 +112,11 @@ interface Dims {
 function lavapipe(path: MatmulPath, a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, { M, N, K, nb }: Dims): void {
   const sg = kernelPolicy().subgroupSize;
   const mixed = b.dtype === 'f16';
-  if (path === 'uniform' && !mixed && viaUniformWindows(a, b, c, o, M * nb, N, K, forcedPath === 'uniform', sg)) return;
+  // a thin side (LoRA's rank) goes in the rows, where the subgroup kernel broadcasts it; its lanes then span the wide
+  // side (a window per 32 columns would leave most lanes of a thin one idle: 3-4× slower measured)
+  const thin = Math.min(M, N) <= THIN && Math.max(M, N) > THIN && K >= THIN;
+  if (thin && N <= THIN && nb === 1 && a.rank === 2 && b.rank === 2 && !mixed) return thinColumns(a, b, c, o, { M, N, K, nb }, sg);
+  if (path === 'uniform' && !mixed && !thin && viaUniformWindows(a, b, c, o, M * nb, N, K, forcedPath === 'uniform', sg)) return;
   // element strides of op(A)(m, k) and op(B)(k, n), and batch strides (0: the operand is shared by every batch)
   const [sAm, sAk] = o.transA ? [1, M] : [K, 1];
   const [sBk, sBn] = o.transB ? [1, K] : [N, 1];
@@ -120,6 +124,18 @@ function lavapipe(path: MatmulPath, a: Tensor, b: Tensor, c: Tensor, o: MatmulOp
   // vec4 loads need K and N to be multiples of 4 (true of every model shape); other shapes share one strided kernel
   const kernel = K % 4 === 0 && N % 4 === 0 ? subgroupKernel(sg, !!o.transA, !!o.transB, mixed) : subgroupKernel(sg, null, null, mixed);
   kernel.run({ A: a, B: b, C: c }, params, [Math.ceil(N / (4 * sg)), Math.ceil(M / sg), nb]);
+}
+
+const THIN = 8;
+
+// C [M, N ≤ 8] as Cᵀ = op(B)ᵀ·op(A)ᵀ: op(B)ᵀ's N rows broadcast, op(A)ᵀ's M columns across the lanes, stored transposed.
+function thinColumns(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, { M, N, K }: Dims, sg: number): void {
+  const [sAm, sAk] = o.transA ? [1, M] : [K, 1];
+  const [sBk, sBn] = o.transB ? [1, K] : [N, 1];
+  // in the swapped product: "A" = op(B)ᵀ (element (n, k) at B[k·sBk + n·sBn]), "B" = op(A)ᵀ ((k, m) at A[m·sAm + k·sAk])
+  const params = { M: N, N: M, K, bA: 0, bB: 0, alpha: o.alpha ?? 1, acc: o.accumulate ? 1 : 0, sAm: sBn, sAk: sBk, sBk: sAk, sBn: sAm, tA: o.transB ? 0 : 1, tB: o.transA ? 0 : 1 };
+  const kernel = K % 4 === 0 && M % 4 === 0 ? subgroupKernel(sg, !o.transB, !o.transA, false, true) : subgroupKernel(sg, null, null, false, true);
+  kernel.run({ A: b, B: a, C: c }, params, [Math.ceil(M / (4 * sg)), Math.ceil(N / sg), 1]);
 }
 
 // The GPU family: a thin kernel where one side is LoRA's rank r, else the gemm tile the policy picks for the shape.
