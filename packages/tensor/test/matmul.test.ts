@@ -3,7 +3,7 @@
 // step at a reduced row count.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
-import { init, dispose, rt, ref, Tensor, matmul, matmulPath, setMatmulPath, type MatmulPath } from '../src/index.ts';
+import { init, dispose, rt, ref, Tensor, matmul, matmulPath, setMatmulPath, startProfile, stopProfile, type MatmulPath } from '../src/index.ts';
 import { uniform, pair, expectClose } from './helpers.ts';
 
 beforeAll(async () => {
@@ -120,6 +120,34 @@ describe('matmul', () => {
       for (const path of paths()) await check({ M, N, K, transA, transB, batchA: [], batchB: [], accumulate: false, alpha: 1, path, seed: i });
     }
     wantCache.clear();
+  });
+
+  it("the uniform-window kernel adds LoRA's s·h·op(e) in its last K chunk, in either orientation, without another pass", async () => {
+    if (!paths().includes('uniform')) return;
+    // [M, N, K]: C's rows in the kernel's rows (N wide), C computed transposed (M small), K over two chunks of 512
+    for (const [M, N, K] of [[300, 40, 100], [40, 300, 100], [64, 96, 600]] as const) {
+      for (const [tE, acc, alpha] of [[false, false, 1], [true, true, -0.5]] as const) {
+        const seed = M + N + K + +tE;
+        const av = uniform(M * K, seed, -1, 1);
+        const bv = uniform(N * K, seed + 1, -1, 1);
+        const [a, ar] = pair(av, [M, K]);
+        const [b, br] = pair(bv, [N, K]);
+        const [c0, c0r] = pair(uniform(M * N, seed + 2, -1, 1), [M, N]);
+        const [h, hr] = pair(uniform(M * 8, seed + 3, -1, 1), [M, 8]);
+        const [e, er] = pair(uniform(8 * N, seed + 4, -1, 1), tE ? [N, 8] : [8, N]);
+        const base = ref.matmul(ar, br, { transB: true, alpha, accumulate: acc ? c0r : undefined });
+        const want = ref.matmul(hr, er, { transB: tE, alpha: 0.75, accumulate: base });
+        setMatmulPath('uniform');
+        startProfile();
+        const out = matmul(a, b, { transB: true, alpha, accumulate: acc ? c0 : undefined, lowRank: { h, e, transE: tE, scale: 0.75 } });
+        const keys = (await stopProfile()).kernels.map((k) => k.key);
+        setMatmulPath(null);
+        const what = `[${M}, ${K}]·[${N}, ${K}]ᵀ + 0.75·h·e${tE ? 'ᵀ' : ''}${acc ? ' +C0' : ''}`;
+        expect(keys.filter((k) => !k.startsWith('matmul:repack')).join(), what).toMatch(/^matmul:uniform\d+:R4:lr$/);
+        await expectClose(out, want, { atol: tolerance(av, bv, K + 8, alpha) }, what);
+        for (const t of [a, b, c0, h, e, out]) if (!t.disposed) t.dispose();
+      }
+    }
   });
 
   it('handles empty dims: K = 0 gives zeros (or C0 untouched), M = 0 an empty result', async () => {

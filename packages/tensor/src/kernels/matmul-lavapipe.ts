@@ -105,6 +105,9 @@ export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | nul
 // cooperatively as in the subgroup kernel. Which operand is L: op(B) [K × N] (C = R·L with R = op(A), batch folded
 // into its rows), or op(A)ᵀ [K × M] (Cᵀ = op(B)ᵀ·op(A)ᵀ) when that is estimated faster (lm_head: x is 48 × 224).
 const WINDOW = 16384; // floats in 64 KiB
+const UNIFORM_PARAMS = {
+  M: 'u32', W: 'u32', K: 'u32', kc0: 'u32', kcn: 'u32', n0: 'u32', tw: 'u32', alpha: 'f32', acc: 'u32', sRm: 'u32', sRk: 'u32', sCm: 'u32', sCn: 'u32',
+} as const;
 let scratch: { device: GPUDevice; buffer: GPUBuffer } | null = null;
 
 /** Window width and K chunk for an L of K × W: 32 columns (one subgroup's width: measured faster than wider windows)
@@ -124,7 +127,8 @@ function estimateMs(w: ReturnType<typeof windows>, Rrows: number, sR: number[], 
   return w.count * 0.2 + (flops / 21e6) * (sR[1] === 1 && K % 4 === 0 ? 1 : 1.25);
 }
 
-export function viaUniformWindows(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, rows: number, N: number, K: number, forced: boolean, sg: number): boolean {
+/** The uniform-window path, when it pays (false: take another kernel); 'fused': o.lowRank's term is in C too. */
+export function viaUniformWindows(a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, rows: number, N: number, K: number, forced: boolean, sg: number): boolean | 'fused' {
   if (b.rank !== 2 || (a.rank > 2 && o.transA) || K === 0) return false; // a batched B needs one window set per batch
   const sA = o.transA ? [1, rows] : [K, 1]; // op(A)(m, k) = A[m·sA0 + k·sA1], batch folded into m
   const sB = o.transB ? [1, K] : [N, 1]; // op(B)(k, n) = B[k·sB0 + n·sB1]
@@ -147,19 +151,30 @@ export function viaUniformWindows(a: Tensor, b: Tensor, c: Tensor, o: MatmulOpti
   }
   const total = (w.count * w.KC * w.TW) / 4;
   REPACK.run({ L, S: scratch.buffer }, { K, W, KC: w.KC, TW: w.TW, panels: w.panels, sLk: sL[0]!, sLw: sL[1]!, total }, grid(Math.ceil(total / WG)));
-  const kernel = uniformKernel(sg, sR[1] === 1 && K % 4 === 0);
+  const alpha = o.alpha ?? 1;
+  const lr = o.lowRank && alpha !== 0 ? lowRankOperands(o.lowRank, lIsA, N) : null;
+  const kernel = uniformKernel(sg, sR[1] === 1 && K % 4 === 0, !!lr);
   const sC = lIsA ? [1, N] : [N, 1];
   for (let i = 0; i < w.count; i++) {
     const panel = i % w.panels;
     const kc0 = Math.floor(i / w.panels) * w.KC;
     const n0 = panel * w.TW;
-    kernel.run(
-      { R, U: { buffer: scratch.buffer, offset: i * 4 * WINDOW, size: 4 * WINDOW }, C: c },
-      { M: Rrows, W, K, kc0, kcn: Math.min(w.KC, K - kc0), n0, tw: w.TW, alpha: o.alpha ?? 1, acc: kc0 > 0 || o.accumulate ? 1 : 0, sRm: sR[0]!, sRk: sR[1]!, sCm: sC[0]!, sCn: sC[1]! },
-      [Math.ceil(Math.min(w.TW, W - n0) / (4 * sg)), Math.ceil(Rrows / sg)],
-    );
+    const params = { M: Rrows, W, K, kc0, kcn: Math.min(w.KC, K - kc0), n0, tw: w.TW, alpha, acc: kc0 > 0 || o.accumulate ? 1 : 0, sRm: sR[0]!, sRk: sR[1]!, sCm: sC[0]!, sCn: sC[1]! };
+    const U = { buffer: scratch.buffer, offset: i * 4 * WINDOW, size: 4 * WINDOW };
+    const grid2: [number, number] = [Math.ceil(Math.min(w.TW, W - n0) / (4 * sg)), Math.ceil(Rrows / sg)];
+    if (lr) kernel.run({ R, U, C: c, P: lr.P, Q: lr.Q }, { ...params, ...lr.params, lr: kc0 + w.KC >= K ? 1 : 0 }, grid2);
+    else kernel.run({ R, U, C: c }, params, grid2);
   }
-  return true;
+  return lr ? 'fused' : true;
+}
+
+/** LoRA's s·h·op(e) (h [M, r], op(e) [r, N]) as P [rows × r]·Q [r × cols] in the kernel's order: rows are C's rows
+ * (P = h, Q = op(e)), or its columns when the kernel computes Cᵀ (P = op(e)ᵀ, Q = hᵀ). */
+function lowRankOperands(lr: NonNullable<MatmulOptions['lowRank']>, cT: boolean, N: number) {
+  const r = lr.h.shape[1]!;
+  const [eN, eJ] = lr.transE ? [r, 1] : [1, N]; // op(e)(j, n) = e[n·eN + j·eJ]
+  const [sPr, sPj, sQj, sQc] = cT ? [eN, eJ, 1, r] : [r, 1, eJ, eN];
+  return { P: cT ? lr.e : lr.h, Q: cT ? lr.h : lr.e, params: { r, s: lr.scale, sPr, sPj, sQj, sQc } };
 }
 
 // Window i = (chunk, panel) holds L(chunk·KC + kk, panel·TW + j) at [i·WINDOW + kk·TW + j]; zero past K and W.
@@ -180,15 +195,28 @@ const REPACK = defineKernel({
 });
 
 // C rows = rows of R (SG per workgroup, lane l loads row m0+l), C columns = a 4·SG-wide slice of the window's TW.
-function uniformKernel(SG: number, vecR: boolean) {
+// lowRank: in the dispatches with p.lr set (each panel's last K chunk), also add (s/alpha)·Σ_j P(row, j)·Q(j, col)
+// before the store — LoRA's s·h·op(e) in the kernel's own row/column order — instead of one more pass over C.
+function uniformKernel(SG: number, vecR: boolean, lowRank = false) {
   const rows = range(SG);
   const xyzw = (i: number) => 'xyzw'[i]!;
   const loadA = vecR
     ? `let a = R[(ma * p.sRm) / 4u + k / 4u];`
     : `let a = vec4<f32>(${range(4).map((j) => `R[ma * p.sRm + min(k + ${j}u, p.K - 1u) * p.sRk]`).join(', ')});`; // rows past K meet zeros
-  return kernelFor(`matmul:uniform${SG}:${vecR ? 'R4' : 'R1'}`, () => ({
-    params: { M: 'u32', W: 'u32', K: 'u32', kc0: 'u32', kcn: 'u32', n0: 'u32', tw: 'u32', alpha: 'f32', acc: 'u32', sRm: 'u32', sRk: 'u32', sCm: 'u32', sCn: 'u32' },
-    bindings: { R: vecR ? 'vec4<f32>' : 'f32', U: `uniform array<vec4<f32>, ${WINDOW / 4}>`, C: 'rw f32' },
+  const epilogue = lowRank
+    ? `if (p.lr != 0u) {
+    let pr = min(m0 + lane, p.M - 1u) * p.sPr; // this lane's row of P, broadcast to every lane
+    let nq = min(vec4<u32>(p.n0 + j) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.W - 1u)) * p.sQc; // its 4 columns of Q
+    for (var t = 0u; t < p.r; t++) {
+      let h = p.s / p.alpha * P[pr + t * p.sPj];
+      let e = vec4<f32>(Q[t * p.sQj + nq.x], Q[t * p.sQj + nq.y], Q[t * p.sQj + nq.z], Q[t * p.sQj + nq.w]);
+      ${rows.map((r) => `acc${r} = fma(vec4<f32>(subgroupBroadcast(h, ${r}u)), e, acc${r});`).join(' ')}
+    }
+  }`
+    : '';
+  return kernelFor(`matmul:uniform${SG}:${vecR ? 'R4' : 'R1'}${lowRank ? ':lr' : ''}`, () => ({
+    params: lowRank ? { ...UNIFORM_PARAMS, lr: 'u32', r: 'u32', s: 'f32', sPr: 'u32', sPj: 'u32', sQj: 'u32', sQc: 'u32' } : UNIFORM_PARAMS,
+    bindings: { R: vecR ? 'vec4<f32>' : 'f32', U: `uniform array<vec4<f32>, ${WINDOW / 4}>`, C: 'rw f32', ...(lowRank ? { P: 'f32', Q: 'f32' } : {}) },
     workgroupSize: [SG],
     enable: ['subgroups'],
     body: `
@@ -203,6 +231,7 @@ function uniformKernel(SG: number, vecR: boolean) {
     ${range(4).map((i) => `let b${i} = U[(4u * q + ${i}u) * (p.tw / 4u) + jq];`).join(' ')}
     ${rows.map((r) => range(4).map((i) => `acc${r} = fma(vec4<f32>(subgroupBroadcast(a.${xyzw(i)}, ${r}u)), b${i}, acc${r});`).join(' ')).join('\n    ')}
   }
+  ${epilogue}
   ${rows.map((r) => `if (m0 + ${r}u < p.M) { for (var c = 0u; c < 4u; c++) { let n = p.n0 + j + c; if (j + c < p.tw && n < p.W) { let i = (m0 + ${r}u) * p.sCm + n * p.sCn; ${store('i', `acc${r}[c]`)} } } }`).join('\n  ')}`,
   }));
 }

@@ -86,9 +86,9 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   const path = matmulPath();
   if (path === 'tiled') tiled(a, b, c, o, { M, N, K, nb });
   else {
-    lavapipe(path, a, b, c, o, { M, N, K, nb });
-    // the CPU kernels have no low-rank epilogue: its term is one more (thin) product into C
-    if (o.lowRank) matmul(o.lowRank.h, o.lowRank.e, { transB: o.lowRank.transE, alpha: o.lowRank.scale, accumulate: c });
+    const fused = lavapipe(path, a, b, c, o, { M, N, K, nb });
+    // only the uniform-window kernel has a low-rank epilogue: elsewhere its term is one more (thin) product into C
+    if (o.lowRank && !fused) matmul(o.lowRank.h, o.lowRank.e, { transB: o.lowRank.transE, alpha: o.lowRank.scale, accumulate: c });
   }
   return c;
 }
@@ -109,14 +109,21 @@ interface Dims {
   nb: number;
 }
 
-function lavapipe(path: MatmulPath, a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, { M, N, K, nb }: Dims): void {
+/** The CPU adapters' kernels; true when o.lowRank's term was added in the same kernel. */
+function lavapipe(path: MatmulPath, a: Tensor, b: Tensor, c: Tensor, o: MatmulOptions, { M, N, K, nb }: Dims): boolean {
   const sg = kernelPolicy().subgroupSize;
   const mixed = b.dtype === 'f16';
   // a thin side (LoRA's rank) goes in the rows, where the subgroup kernel broadcasts it; its lanes then span the wide
   // side (a window per 32 columns would leave most lanes of a thin one idle: 3-4× slower measured)
   const thin = Math.min(M, N) <= THIN && Math.max(M, N) > THIN && K >= THIN;
-  if (thin && N <= THIN && nb === 1 && a.rank === 2 && b.rank === 2 && !mixed) return thinColumns(a, b, c, o, { M, N, K, nb }, sg);
-  if (path === 'uniform' && !mixed && !thin && viaUniformWindows(a, b, c, o, M * nb, N, K, forcedPath === 'uniform', sg)) return;
+  if (thin && N <= THIN && nb === 1 && a.rank === 2 && b.rank === 2 && !mixed) {
+    thinColumns(a, b, c, o, { M, N, K, nb }, sg);
+    return false;
+  }
+  if (path === 'uniform' && !mixed && !thin) {
+    const done = viaUniformWindows(a, b, c, o, M * nb, N, K, forcedPath === 'uniform', sg);
+    if (done) return done === 'fused';
+  }
   // element strides of op(A)(m, k) and op(B)(k, n), and batch strides (0: the operand is shared by every batch)
   const [sAm, sAk] = o.transA ? [1, M] : [K, 1];
   const [sBk, sBn] = o.transB ? [1, K] : [N, 1];
@@ -124,6 +131,7 @@ function lavapipe(path: MatmulPath, a: Tensor, b: Tensor, c: Tensor, o: MatmulOp
   // vec4 loads need K and N to be multiples of 4 (true of every model shape); other shapes share one strided kernel
   const kernel = K % 4 === 0 && N % 4 === 0 ? subgroupKernel(sg, !!o.transA, !!o.transB, mixed) : subgroupKernel(sg, null, null, mixed);
   kernel.run({ A: a, B: b, C: c }, params, [Math.ceil(N / (4 * sg)), Math.ceil(M / sg), nb]);
+  return false;
 }
 
 const THIN = 8;
