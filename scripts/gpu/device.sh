@@ -48,6 +48,8 @@ part() {
 train() {
   local q=$S/quality extra=() deadline=200 scale=full device=cuda
   if [ $smoke = 1 ]; then extra=(--extra "--max-train 24 --max-eval 12 --max-steps 2 --eval-batch-size 12"); deadline=60; scale=tiny; device=cpu; fi
+  # a held-out model first (seconds; outside `start`'s budget): a random Llama + rsLoRA adapter built by transformers here
+  [ $smoke = 1 ] || part parity-llama 120 $py scripts/gpu/parity.py --build-llama "$S/llama" --out "$S/parity-llama" --run "bash .gpu/run.sh"
   OUT=$q/solo bash scripts/gpu/quality.sh seeds --only full --full-seeds 0 --limit 300 "${extra[@]}" > "$S/solo.log" 2>&1
   stamp "solo: the full recipe, seed 0, alone on the GPU: done"
   OUT=$q/mixed bash scripts/gpu/quality.sh seeds --only full --full-seeds 0 --limit 400 --extra "--precision mixed ${extra[*]:1}" > "$S/mixed.log" 2>&1 &

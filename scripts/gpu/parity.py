@@ -6,6 +6,11 @@ with transformers (+ PEFT) in float64, and prints the worst differences. Exit 1 
 Node tests (logits 1e-4 max-abs, LoRA gradients 1e-3 relative) or mixed misses its own (5e-3 of the logits' range, 1e-2).
 
   python3 scripts/gpu/parity.py --model DIR [--adapter DIR] --run "bash .gpu/run.sh" --out DIR
+  python3 scripts/gpu/parity.py --build-llama DIR --run "bash .gpu/run.sh" --out DIR
+
+--build-llama makes a model nothing in the repository was tuned on, and checks it the same way: a random
+LlamaForCausalLM (tied embeddings, GQA 3:1, bf16 weights) with a random PEFT rsLoRA adapter on every linear (B drawn
+non-zero, so A gets gradients too).
 """
 
 import argparse
@@ -21,7 +26,7 @@ from safetensors.torch import load_file, save_file
 def reference(model_dir, adapter_dir, batch):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float64, attn_implementation="eager")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64, attn_implementation="eager")
     if adapter_dir:
         from peft import PeftModel
 
@@ -33,19 +38,45 @@ def reference(model_dir, adapter_dir, batch):
     return out.logits.detach(), out.loss.item(), grads
 
 
+def build_llama(out):
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=512, hidden_size=96, intermediate_size=160, num_hidden_layers=2, num_attention_heads=6,
+                      num_key_value_heads=2, head_dim=16, max_position_embeddings=256, rms_norm_eps=1e-5,
+                      tie_word_embeddings=True, rope_theta=10000.0)
+    LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(out)
+    base = LlamaForCausalLM.from_pretrained(out, dtype=torch.float32)
+    lcfg = LoraConfig(r=4, lora_alpha=8, use_rslora=True, lora_dropout=0.0,
+                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    model = get_peft_model(base, lcfg)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)  # PEFT starts B at 0, where every gradient of A would be 0 too
+    model.save_pretrained(os.path.join(out, "adapter"))
+    return out, os.path.join(out, "adapter")
+
+
 def relerr(a, b):
     return ((a - b).norm() / max(b.norm().item(), 1e-30)).item()
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model")
+    ap.add_argument("--build-llama", metavar="DIR", help="build a random Llama + rsLoRA adapter in DIR and check that")
     ap.add_argument("--adapter")
     ap.add_argument("--run", default="bash .gpu/run.sh", help="how to start dawngrad")
     ap.add_argument("--out", required=True)
     ap.add_argument("--rows", type=int, default=3)
     ap.add_argument("--len", type=int, default=40)
     a = ap.parse_args()
+    if a.build_llama:
+        a.model, a.adapter = build_llama(a.build_llama)
+    if not a.model:
+        ap.error("--model or --build-llama is required")
     os.makedirs(a.out, exist_ok=True)
     cfg = json.load(open(os.path.join(a.model, "config.json")))
     g = torch.Generator().manual_seed(0)
