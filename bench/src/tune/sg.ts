@@ -3,6 +3,7 @@
 // uniform buffer (faster: vector gathers), and the 4×4 register-block baseline. NN layout, interior sizes only.
 //   M=512 N=512 K=512 CFG='0;8,1,8,1;16,1,64,1;-8,16,0;99' pnpm exec tsx bench/src/tune/sg.ts
 //   CFG entries: TM,CG,WG,KU (subgroup tile) | 0 (baseline) | -S,KT,unrolled (shared B) | 99 (uniform B, K·N ≤ 16384)
+//   | 98 (A from a uniform buffer too: timing only, its A indices wrap at 64 KiB so its results are wrong)
 import { init, dispose } from '@dawngrad/tensor';
 const r = await init();
 const dev = await (await r.ctx.gpu.requestAdapter())!.requestDevice({ requiredFeatures: ['subgroups' as GPUFeatureName] });
@@ -103,12 +104,13 @@ var<workgroup> Bs: array<vec4<f32>, ${KT * 8}>;
 }
 
 // B from a uniform buffer (lavapipe gathers UBO reads with vector instructions, no per-lane branches): B must fit 64 KiB.
-function sgUbo(KU = 1, TM = 8) {
+// uboA: A too (does A's storage load bound the kernel? measured: no, 2026-12-04, see bench/README.md).
+function sgUbo(KU = 1, TM = 8, uboA = false) {
   const rows = [...Array(TM).keys()];
   return `enable subgroups;
 struct P { M: u32, N: u32, K: u32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
+@group(0) @binding(1) var<${uboA ? 'uniform' : 'storage, read'}> A: ${uboA ? 'array<vec4<f32>, 4096>' : 'array<vec4<f32>>'};
 @group(0) @binding(2) var<uniform> B: array<vec4<f32>, 4096>;
 @group(0) @binding(3) var<storage, read_write> C: array<vec4<f32>>;
 @compute @workgroup_size(8) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
@@ -119,7 +121,7 @@ struct P { M: u32, N: u32, K: u32 }
   for (var q0 = 0u; q0 < K4; q0 += ${KU}u) {${[...Array(KU).keys()].map((u) => `
     {
     let q = q0 + ${u}u;
-    ${[...Array(TM / 8).keys()].map((h) => `let av${h} = A[(m0 + ${h * 8}u + sl) * K4 + q];`).join(' ')}
+    ${[...Array(TM / 8).keys()].map((h) => `let av${h} = A[${uboA ? '(' : ''}(m0 + ${h * 8}u + sl) * K4 + q${uboA ? ') & 4095u' : ''}];`).join(' ')}
     ${[0, 1, 2, 3].map((j) => `let b${j} = B[(q * 4u + ${j}u) * N4 + nb];`).join(' ')}
     ${rows.map((r) => [0, 1, 2, 3].map((j) => `acc${r} = fma(vec4<f32>(subgroupBroadcast(av${r >> 3}.${'xyzw'[j]}, ${r & 7}u)), b${j}, acc${r});`).join(' ')).join('\n    ')}
     }`).join('')}
@@ -131,11 +133,12 @@ struct P { M: u32, N: u32, K: u32 }
 interface Prepared { name: string; go: () => Promise<void>; cpu: number; wall: number }
 const BU = dev.createBuffer({ size: 65536, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
 if (K * N <= 16384) dev.queue.writeBuffer(BU, 0, b);
-async function prepare(name: string, wgsl: string, wg: [number, number], ubo = false): Promise<Prepared> {
+const BU2 = dev.createBuffer({ size: 65536, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+async function prepare(name: string, wgsl: string, wg: [number, number], ubo = false, uboA = false): Promise<Prepared> {
   const t0 = performance.now();
   const module = dev.createShaderModule({ code: wgsl });
   const pipeline = dev.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-  const bg = dev.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [P, A, ubo ? BU : B, C].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+  const bg = dev.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [P, uboA ? BU2 : A, ubo ? BU : B, C].map((buffer, binding) => ({ binding, resource: { buffer } })) });
   const go = async () => {
     const enc = dev.createCommandEncoder(); const pass = enc.beginComputePass();
     pass.setPipeline(pipeline); pass.setBindGroup(0, bg); pass.dispatchWorkgroups(...wg); pass.end();
@@ -158,6 +161,7 @@ async function prepare(name: string, wgsl: string, wg: [number, number], ubo = f
 const configs = (process.env.CFG ?? '8,1,64,1').split(';').map((s) => s.split(',').map(Number));
 const prepared: Prepared[] = [];
 for (const [TM, CG, WG, KU] of configs) {
+  if (TM === 98) { prepared.push(await prepare(`sg ubo-AB`, sgUbo(1, 8, true), [N / 32, M / 8], true, true)); continue; }
   if (TM === 99) { prepared.push(await prepare(`sg ubo-B ku${CG ?? 1} tm${WG ?? 8}`, sgUbo(CG ?? 1, WG ?? 8), [N / 32, M / (WG ?? 8)], true)); continue; }
   if (TM < 0) { const S = -TM, KT = CG, un = WG === 1; prepared.push(await prepare(`shB s${S} kt${KT}${un ? ' unrolled' : ''}`, sgShared(S, KT, un), [N / 32, M / (8 * S)])); continue; }
   if (TM === 0) { prepared.push(await prepare('base4x4', base4x4(), [N / 32, M / 32])); continue; }
