@@ -5,9 +5,11 @@
 //   S, P, dS (scores, probabilities and their gradient, scratch): [B, H, T, T], only blocks on or below the diagonal
 //   (in the code: scores, probs, dscores)
 // Query head h reads KV head g = h / (H / KV), as Hugging Face's repeat_kv does. A sliding window W (0 = none) only
-// changes which (i, j) are allowed — rowdot's one `ok` test — so every other kernel follows from the zeros it writes.
+// changes which (i, j) are allowed — rowdotValue's `allowed` test — so every other kernel follows from the zeros it writes.
+// These are the 'blocked' family (GPUs; the policy's choice): softmax and Δ serve both families, and
+// attention-subgroup.ts has the 'subgroup' rowdot/rowmix/colmix that CPU adapters with fixed subgroups take.
 //
-// Why this shape, on lavapipe (measured: bench/README.md): llvmpipe runs a workgroup on one CPU thread with 8
+// Why this shape, first measured on lavapipe (bench/README.md): llvmpipe runs a workgroup on one CPU thread with 8
 // invocations per AVX2 vector, and it turns every storage-buffer load whose address is not a compile-time constant
 // into 8 bounds-checked scalar loads — even when all invocations read the same address. Arithmetic is 8-wide and
 // nearly free next to that, so a kernel is as fast as it is frugal with loads per multiply-add. The one-row-per-
