@@ -4,6 +4,7 @@
 //   M=512 N=512 K=512 CFG='0;8,1,8,1;16,1,64,1;-8,16,0;99' pnpm exec tsx bench/src/tune/sg.ts
 //   CFG entries: TM,CG,WG,KU (subgroup tile) | 0 (baseline) | -S,KT,unrolled (shared B) | 99 (uniform B, K·N ≤ 16384)
 //   | 98 (A from a uniform buffer too: timing only, its A indices wrap at 64 KiB so its results are wrong)
+//   | 97 (only subgroup-uniform addresses, each lane selecting its columns of B)
 import { init, dispose } from '@dawngrad/tensor';
 const r = await init();
 const dev = await (await r.ctx.gpu.requestAdapter())!.requestDevice({ requiredFeatures: ['subgroups' as GPUFeatureName] });
@@ -51,6 +52,26 @@ function sgKernel(TM: number, CG: number, WG: number, KU: number) {
   for (var k4 = 0u; k4 < K4; k4 += ${KU}u) {${[...Array(KU).keys()].map(kstep).join('')}
   }
   ${rows.map((rr) => cgs.map((c) => `C[(m0 + ${rr}u) * N4 + nb + ${c * 8}u] = acc${rr}_${c};`).join(' ')).join('\n  ')}
+}`;
+}
+
+// Uniform loads only: A's 8 rows and B's 32 columns are read at addresses every lane shares (lavapipe loads those
+// once for the subgroup, without its per-lane bounds checks); each lane then keeps its own 4 columns of B by select.
+function sgUniformLoads() {
+  const rows = [...Array(8).keys()];
+  return `${HEADER}
+@compute @workgroup_size(8) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
+  let K4 = p.K / 4u; let N4 = p.N / 4u;
+  let m0 = wid.y * 8u;
+  let nb0 = wid.x * 8u; // the subgroup's first vec4 column
+  ${rows.map((r) => `var acc${r} = vec4<f32>();`).join(' ')}
+  for (var kq = 0u; kq < K4; kq++) {
+    ${rows.map((r) => `let a${r} = A[(m0 + ${r}u) * K4 + kq];`).join(' ')}
+    ${[0, 1, 2, 3].map((j) => `var b${j} = B[(kq * 4u + ${j}u) * N4 + nb0];
+    ${[1, 2, 3, 4, 5, 6, 7].map((l) => `b${j} = select(b${j}, B[(kq * 4u + ${j}u) * N4 + nb0 + ${l}u], sl == ${l}u);`).join(' ')}`).join('\n    ')}
+    ${rows.map((r) => [0, 1, 2, 3].map((j) => `acc${r} = fma(vec4<f32>(a${r}.${'xyzw'[j]}), b${j}, acc${r});`).join(' ')).join('\n    ')}
+  }
+  ${rows.map((r) => `C[(m0 + ${r}u) * N4 + nb0 + sl] = acc${r};`).join(' ')}
 }`;
 }
 
@@ -161,6 +182,7 @@ async function prepare(name: string, wgsl: string, wg: [number, number], ubo = f
 const configs = (process.env.CFG ?? '8,1,64,1').split(';').map((s) => s.split(',').map(Number));
 const prepared: Prepared[] = [];
 for (const [TM, CG, WG, KU] of configs) {
+  if (TM === 97) { prepared.push(await prepare('sg uniform loads', sgUniformLoads(), [N / 32, M / 8])); continue; }
   if (TM === 98) { prepared.push(await prepare(`sg ubo-AB`, sgUbo(1, 8, true), [N / 32, M / 8], true, true)); continue; }
   if (TM === 99) { prepared.push(await prepare(`sg ubo-B ku${CG ?? 1} tm${WG ?? 8}`, sgUbo(CG ?? 1, WG ?? 8), [N / 32, M / (WG ?? 8)], true)); continue; }
   if (TM < 0) { const S = -TM, KT = CG, un = WG === 1; prepared.push(await prepare(`shB s${S} kt${KT}${un ? ' unrolled' : ''}`, sgShared(S, KT, un), [N / 32, M / (8 * S)])); continue; }
