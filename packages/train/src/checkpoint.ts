@@ -201,3 +201,12 @@ export async function loadCheckpoint(runDir: string, names: string[]): Promise<{
     await f.close();
   }
 }
+
+/** --resume: a checkpoint is there, made with the same options and the same base model. Returns its state. */
+export async function checkResume(o: TrainOptions, log: (line: string) => void): Promise<TrainerState> {
+  requireCheckpoint(o.out);
+  const state = await readTrainerState(o.out);
+  for (const change of checkResumeOptions(o, state, o.out)) log(change);
+  checkResumeModel(o.model, state, o.out);
+  return state;
+}

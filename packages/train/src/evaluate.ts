@@ -231,3 +231,12 @@ export function calibratedPredictions(scores: ArrayLike<number>, prior: readonly
   }
   return out;
 }
+
+/** One line for a log: each scoring mode's macro-F1, on how many tweets, in how long. */
+export function describe(r: EvalResult): string {
+  const parts: string[] = [];
+  if (r.generate) parts.push(`macro-F1 ${r.generate.metrics.macroF1.toFixed(4)} by generation (invalid ${(100 * r.generate.invalidRate).toFixed(1)}%)`);
+  if (r.firstToken) parts.push(`${r.firstToken.metrics.macroF1.toFixed(4)} by first-token scoring`);
+  if (r.calibrated) parts.push(`${r.calibrated.metrics.macroF1.toFixed(4)} calibrated (${r.calibrated.method} prior ${r.calibrated.prior.map((p) => p.toFixed(3)).join('/')})`);
+  return `${parts.join(', ')} on ${r.n} tweets in ${r.seconds.toFixed(1)} s`;
+}

@@ -33,12 +33,12 @@ export { AdamW, type AdamWOptions } from './optim/adamw.ts';
 export { lrFactor, warmupSteps, SCHEDULES, WSD_DECAY, type Schedule, type ScheduleName } from './optim/schedule.ts';
 export { forwardBackward, optimizerStep, LaggedReader } from './step.ts';
 export {
-  evaluate, labelPrior, calibratedPredictions, measuredPrior, readCalibration, calibratedLabels, CALIBRATION_FILE,
+  evaluate, describe, labelPrior, calibratedPredictions, measuredPrior, readCalibration, calibratedLabels, CALIBRATION_FILE,
   type EvalResult, type EvalOptions, type EvalMode, type AdapterCalibration,
 } from './evaluate.ts';
 export { saveCheckpoint, loadCheckpoint, replaceDirAtomic, type TrainerState } from './checkpoint.ts';
 export { checkRunDir, RunLock, LOCK_FILE } from './run-dir.ts';
-export { runTraining, describe, type TrainHooks } from './trainer.ts';
+export { runTraining, type TrainHooks } from './trainer.ts';
 export {
   resolveOptions, RECIPES, BASE_DEFAULTS, defaultModelDir, defaultDataDir, CALIBRATIONS, BALANCE_MODES, AUTO_RECIPE, autoRecipe, resolveRecipe,
   type TrainOptions, type Calibration, type BalanceMode, type RecipeAdapter,

@@ -7,6 +7,7 @@
 // answer — to the longest prefix that fits (fitPrompt); callers count and report the cuts.
 import type { HfTokenizer } from '@dawngrad/model';
 import { LABEL_NAMES } from './labels.ts';
+import type { TrainOptions } from './options.ts';
 
 export const DEFAULT_SYSTEM = 'Classify the sentiment of the tweet as negative, neutral or positive.';
 
@@ -133,4 +134,19 @@ export class PromptFormat {
     const word = (text.trim().split(/\s+/)[0] ?? '').toLowerCase().replace(/^[.,!]+|[.,!]+$/g, '');
     return (LABEL_NAMES as readonly string[]).indexOf(word);
   }
+}
+
+/** The longest sequence the run may make: --max-length, or the model's max_position_embeddings. */
+export function checkMaxLength(o: Pick<TrainOptions, 'maxLength' | 'system'>, fmt: PromptFormat, maxPositions: number): number {
+  const maxLength = o.maxLength ?? maxPositions;
+  if (maxLength > maxPositions) throw new Error(`--max-length ${maxLength} is over the model's max_position_embeddings (${maxPositions})`);
+  const bare = fmt.prompt('').length; // the system message and the template, without any tweet
+  if (bare + fmt.answerRoom > maxLength) {
+    throw new Error(
+      `${o.system !== undefined ? '--system' : 'the prompt'}: with an empty tweet the prompt is already ${bare} tokens; with ` +
+        `${fmt.answerRoom} for the answer that is over the ${maxLength} positions allowed (${o.maxLength ? '--max-length' : 'max_position_embeddings'}): ` +
+        (o.system !== undefined ? 'shorten --system' : 'raise --max-length'),
+    );
+  }
+  return maxLength;
 }

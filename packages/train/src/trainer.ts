@@ -16,17 +16,14 @@ import { detectAnomaly, checkAnomalies, type Var } from '@dawngrad/autograd';
 import { loadModel, loadConfig, HfTokenizer, checkVocab, modelFingerprint, type MistralForCausalLM } from '@dawngrad/model';
 import { inject, saveAdapter, readAdapter, type LoraModel } from '@dawngrad/lora';
 import { loadSplit, stratifiedSubset, take, type Dataset } from './data.ts';
-import { PromptFormat, GENERATED_TOKENS, type Example } from './prompts.ts';
+import { PromptFormat, GENERATED_TOKENS, checkMaxLength, type Example } from './prompts.ts';
 import { epochBatches, trainBatch, checkBatchFits, balanceRows } from './batching.ts';
 import { AdamW } from './optim/adamw.ts';
 import { lrFactor, warmupSteps, type Schedule } from './optim/schedule.ts';
 import { prepareKernels, dawnTogglesFor, runRows } from './tuning.ts';
 import { forwardBackward, optimizerStep, LaggedReader } from './step.ts';
-import { evaluate, measuredPrior, type EvalResult, type EvalOptions } from './evaluate.ts';
-import {
-  saveCheckpoint, loadCheckpoint, requireCheckpoint, readTrainerState, checkResumeOptions, checkResumeModel, trajectoryOptions,
-  type TrainerState,
-} from './checkpoint.ts';
+import { evaluate, measuredPrior, describe, type EvalResult, type EvalOptions } from './evaluate.ts';
+import { saveCheckpoint, loadCheckpoint, checkResume, trajectoryOptions, type TrainerState } from './checkpoint.ts';
 import { checkRunDir, clearRun, RunLock, writing } from './run-dir.ts';
 import { Progress } from './progress.ts';
 import type { TrainOptions } from './options.ts';
@@ -172,30 +169,6 @@ async function prepare(o: TrainOptions, log: Logger, hooks: TrainHooks): Promise
     await lock.release();
     throw e;
   }
-}
-
-/** --resume: a checkpoint is there, made with the same options and the same base model. Returns its state. */
-async function checkResume(o: TrainOptions, log: Logger): Promise<TrainerState> {
-  requireCheckpoint(o.out);
-  const state = await readTrainerState(o.out);
-  for (const change of checkResumeOptions(o, state, o.out)) log(change);
-  checkResumeModel(o.model, state, o.out);
-  return state;
-}
-
-/** The longest sequence the run may make: --max-length, or the model's max_position_embeddings. */
-function checkMaxLength(o: TrainOptions, fmt: PromptFormat, maxPositions: number): number {
-  const maxLength = o.maxLength ?? maxPositions;
-  if (maxLength > maxPositions) throw new Error(`--max-length ${maxLength} is over the model's max_position_embeddings (${maxPositions})`);
-  const bare = fmt.prompt('').length; // the system message and the template, without any tweet
-  if (bare + fmt.answerRoom > maxLength) {
-    throw new Error(
-      `${o.system !== undefined ? '--system' : 'the prompt'}: with an empty tweet the prompt is already ${bare} tokens; with ` +
-        `${fmt.answerRoom} for the answer that is over the ${maxLength} positions allowed (${o.maxLength ? '--max-length' : 'max_position_embeddings'}): ` +
-        (o.system !== undefined ? 'shorten --system' : 'raise --max-length'),
-    );
-  }
-  return maxLength;
 }
 
 // ---- evaluate before ----------------------------------------------------------------------------------------------
@@ -416,14 +389,6 @@ async function report(run: Run, t: Training, before: EvalResult | null, trained:
       run.log,
     ),
   );
-}
-
-export function describe(r: EvalResult): string {
-  const parts: string[] = [];
-  if (r.generate) parts.push(`macro-F1 ${r.generate.metrics.macroF1.toFixed(4)} by generation (invalid ${(100 * r.generate.invalidRate).toFixed(1)}%)`);
-  if (r.firstToken) parts.push(`${r.firstToken.metrics.macroF1.toFixed(4)} by first-token scoring`);
-  if (r.calibrated) parts.push(`${r.calibrated.metrics.macroF1.toFixed(4)} calibrated (${r.calibrated.method} prior ${r.calibrated.prior.map((p) => p.toFixed(3)).join('/')})`);
-  return `${parts.join(', ')} on ${r.n} tweets in ${r.seconds.toFixed(1)} s`;
 }
 
 export type { LoraModel };
