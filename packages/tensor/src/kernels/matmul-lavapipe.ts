@@ -161,9 +161,9 @@ export function viaUniformWindows(a: Tensor, b: Tensor, c: Tensor, o: MatmulOpti
     const n0 = panel * w.TW;
     const params = { M: Rrows, W, K, kc0, kcn: Math.min(w.KC, K - kc0), n0, tw: w.TW, alpha, acc: kc0 > 0 || o.accumulate ? 1 : 0, sRm: sR[0]!, sRk: sR[1]!, sCm: sC[0]!, sCn: sC[1]! };
     const U = { buffer: scratch.buffer, offset: i * 4 * WINDOW, size: 4 * WINDOW };
-    const grid2: [number, number] = [Math.ceil(Math.min(w.TW, W - n0) / (4 * sg)), Math.ceil(Rrows / sg)];
-    if (lr) kernel.run({ R, U, C: c, P: lr.P, Q: lr.Q }, { ...params, ...lr.params, lr: kc0 + w.KC >= K ? 1 : 0 }, grid2);
-    else kernel.run({ R, U, C: c }, params, grid2);
+    const workgroups: [number, number] = [Math.ceil(Math.min(w.TW, W - n0) / (4 * sg)), Math.ceil(Rrows / sg)];
+    if (lr) kernel.run({ R, U, C: c, P: lr.P, Q: lr.Q }, { ...params, ...lr.params, lr: kc0 + w.KC >= K ? 1 : 0 }, workgroups);
+    else kernel.run({ R, U, C: c }, params, workgroups);
   }
   return lr ? 'fused' : true;
 }
