@@ -1,8 +1,10 @@
 // Paths into ../shared (read-only inputs: data, models, HF fixtures), resolved from the repo root.
 import { fileURLToPath } from 'node:url';
-import { resolve } from 'node:path';
-import { Tensor } from '@dawngrad/tensor';
-import type { SafetensorsFile } from '@dawngrad/model';
+import { resolve, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { beforeAll, afterAll } from 'vitest';
+import { init, dispose } from '@dawngrad/tensor';
+import { SafetensorsFile } from '@dawngrad/model';
 
 export const REPO = resolve(fileURLToPath(import.meta.url), '../..');
 export const SHARED = resolve(REPO, '../shared');
@@ -12,15 +14,23 @@ export const LITE_OUTE = resolve(SHARED, 'models/lite-oute-1-300m-instruct');
 export const TWEETS = resolve(SHARED, 'data/tweet_eval/sentiment');
 
 export { maxAbs, relErr } from './errors.ts'; // browser-safe: the browser test page uses them too
+export { fixtureBatch } from './fixture-batch.ts'; // browser-safe too
 
-/** The hf-tiny fixture's batch from its reference dump, on the GPU (ids and mask [B, T]), with its labels. */
-export async function fixtureBatch(dump: SafetensorsFile) {
-  const ids = await dump.readTensor('input_ids');
-  const [B, T] = ids.shape as [number, number];
-  const labels = (await dump.readTensor('labels')).data as Int32Array;
-  const batch = {
-    inputIds: Tensor.fromArray(ids.data as Int32Array, [B, T], 'i32'),
-    attentionMask: Tensor.fromArray((await dump.readTensor('attention_mask')).data as Int32Array, [B, T], 'i32'),
-  };
-  return { batch, labels, B, T };
+/**
+ * The hf-tiny fixture's transformers/PEFT outputs for one test file: reference.json now, reference.safetensors opened
+ * after init() (and `setup`, e.g. loading the model) before its tests, and closed with the device after them.
+ */
+export function torchReference(setup?: () => Promise<void>) {
+  const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
+  let dump: SafetensorsFile | undefined;
+  beforeAll(async () => {
+    await init();
+    await setup?.();
+    dump = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
+  });
+  afterAll(async () => {
+    await dump?.close();
+    dispose();
+  });
+  return { meta, dump: () => dump! };
 }

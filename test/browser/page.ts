@@ -1,13 +1,14 @@
 // The page the browser test opens (bundled by esbuild for the browser, as the demo is): the same packages on
 // navigator.gpu, everything loaded over HTTP from the fixture served beside the page. Each check returns plain
 // numbers; browser.test.ts compares them with the Node parity tests' tolerances.
-import { init, rt, Tensor } from '@dawngrad/tensor';
+import { init, rt } from '@dawngrad/tensor';
 import { backward, noGrad } from '@dawngrad/autograd';
 import { loadModel, urlSource, SafetensorsFile, shiftedTargetsFull, causalLmLoss, type MistralForCausalLM } from '@dawngrad/model';
 import { loadAdapter, inject } from '@dawngrad/lora';
 // train's index also holds its Node CLI and data readers: the page takes the optimiser module alone
 import { AdamW } from '../../packages/train/src/optim/adamw.ts';
 import { maxAbs, relErr } from '../errors.ts';
+import { fixtureBatch } from '../fixture-batch.ts';
 
 const FIXTURE = urlSource('fixtures/hf-tiny/');
 
@@ -15,13 +16,7 @@ const FIXTURE = urlSource('fixtures/hf-tiny/');
 async function reference() {
   const ref = await SafetensorsFile.open(await FIXTURE.open('reference.safetensors'));
   const meta = JSON.parse(await FIXTURE.text('reference.json')) as Record<string, unknown>;
-  const ids = await ref.readTensor('input_ids');
-  const [B, T] = ids.shape as [number, number];
-  const labels = (await ref.readTensor('labels')).data as Int32Array;
-  const batch = {
-    inputIds: Tensor.fromArray(ids.data as Int32Array, [B, T], 'i32'),
-    attentionMask: Tensor.fromArray((await ref.readTensor('attention_mask')).data as Int32Array, [B, T], 'i32'),
-  };
+  const { batch, labels, B, T } = await fixtureBatch(ref);
   return { ref, meta, batch, targets: shiftedTargetsFull(labels, B, T) };
 }
 

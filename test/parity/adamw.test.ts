@@ -1,30 +1,19 @@
 // Parity with torch.optim.AdamW + clip_grad_norm_ on shared/fixtures/hf-tiny: three steps on the fixture's batch from
 // the PEFT adapter, each step's gradient norm, the LoRA weights after every step, and the merged model's logits.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
-import { init, dispose, scope } from '@dawngrad/tensor';
+import { scope } from '@dawngrad/tensor';
 import { backward, noGrad } from '@dawngrad/autograd';
-import { SafetensorsFile, loadModel, shiftedTargetsFull, causalLmLoss } from '@dawngrad/model';
+import { loadModel, shiftedTargetsFull, causalLmLoss } from '@dawngrad/model';
 import { loadAdapter } from '@dawngrad/lora';
 import { AdamW } from '@dawngrad/train';
-import { HF_TINY, maxAbs, relErr, fixtureBatch } from '../shared.ts';
+import { HF_TINY, maxAbs, relErr, fixtureBatch, torchReference } from '../shared.ts';
 
-const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
-let torchDump: SafetensorsFile;
-
-beforeAll(async () => {
-  await init();
-  torchDump = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
-});
-afterAll(async () => {
-  await torchDump?.close();
-  dispose();
-});
+const { meta, dump } = torchReference();
 
 describe('AdamW parity with PyTorch', () => {
   it('three clipped AdamW steps give the reference weights, norms and merged logits', async () => {
-    const { batch, labels, B, T } = await fixtureBatch(torchDump);
+    const { batch, labels, B, T } = await fixtureBatch(dump());
     const model = await loadModel(HF_TINY);
     const lora = await loadAdapter(join(HF_TINY, 'adapter'), model);
     const named = lora.namedParameters();
@@ -45,13 +34,13 @@ describe('AdamW parity with PyTorch', () => {
       expect(Math.abs(norm - meta[`lora.step${step}.grad_norm`]) / meta[`lora.step${step}.grad_norm`]).toBeLessThanOrEqual(1e-5);
       for (const { name, param } of named) {
         param.zeroGrad();
-        const err = relErr(await param.data.toArray(), (await torchDump.readTensor(`lora.after_step${step}.${name}`)).data);
+        const err = relErr(await param.data.toArray(), (await dump().readTensor(`lora.after_step${step}.${name}`)).data);
         expect(err, `${name} after step ${step}`).toBeLessThanOrEqual(1e-5);
       }
     }
     lora.merge();
     const logits = noGrad(() => lora.forward(batch));
-    expect(maxAbs(await logits.data.toArray(), (await torchDump.readTensor('merged.logits')).data)).toBeLessThanOrEqual(1e-4);
+    expect(maxAbs(await logits.data.toArray(), (await dump().readTensor('merged.logits')).data)).toBeLessThanOrEqual(1e-4);
     opt.dispose();
     lora.dispose();
   });

@@ -1,33 +1,22 @@
 // Parity with Hugging Face transformers on shared/fixtures/hf-tiny: logits, loss and every base-parameter gradient.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
-import { init, dispose } from '@dawngrad/tensor';
+import { describe, it, expect } from 'vitest';
 import { backward } from '@dawngrad/autograd';
-import { SafetensorsFile, loadModel, shiftedTargetsFull, causalLmLoss, type MistralForCausalLM } from '@dawngrad/model';
-import { HF_TINY, maxAbs, relErr, fixtureBatch } from '../shared.ts';
+import { loadModel, shiftedTargetsFull, causalLmLoss, type MistralForCausalLM } from '@dawngrad/model';
+import { HF_TINY, maxAbs, relErr, fixtureBatch, torchReference } from '../shared.ts';
 
 let model: MistralForCausalLM;
-let torchDump: SafetensorsFile;
-const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
 
-beforeAll(async () => {
-  await init();
+const { meta, dump } = torchReference(async () => {
   model = await loadModel(HF_TINY);
-  torchDump = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
-});
-afterAll(async () => {
-  await torchDump?.close();
-  dispose();
 });
 
 async function refTensor(name: string) {
-  return (await torchDump.readTensor(name)).data;
+  return (await dump().readTensor(name)).data;
 }
 
 describe('hf-tiny base model parity', () => {
   it('logits, loss and every base gradient match transformers', async () => {
-    const { batch, labels, B, T } = await fixtureBatch(torchDump);
+    const { batch, labels, B, T } = await fixtureBatch(dump());
     model.requiresGrad(true);
     const logits = model.forward(batch);
     const loss = causalLmLoss(logits, shiftedTargetsFull(labels, B, T));
@@ -39,7 +28,7 @@ describe('hf-tiny base model parity', () => {
     const l = await loss.data.item();
     expect(Math.abs(l - meta['base.loss']) / meta['base.loss']).toBeLessThanOrEqual(1e-5);
     const params = model.namedParameters();
-    expect(params.length).toBe(torchDump.names().filter((n) => n.startsWith('base.grad.')).length);
+    expect(params.length).toBe(dump().names().filter((n) => n.startsWith('base.grad.')).length);
     for (const { name, param } of params) {
       expect(param.grad, `${name} has a gradient`).toBeTruthy();
       const g = await param.grad!.toArray();

@@ -6,28 +6,16 @@
 // head compound it a few times. Measured on lavapipe: logits 8.2e-4 of their range, loss 1.9e-5 relative, LoRA gradients
 // 1.8e-3 relative at worst (f32: 7.7e-7, 1.4e-7, 1.5e-6). We ask for 5e-3, 1e-3 and 1e-2 — about 6× the measured, and
 // far below what a wrong kernel or a missed conversion gives (O(1)).
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
-import { init, dispose } from '@dawngrad/tensor';
 import { backward } from '@dawngrad/autograd';
-import { SafetensorsFile, loadModel, shiftedTargetsFull, causalLmLoss, storedAsF16 } from '@dawngrad/model';
+import { loadModel, shiftedTargetsFull, causalLmLoss, storedAsF16 } from '@dawngrad/model';
 import { loadAdapter } from '@dawngrad/lora';
-import { HF_TINY, maxAbs, relErr, fixtureBatch } from '../shared.ts';
+import { HF_TINY, maxAbs, relErr, fixtureBatch, torchReference } from '../shared.ts';
 
-const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
-let torchDump: SafetensorsFile;
+const { meta, dump } = torchReference();
 
-beforeAll(async () => {
-  await init();
-  torchDump = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
-});
-afterAll(async () => {
-  await torchDump?.close();
-  dispose();
-});
-
-const torchTensor = async (name: string) => (await torchDump.readTensor(name)).data as Float32Array;
+const torchTensor = async (name: string) => (await dump().readTensor(name)).data as Float32Array;
 
 describe('mixed precision parity with transformers + PEFT (f32)', () => {
   it('stores the matmul weights and the embedding in f16, the norms in f32, and halves their bytes', async () => {
@@ -41,7 +29,7 @@ describe('mixed precision parity with transformers + PEFT (f32)', () => {
   });
 
   it('logits, loss and every LoRA gradient of the PEFT adapter stay within f16 tolerances of the f32 reference', async () => {
-    const { batch, labels, B, T } = await fixtureBatch(torchDump);
+    const { batch, labels, B, T } = await fixtureBatch(dump());
     const lora = await loadAdapter(join(HF_TINY, 'adapter'), await loadModel(HF_TINY, { precision: 'mixed' }));
     const logits = lora.forward(batch);
     const loss = causalLmLoss(logits, shiftedTargetsFull(labels, B, T));
