@@ -28,12 +28,12 @@ export interface TrainerState {
 /** Options a resumed run must share with the run it continues: they fix the data order and the adapter's shape. */
 const FIXED: readonly (keyof TrainOptions)[] = [
   'model', 'data', 'targets', 'r', 'alpha', 'epochs', 'batchSize', 'gradAccum', 'maxTrain', 'maxSteps', 'seed', 'system', 'bucketWindow',
-  'balance', 'rslora',
+  'balance', 'rslora', 'maxLength',
 ];
 /** Optimiser settings a resume may change (e.g. a lower --lr after a divergence): recorded, and a change is reported. */
-const TUNABLE: readonly (keyof TrainOptions)[] = ['lr', 'weightDecay', 'clip', 'schedule', 'warmup', 'dropout', 'labelSmoothing', 'calibrate'];
+const TUNABLE: readonly (keyof TrainOptions)[] = ['lr', 'weightDecay', 'clip', 'schedule', 'warmup', 'dropout', 'labelSmoothing', 'calibrate', 'precision'];
 /** The "off" value of an optional knob is recorded as null, like its absence (checkpoints from before the knob) */
-const OFF: Partial<Record<keyof TrainOptions, unknown>> = { balance: 'none', rslora: false, labelSmoothing: 0, calibrate: 'none' };
+const OFF: Partial<Record<keyof TrainOptions, unknown>> = { balance: 'none', rslora: false, labelSmoothing: 0, calibrate: 'none', precision: 'f32' };
 
 export function trajectoryOptions(o: TrainOptions): Record<string, unknown> {
   return Object.fromEntries([...FIXED, ...TUNABLE].map((k) => [k, k === 'model' || k === 'data' ? resolve(o[k]) : o[k] === OFF[k] ? null : o[k] ?? null]));

@@ -144,7 +144,7 @@ export async function writeRunReport(o: TrainOptions, r: ReportInput, log: (l: s
   await writeFileAtomic(join(o.out, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
   await writeFileAtomic(join(o.out, 'adapter-best', 'README.md'), modelCard(summary, '..'));
   if (after.calibrated) { // eval and predict with this adapter score the way the run did
-    const c = { method: after.calibrated.method, prior: after.calibrated.prior, labels: ['negative', 'neutral', 'positive'] };
+    const c = { method: after.calibrated.method, prior: after.calibrated.prior, labels: [...LABEL_NAMES] };
     await writeFileAtomic(join(o.out, 'adapter-best', CALIBRATION_FILE), JSON.stringify(c, null, 1) + '\n');
   }
   if (before) log(`\nbefore (base model):\n${formatEvaluation(headline(before).matrix)}`);

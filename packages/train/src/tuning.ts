@@ -1,11 +1,13 @@
 // Before a GPU trains: its matmul tiles, measured once per adapter. The table of the fastest tile per shape class
 // (tuneMatmul in @dawngrad/tensor) is kept in a cache file per adapter, so a second run — or several runs started side by
 // side after one that tuned — measures nothing. CPU adapters have no tiles: nothing happens there.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { rt, kernelPolicy, tuneMatmul, tunedTable, loadTuned, shapeClass, dawnToggles, setDawnToggles, type TuneResult } from '@dawngrad/tensor';
 import { stepMatmulShapes, type ModelConfig } from '@dawngrad/model';
+import { writeFileAtomic } from './svg.ts';
+import { GPU_TOGGLES } from './gpu-facts.ts';
 
 export interface PrepareKernelsOptions {
   /** row counts of the step's products (B·T, and the shared prefix's length when there is one) */
@@ -19,15 +21,12 @@ export interface PrepareKernelsOptions {
   cacheDir?: string;
 }
 
-/** The Dawn toggles that unlock f16 and subgroup matrices on NVIDIA (elsewhere they change nothing). */
-export const F16_TOGGLES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
-
 /**
- * Before init(): --precision mixed needs shader-f16, which Dawn offers on NVIDIA only with F16_TOGGLES — turn them on
+ * Before init(): --precision mixed needs shader-f16, which Dawn offers on NVIDIA only with GPU_TOGGLES — turn them on
  * unless the user chose toggles (DAWNGRAD_DAWN_TOGGLES or setDawnToggles).
  */
 export function dawnTogglesFor(precision: 'f32' | 'mixed'): void {
-  if (precision === 'mixed' && dawnToggles().length === 0) setDawnToggles(F16_TOGGLES);
+  if (precision === 'mixed' && dawnToggles().length === 0) setDawnToggles(GPU_TOGGLES.split(','));
 }
 
 /**
@@ -67,10 +66,11 @@ export async function prepareKernels(cfg: ModelConfig, o: PrepareKernelsOptions)
   );
   if (results.length) {
     o.log?.(`tuned ${results.length} matmul shape classes on this GPU in ${((performance.now() - t0) / 1000).toFixed(1)} s (${before} known before); table in ${file}`);
-    mkdirSync(join(file, '..'), { recursive: true });
-    const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify({ adapter: rt().ctx.info, tiles: tunedTable() }, null, 1));
-    renameSync(tmp, file); // whole or not at all: runs started side by side may read it
+    // whole or not at all (runs started side by side may read it); the table is a cache, so a failed write only costs
+    // the next run the same measurement
+    await writeFileAtomic(file, JSON.stringify({ adapter: rt().ctx.info, tiles: tunedTable() }, null, 1)).catch((e: Error) =>
+      o.log?.(`tune: ${e.message}; measured again next run`),
+    );
   }
   return results;
 }
