@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole GPU session of the issues in two calls of the device tool (carry [".gpu"]; pack first with
-# `bash scripts/gpu/pack.sh --with-model scripts/recipe/export_tokens.ts` and the proxy's token file, see below):
+# `bash scripts/gpu/quality-pack.sh`: the pack with the tiny model, data and token exporter, and the proxy's token file):
 #
 #   bash scripts/gpu/device.sh start    # ≤ 580 s: info; HF parity on the GPU (f32 and mixed); the GPU benches (matmul
 #                                       # tiles tuned per shape, squares and the 300M step's products vs cuBLAS f32/f16;
@@ -15,7 +15,6 @@
 # Everything lands under $STATE (default /tmp/dg-session) on the GPU machine, which lives between the two calls while
 # the machine stays warm; $OUT gets at most a summary text and one archive per call (the tool brings back 8 files).
 # --smoke: tiny sizes on a CPU adapter (lavapipe), to test this script itself.
-# The token file: `pnpm exec tsx scripts/recipe/export_tokens.ts --train all --out .gpu/recipe-tokens.json && xz .gpu/recipe-tokens.json`.
 set -uo pipefail
 [ -f pnpm-workspace.yaml ] || { echo "device.sh: run it from the repository root" >&2; exit 2; }
 phase=${1:-}; shift || true

@@ -1,22 +1,11 @@
 #!/usr/bin/env bash
-# Pack .gpu/ for scripts/gpu/quality.sh: ../shared/gpu/pack.sh with the tiny model and data and the token exporter
+# Pack .gpu/ for scripts/gpu/quality.sh and device.sh: scripts/gpu/pack.sh with the tiny model and data and the token exporter
 # bundled, plus the proxy's token file (the whole train split and validation, tokenised by dawngrad; ~2 MB with xz),
 # so the GPU machine spends no time tokenising. Run from the repository root after scripts/bootstrap.sh.
 #   bash scripts/gpu/quality-pack.sh        → .gpu/ (≤ 64 MiB with the repository; carry ".gpu" to the device)
 set -euo pipefail
 [ -f pnpm-workspace.yaml ] || { echo "quality-pack.sh: run it from the repository root" >&2; exit 2; }
-if [ -d .git ]; then
-  bash ../shared/gpu/pack.sh --with-model scripts/recipe/export_tokens.ts
-else
-  # a git worktree (.git is a file): pack.sh wants .git/info/exclude, so run it in a shadow root of links to this
-  # checkout whose ../shared is ours, then move the result here (.gpu/ is ignored through .gitignore)
-  shadow=.tmp/pack; rm -rf "$shadow"; mkdir -p "$shadow/root/.git/info"
-  ln -s "$(cd ../shared && pwd)" "$shadow/shared"
-  for f in * .gpu; do [ -e "$f" ] && ln -s "$PWD/$f" "$shadow/root/$f"; done
-  [ -e .gpu ] || { mkdir -p .gpu && ln -s "$PWD/.gpu" "$shadow/root/.gpu"; }
-  (cd "$shadow/root" && bash ../shared/gpu/pack.sh --with-model scripts/recipe/export_tokens.ts)
-  rm -rf "$shadow"
-fi
+bash scripts/gpu/pack.sh --with-model scripts/recipe/export_tokens.ts
 rm -f .gpu/recipe-tokens.json.gz # an older pack's
 if ! { [ -f .gpu/recipe-tokens.json.xz ] && [ .gpu/recipe-tokens.json.xz -nt scripts/recipe/export_tokens.ts ]; }; then
   pnpm exec tsx scripts/recipe/export_tokens.ts --train all --out .gpu/recipe-tokens.json

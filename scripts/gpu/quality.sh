@@ -39,7 +39,7 @@ search() {
   mkdir -p "$dir"
   export RECIPE_MODEL_DIR; RECIPE_MODEL_DIR=$(model_dir)
   if [ ! -f "$tokens" ]; then # not packed: tokenise here with the bundled exporter (~1 min of CPU)
-    [ -f .gpu/export_tokens.mjs ] || die "no $tokens and no .gpu/export_tokens.mjs (pack with scripts/gpu/quality-pack.sh)"
+    [ -f .gpu/export_tokens.mjs.xz ] || [ -f .gpu/export_tokens.mjs ] || die "no $tokens and no .gpu/export_tokens.mjs.xz (pack with scripts/gpu/quality-pack.sh)"
     tokens=/tmp/recipe-tokens.json.gz
     [ -f "$tokens" ] || bash .gpu/run.sh export_tokens.mjs --train all --out "$tokens" --shared "$(dirname "$(dirname "$RECIPE_MODEL_DIR")")"
   fi
