@@ -106,6 +106,12 @@ export class Tensor {
     return this.storage.buffer;
   }
 
+  /** The storage buffer and this tensor's byte offset in it (buffer-to-buffer copies take both). */
+  get place(): { buffer: GPUBuffer; offset: number } {
+    if (!this.storage) throw new Error('use of a disposed tensor');
+    return { buffer: this.storage.buffer, offset: this.offset };
+  }
+
   /** What a kernel binds: the buffer, or for a packed view its window { buffer, offset, size }. */
   get binding(): GPUBuffer | GPUBufferBinding {
     if (!this.storage) throw new Error('use of a disposed tensor');

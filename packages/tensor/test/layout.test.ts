@@ -128,6 +128,17 @@ describe('broadcastTo and copy', () => {
     expect(() => broadcastTo(Tensor.empty([3]), [2, 4])).toThrow('broadcastTo: [3] does not broadcast to [2, 4]');
   });
 
+  it('copies and slices packed views (each at its offset in one buffer), by buffer copy and by kernel', async () => {
+    const { views, whole } = Tensor.packed([[3, 8], [2, 8]]);
+    const [a, b] = views as [Tensor, Tensor];
+    b.write(Float32Array.from({ length: 16 }, (_, i) => i + 1));
+    expect(Array.from(await copy(b).toArray())).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    expect(Array.from(await slice(b, [1], [2]).toArray())).toEqual(Array.from({ length: 8 }, (_, i) => i + 9));
+    expect(Array.from(await slice(b, [0, 2], [2, 3]).toArray())).toEqual([3, 11]);
+    expect(Array.from(await copy(a).toArray())).toEqual(new Array(24).fill(0));
+    for (const t of [a, b, whole]) t.dispose();
+  });
+
   it('copy is a new tensor with the same contents', async () => {
     const [x, xr] = make([57, 3], 'i32', 8);
     const y = copy(x);

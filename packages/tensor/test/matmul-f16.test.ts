@@ -53,6 +53,14 @@ describe('matmul with an f16 weight (mixed precision)', () => {
     await check(null, { M: 5, N: 12, K: 16, tA: false, tB: true, batch: 3 });
   });
 
+  it('a batch of rows into a recycled buffer: the product replaces what the pool buffer held', async () => {
+    // a buffer of the output's size, filled and returned to the pool: the next [3, 5, 12] f32 result may get it
+    const stale = Tensor.fromArray(new Float32Array(3 * 5 * 12).fill(1e3), [3, 5, 12]);
+    stale.dispose();
+    await check(null, { M: 5, N: 12, K: 16, tA: false, tB: true, batch: 3 });
+    await check('tiled', { M: 5, N: 12, K: 16, tA: false, tB: true, batch: 3 });
+  });
+
   it('the SIMT gemm of the GPU family, with the low-rank epilogue and split-K', async () => {
     await check('tiled', { M: 37, N: 56, K: 64, tA: false, tB: true, tile: GEMM_TILES['64x64'] });
     await check('tiled', { M: 37, N: 56, K: 64, tA: false, tB: false, tile: GEMM_TILES['64x64'], lowRank: true });

@@ -59,7 +59,8 @@ export function stridedCopy(
   const bytes = BYTES[src.dtype];
   const contiguous = c.out.length === 1 && (c.out[0] === 1 || (ss[0] === 1 && ds[0] === 1));
   if (contiguous && (n * bytes) % 4 === 0 && (srcOffset * bytes) % 4 === 0 && (dstOffset * bytes) % 4 === 0) {
-    rt().copy(src.buffer, srcOffset * bytes, dst.buffer, dstOffset * bytes, n * bytes);
+    const [from, to] = [src.place, dst.place]; // a packed view (a LoRA parameter, a gradient) sits at an offset
+    rt().copy(from.buffer, from.offset + srcOffset * bytes, to.buffer, to.offset + dstOffset * bytes, n * bytes);
     return;
   }
   const rank = c.out.length;

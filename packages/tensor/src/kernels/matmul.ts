@@ -73,16 +73,18 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   }
   if (o.lowRank) checkLowRank(o.lowRank, M, N, nb);
   if (nb > 65535) throw new Error(`matmul: ${nb} batches exceed the dispatch limit of 65535`);
-  const c = acc ?? Tensor.empty(outShape, 'f32');
-  if (M === 0 || N === 0 || nb === 0) return c;
   if (mixed && nb > 1) {
-    // rows of a batched A against one weight: the batch folds into the rows
-    const [a2, c2] = [a.reshape([nb * M, K]), c.reshape([nb * M, N])];
-    matmul(a2, b, { ...o, accumulate: c2 });
+    // rows of a batched A against one weight: the batch folds into the rows (into C as given, or a new one)
+    const a2 = a.reshape([nb * M, K]);
+    const acc2 = acc?.reshape([nb * M, N]);
+    const c2 = matmul(a2, b, { ...o, accumulate: acc2 });
     a2.dispose();
+    const c = acc ?? c2.reshape(outShape);
     c2.dispose();
     return c;
   }
+  const c = acc ?? Tensor.empty(outShape, 'f32');
+  if (M === 0 || N === 0 || nb === 0) return c;
   const path = matmulPath();
   if (path === 'tiled') tiled(a, b, c, o, { M, N, K, nb });
   else {
