@@ -11,7 +11,7 @@ import {
   writeFileAtomic,
   readSourceJson,
   toSource,
-  checkFinite,
+  checkFiniteWeights,
   type FileSource,
   type MistralForCausalLM,
   type SafeDType,
@@ -141,7 +141,7 @@ export async function readAdapter(from: string | FileSource, model: MistralForCa
           );
         }
         const data = (await file.readTensor(key)).data as Float32Array;
-        checkFinite(data, key, `adapter ${wPath}`); // a NaN here merges and evaluates without a word otherwise
+        checkFiniteWeights(data, key, `adapter ${wPath}`); // a NaN here merges and evaluates without a word otherwise
         got[f === 'A' ? 'a' : 'b'] = data;
         dtypes.set(key, info.dtype);
       }

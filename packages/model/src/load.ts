@@ -1,10 +1,11 @@
 // From a Hugging Face model directory to a model on the GPU: config, checkpoint validation, streaming upload
 // (one tensor in JS memory at a time, each checked for NaN/Inf on the way), frozen parameters by default.
-import { Tensor, rt, ref } from '@dawngrad/tensor';
+import { Tensor, rt } from '@dawngrad/tensor';
 import { Var, constant } from '@dawngrad/autograd';
 import { loadConfigFrom, validateCheckpoint, expectedParameters, type ModelConfig } from './config.ts';
 import { openCheckpoint } from './checkpoint.ts';
 import { toSource, type FileSource } from './sources.ts';
+import { f16Overflow, f32ToF16 } from './safetensors.ts';
 import { Linear } from './modules.ts';
 import { DecoderLayer, MistralForCausalLM } from './mistral.ts';
 
@@ -53,12 +54,11 @@ export function storedAsF16(name: string): boolean {
   return name === 'model.embed_tokens.weight' || name === 'lm_head.weight' || /\.(self_attn|mlp)\.\w+_proj\.weight$/.test(name);
 }
 
-/** f16 bits of a weight, or a one-line error naming it when a value is beyond f16's largest finite 65504. */
+/** f16 bits of a weight, or a one-line error naming it when a value would round past f16's largest finite 65504. */
 export function toF16Weight(data: Float32Array, name: string, source: string): Uint16Array {
-  let worst = 0;
-  for (let i = 0; i < data.length; i++) worst = Math.max(worst, Math.abs(data[i]!));
-  if (worst > 65504) throw new Error(`${source}: ${name} holds values up to ${worst.toExponential(3)}, beyond f16's 65504: it cannot be stored in f16 (use --precision f32)`);
-  return ref.toF16Bits(data);
+  const { worst } = f16Overflow(data);
+  if (worst > 0) throw new Error(`${source}: ${name} holds values up to ${worst.toExponential(3)}, beyond f16's 65504: it cannot be stored in f16 (use --precision f32)`);
+  return f32ToF16(data);
 }
 
 /** Load config.json and the (possibly sharded) safetensors of `dir` (a folder, or a URL / picked-files FileSource) onto the GPU. */
@@ -76,7 +76,7 @@ export async function loadModel(from: string | FileSource, opts: LoadOptions = {
     const wanted = expectedParameters(cfg).map((p) => p.name);
     for await (const t of ckpt.tensors(wanted)) {
       if (!(t.data instanceof Float32Array)) throw new Error(`${dir}: ${t.name} is not a floating-point tensor`);
-      checkFinite(t.data, t.name, `model ${dir}`);
+      checkFiniteWeights(t.data, t.name, `model ${dir}`);
       const f16 = mixed && storedAsF16(t.name);
       weights.set(t.name, f16 ? Tensor.fromArray(toF16Weight(t.data, t.name, `model ${dir}`), t.shape, 'f16') : Tensor.fromArray(t.data, t.shape, 'f32'));
     }
@@ -90,7 +90,7 @@ export async function loadModel(from: string | FileSource, opts: LoadOptions = {
  * Refuse weights holding NaN or ±Inf, naming the tensor and how many: a model (or adapter) computed from them gives
  * NaN logits that evaluate to a normal-looking confusion matrix. `source` names the file or directory in the message.
  */
-export function checkFinite(data: ArrayLike<number>, name: string, source: string): void {
+export function checkFiniteWeights(data: ArrayLike<number>, name: string, source: string): void {
   let bad = 0;
   let first = 0;
   for (let i = 0; i < data.length; i++) {

@@ -4,7 +4,7 @@
 // tensor's turn comes), so a merge can stream a large model through the writer one tensor at a time.
 import { nodeApi } from '@dawngrad/tensor';
 import type { FileHandle } from 'node:fs/promises';
-import { DTYPE_BYTES, f32ToBf16, f32ToF16, numelOf } from './safetensors.ts';
+import { DTYPE_BYTES, f32ToBf16, f32ToF16, f16Overflow, numelOf } from './safetensors.ts';
 import { INDEX_FILE, SINGLE_WEIGHTS_FILE } from './files.ts';
 
 const { open, rename, rm } = nodeApi.fsp;
@@ -66,15 +66,7 @@ export function encodeTensor(name: string, t: TensorToWrite, data: TensorData): 
 
 /** Refuse finite values that f16 would round to ±Inf (|x| ≥ 65520), naming the tensor: silently writing Inf loses them. */
 function checkF16Range(name: string, a: Float32Array): void {
-  let n = 0;
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = Math.abs(a[i]!);
-    if (x >= 65520 && x !== Infinity) {
-      n++;
-      worst = Math.max(worst, x);
-    }
-  }
+  const { count: n, worst } = f16Overflow(a);
   if (n > 0) {
     throw new Error(`writeSafetensors: tensor "${name}" holds ${n} value${n > 1 ? 's' : ''} outside f16's range (up to ${worst.toExponential(3)}; f16's largest is 65504): write it as bf16 or f32`);
   }

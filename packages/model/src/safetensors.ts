@@ -101,6 +101,20 @@ export function f32ToBf16(x: Float32Array, out = new Uint16Array(x.length)): Uin
   return out;
 }
 
+/** Finite values that f16 would round to ±Infinity (|x| ≥ 65520: 65504, f16's largest, is the nearest below). */
+export function f16Overflow(a: Float32Array): { count: number; worst: number } {
+  let count = 0;
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = Math.abs(a[i]!);
+    if (x >= 65520 && x !== Infinity) {
+      count++;
+      worst = Math.max(worst, x);
+    }
+  }
+  return { count, worst };
+}
+
 /** f32 -> f16 bits, round to nearest even, with subnormals; too large -> ±Infinity. */
 export function f32ToF16(x: Float32Array, out = new Uint16Array(x.length)): Uint16Array {
   const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
