@@ -6,7 +6,7 @@
 // Parameter names are PEFT's: base_model.model.<module path>.lora_A.default.weight, in module order (the order PEFT's
 // named_parameters() lists them), so gradients, optimiser state and saved files line up with Hugging Face's.
 import { Tensor, keep } from '@dawngrad/tensor';
-import { Var, param, matmul, scale, dropout } from '@dawngrad/autograd';
+import { Var, param, dropout } from '@dawngrad/autograd';
 import type { LowRankUpdate } from '@dawngrad/model';
 import type { Batch, ForwardOptions, Linear, MistralForCausalLM, NamedParam } from '@dawngrad/model';
 import { loraConfig, loraScale, selectTargets, type LoraConfig, type LoraConfigInput } from './config.ts';
@@ -56,13 +56,6 @@ export class LoraLayer {
 
   get path(): string {
     return this.linear.path;
-  }
-
-  // x: [N, in] -> scale · B·A·dropout(x): [N, out] — the update alone, as two plain products (the layer fuses it)
-  forward(x: Var): Var {
-    const h = matmul(this.input(x), this.A, { transB: true }); // [N, r]
-    // scaling the r-wide intermediate costs N·r multiplies instead of N·out
-    return matmul(scale(h, this.scale), this.B, { transB: true }); // [N, out]
   }
 }
 

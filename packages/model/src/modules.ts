@@ -1,15 +1,12 @@
 // The building blocks of the decoder, each holding its parameters under their Hugging Face names.
 import { Tensor } from '@dawngrad/tensor';
-import { Var, matmul, add, linearLowRank } from '@dawngrad/autograd';
+import { Var, matmul, linearLowRank } from '@dawngrad/autograd';
 
 /** A named parameter: its HF name and the Var holding it. */
 export interface NamedParam {
   name: string;
   param: Var;
 }
-
-/** Something that adds to a linear layer's output: y = W·x + Σ adapter(x). */
-export type LinearAdapter = (x: Var) => Var;
 
 /**
  * A low-rank update the layer computes inside its own product: y = x·Wᵀ + scale·(x'·Aᵀ)·Bᵀ with A: [r, in], B: [out, r],
@@ -25,8 +22,6 @@ export interface LowRankUpdate {
 
 /** y = x·Wᵀ with W in HF layout [out, in]; no bias (Mistral/Llama have none). */
 export class Linear {
-  /** extra terms added to the output; empty for a plain linear layer */
-  adapters: LinearAdapter[] = [];
   /** a low-rank update fused into the layer's product (LoRA); null for a plain layer */
   lowRank: LowRankUpdate | null = null;
 
@@ -48,9 +43,7 @@ export class Linear {
   forward(x: Var): Var {
     const lr = this.lowRank;
     const xd = lr?.input?.(x);
-    let y = lr ? linearLowRank(x, this.weight, lr.A, lr.B, lr.scale, xd === x ? undefined : xd) : matmul(x, this.weight, { transB: true });
-    for (const a of this.adapters) y = add(y, a(x));
-    return y;
+    return lr ? linearLowRank(x, this.weight, lr.A, lr.B, lr.scale, xd === x ? undefined : xd) : matmul(x, this.weight, { transB: true });
   }
 }
 
