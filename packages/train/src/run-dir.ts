@@ -4,7 +4,8 @@
 //  - RunLock, once every input has passed: an exclusive lock file holding the pid, so two `dawngrad train` processes
 //    never write one directory (the second is refused); a lock left by a killed process is taken over, with a notice;
 //  - writing(): a file-system error while writing becomes one line naming what was being written, where, and the fix.
-import { open, readFile, rename, rm, rmdir, mkdir } from 'node:fs/promises';
+import { open, link, copyFile, readFile, rename, rm, rmdir, mkdir } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -112,17 +113,27 @@ export class RunLock {
     const path = join(dir, LOCK_FILE);
     const info: LockInfo = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
     for (let attempt = 0; attempt < 3; attempt++) {
+      // written whole under another name, then linked into place: the link is the exclusive create (of two processes
+      // exactly one gets here), and nobody ever reads a half-written lock (one that would look like a dead holder's)
+      const tmp = `${path}.${process.pid}.tmp`;
       try {
-        const fh = await open(path, 'wx'); // exclusive create: of two processes, exactly one gets here
+        const fh = await open(tmp, 'w');
         try {
           await fh.writeFile(JSON.stringify(info));
           await fh.sync();
         } finally {
           await fh.close();
         }
+        await link(tmp, path).catch((e: NodeJS.ErrnoException) => {
+          // a file system without hard links: an exclusive copy (its content may be read half-written)
+          if (['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(e.code ?? '')) return copyFile(tmp, path, fsConstants.COPYFILE_EXCL);
+          throw e;
+        });
         return new RunLock(path, created);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      } finally {
+        await rm(tmp, { force: true });
       }
       const h = lockHolder(dir);
       if (h && !h.stale) throw inUse(dir, h);
