@@ -24,7 +24,8 @@ const broadcastFmas = (SG: number) =>
   range(SG).map((r) => range(4).map((c) => `acc${r} = fma(vec4<f32>(subgroupBroadcast(a.${xyzw(c)}, ${r}u)), b${c}, acc${r});`).join(' ')).join('\n    ');
 const accumulators = (SG: number) => range(SG).map((r) => `var acc${r} = vec4<f32>();`).join(' ');
 
-function sgKernel(name: string, SG: number, bindings: Record<string, string>, body: string, decls = '') {
+/** `name` and SG hold everything `body` builds on: it is built on the kernel's first use only. */
+function sgKernel(name: string, SG: number, bindings: Record<string, string>, body: () => string, decls = '') {
   return kernelFor(`attention.${name}:sg${SG}`, () => ({
     params: ATTN_PARAMS,
     bindings,
@@ -33,13 +34,13 @@ function sgKernel(name: string, SG: number, bindings: Record<string, string>, bo
     decls: ROW_HELPERS + decls,
     body: `  let T = p.T;
   let D = p.D;
-${body}`,
+${body()}`,
   }));
 }
 
 // ---- rowdot: the scores (and their epilogue, ROWDOT_VALUE) of queries i0..i0+SG-1 × keys up to the diagonal ---------------
 function rowdotKernel(SG: number) {
-  return sgKernel('rowdot', SG, { X: 'vec4<f32>', Y: 'vec4<f32>', M: 'i32', L: 'f32', Probs: 'f32', Dl: 'f32', OUT: 'rw f32' }, `
+  return sgKernel('rowdot', SG, { X: 'vec4<f32>', Y: 'vec4<f32>', M: 'i32', L: 'f32', Probs: 'f32', Dl: 'f32', OUT: 'rw f32' }, () => `
   let bh = wid.z;
   let b = bh / p.H;
   let h = bh % p.H;
@@ -80,7 +81,7 @@ function rowdotKernel(SG: number) {
 
 // ---- rowmix: rows i0.. of α·A·Y over keys j ≤ i (O = P·V, dQ = scale·dS·K) ----------------------------------------------
 function rowmixKernel(SG: number) {
-  return sgKernel('rowmix', SG, { A: 'f32', Y: 'vec4<f32>', OUT: 'rw vec4<f32>' }, `
+  return sgKernel('rowmix', SG, { A: 'f32', Y: 'vec4<f32>', OUT: 'rw vec4<f32>' }, () => `
   let bh = wid.z;
   let b = bh / p.H;
   let h = bh % p.H;
@@ -103,7 +104,7 @@ function rowmixKernel(SG: number) {
 
 // ---- colmix: rows j0.. (keys) of α·Σ_h Aᵀ·X over queries i ≥ j (dK = scale·dSᵀ·Q, dV = Pᵀ·dO) ---------------------------
 function colmixKernel(SG: number) {
-  return sgKernel('colmix', SG, { A: 'f32', X: 'vec4<f32>', OUT: 'rw vec4<f32>' }, `
+  return sgKernel('colmix', SG, { A: 'f32', X: 'vec4<f32>', OUT: 'rw vec4<f32>' }, () => `
   let b = wid.z / p.KV;
   let g = wid.z % p.KV;
   let G = p.H / p.KV;

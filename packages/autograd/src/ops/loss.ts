@@ -9,7 +9,7 @@
 //   3. back:  dlogits[r, v] = (exp(x[r,v] − lse[r]) − (1 − ε)·[v = t[r]] − ε/V)·g/count, zero rows where t[r] = ignoreIndex
 // lse and count are saved by the forward for the backward. A target outside [0, V) that is not
 // ignoreIndex cannot throw on the GPU: it makes its row's loss, the mean and the gradient NaN (PyTorch raises).
-import { ref, rt, grid, Tensor, WG, NEG_INF, defineKernel, treeReduce, flatIndex } from '@dawngrad/tensor';
+import { ref, rt, grid, Tensor, WG, NEG_INF, defineKernel, kernelFor, treeReduce, flatIndex } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
 
@@ -48,22 +48,22 @@ fn rowLoss(lse: f32, t: i32, xt: f32, sum: f32) -> f32 {
   return lse - (1.0 - p.eps) * xt - p.eps * sum / f32(p.V);
 }`;
 
-// kernel 1's declaration, shared by its two variants: x: [N, V], t: [N] -> lse: [N], loss: [N]
-function rowsKernel(variant: string, workgroup: number, body: string, shared = '') {
-  return defineKernel({
-    name: `crossEntropyRows:${variant}`,
+// kernel 1's declaration, shared by its two variants: x: [N, V], t: [N] -> lse: [N], loss: [N]. `variant` holds
+// everything `body` and `shared` build on (the workgroup size included): both are built on the kernel's first use only.
+function rowsKernel(variant: string, workgroup: number, body: () => string, shared: () => string = () => '') {
+  return kernelFor(`crossEntropyRows:${variant}`, () => ({
     workgroupSize: [workgroup],
     params: { N: 'u32', V: 'u32', ignore: 'i32', eps: 'f32' },
     bindings: { X: 'f32', Tg: 'i32', Lse: 'rw f32', Loss: 'rw f32' },
     decls: `${LSE_FNS}
 fn targetLogit(r: u32) -> f32 { let t = Tg[r]; if (t < 0 || t >= i32(p.V)) { return 0.0; } return X[r * p.V + u32(t)]; }
-${shared}`,
-    body,
-  });
+${shared()}`,
+    body: body(),
+  }));
 }
 
 // one workgroup of W per row: strided online log-sum-exp (and Σ x, label smoothing's mean), then a tree of lseMerge
-const treeKernel = rowsKernel(`tree:w${W}`, W, `  let r = wid.y * nwg.x + wid.x;
+const treeKernel = rowsKernel(`tree:w${W}`, W, () => `  let r = wid.y * nwg.x + wid.x;
   if (r >= p.N) { return; } // uniform per workgroup, so the barriers stay legal
   let base = r * p.V;
   var acc = vec2<f32>(${NEG_INF}, 0.0); // (running max, Σ exp(x − max)); s = 0 marks "no element yet"
@@ -76,12 +76,12 @@ const treeKernel = rowsKernel(`tree:w${W}`, W, `  let r = wid.y * nwg.x + wid.x;
     let lse = sh[0].x + log(sh[0].y);
     Lse[r] = lse;
     Loss[r] = rowLoss(lse, Tg[r], targetLogit(r), shSum[0]);
-  }`, `var<workgroup> sh: array<vec2<f32>, ${W}>;
+  }`, () => `var<workgroup> sh: array<vec2<f32>, ${W}>;
 var<workgroup> shSum: array<f32, ${W}>;`);
 
 // the same, one invocation per row; S rows per workgroup (small S spreads few rows over more CPU threads)
 const serialKernel = (S: number) =>
-  rowsKernel(`serial:s${S}`, S, `${flatIndex(S)}
+  rowsKernel(`serial:s${S}`, S, () => `${flatIndex(S)}
   if (i >= p.N) { return; }
   let base = i * p.V;
   var acc = vec2<f32>(${NEG_INF}, 0.0);

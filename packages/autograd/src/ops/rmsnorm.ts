@@ -8,7 +8,7 @@
 // measurements: bench/README.md, "Why each op's kernel has its shape".
 // rstd is not kept from the forward: the backward's first pass over the row reads x anyway for mean(x·w·g), so it
 // recomputes Σx² in the same loop (no extra memory traffic, and no side tensor whose lifetime would outlive the op).
-import { Tensor, grid, ref, defineKernel, flatIndex } from '@dawngrad/tensor';
+import { Tensor, grid, ref, kernelFor, flatIndex } from '@dawngrad/tensor';
 import { defineOp, apply, type F64, type CpuBackwardCtx } from '../op.ts';
 import type { Var } from '../var.ts';
 
@@ -29,35 +29,41 @@ function vecTypes(vec4: boolean): string {
     : 'alias V = f32;\nfn hsum(v: V) -> f32 { return v; }';
 }
 
-/** The three kernels share their uniforms: rows, nv (vectors per row), C, eps; `idx` is this invocation's row or column. */
-function rmsKernel<B extends Record<string, string>>(name: string, vec4: boolean, bindings: B, body: string) {
-  return defineKernel({
-    name: `rmsnorm.${name}:v${vec4 ? 4 : 1}`,
-    workgroupSize: [WG],
-    params: { rows: 'u32', nv: 'u32', C: 'u32', eps: 'f32' },
-    bindings,
-    decls: vecTypes(vec4),
-    body: `${flatIndex(WG, 'idx')}\n${body}`,
+/**
+ * The three kernels share their uniforms: rows, nv (vectors per row), C, eps; `idx` is this invocation's row or column.
+ * `name` (with vec4) holds everything `parts` builds on: the bindings and body are built on the kernel's first use only.
+ */
+function rmsKernel<B extends Record<string, string>>(name: string, vec4: boolean, parts: () => { bindings: B; body: string }) {
+  return kernelFor(`rmsnorm.${name}:v${vec4 ? 4 : 1}`, () => {
+    const { bindings, body } = parts();
+    return {
+      workgroupSize: [WG],
+      params: { rows: 'u32', nv: 'u32', C: 'u32', eps: 'f32' },
+      bindings,
+      decls: vecTypes(vec4),
+      body: `${flatIndex(WG, 'idx')}\n${body}`,
+    };
   });
 }
 
 // x: [rows, C], w: [C] -> y: [rows, C]; one invocation per row
 const forwardKernel = (vec4: boolean) =>
-  rmsKernel('fwd', vec4, { X: 'V', W: 'V', Y: 'rw V' }, `
+  rmsKernel('fwd', vec4, () => ({ bindings: { X: 'V', W: 'V', Y: 'rw V' }, body: `
   if (idx >= p.rows) { return; }
   let base = idx * p.nv;
   var ss = V(0.0);
   for (var c = 0u; c < p.nv; c++) { let v = X[base + c]; ss += v * v; }
   let r = inverseSqrt(hsum(ss) / f32(p.C) + p.eps);
   // HF order: normalise first, then scale by the weight
-  for (var c = 0u; c < p.nv; c++) { Y[base + c] = W[c] * (X[base + c] * r); }`);
+  for (var c = 0u; c < p.nv; c++) { Y[base + c] = W[c] * (X[base + c] * r); }` }));
 
 // x, g: [rows, C], w: [C] -> dx: [rows, C] (when dx) and rstd: [rows] (when saveR, for the dw pass); one invocation per row
 function rowBackwardKernel(vec4: boolean, dx: boolean, saveR: boolean) {
-  const bindings: Record<string, string> = { X: 'V' };
-  if (dx) Object.assign(bindings, { W: 'V', G: 'V', DX: 'rw V' });
-  if (saveR) bindings.R = 'rw f32';
-  return rmsKernel(`bwd_rows:dx${+dx}:r${+saveR}`, vec4, bindings, `
+  return rmsKernel(`bwd_rows:dx${+dx}:r${+saveR}`, vec4, () => {
+    const bindings: Record<string, string> = { X: 'V' };
+    if (dx) Object.assign(bindings, { W: 'V', G: 'V', DX: 'rw V' });
+    if (saveR) bindings.R = 'rw f32';
+    return { bindings, body: `
   if (idx >= p.rows) { return; }
   let base = idx * p.nv;
   var ss = V(0.0);
@@ -70,19 +76,20 @@ function rowBackwardKernel(vec4: boolean, dx: boolean, saveR: boolean) {
   let r = inverseSqrt(hsum(ss) / f32(p.C) + p.eps);
   ${saveR ? 'R[idx] = r;' : ''}
   ${dx ? `let k = r * r * (hsum(xwg) / f32(p.C));
-  for (var c = 0u; c < p.nv; c++) { DX[base + c] = r * (W[c] * G[base + c] - X[base + c] * k); }` : ''}`);
+  for (var c = 0u; c < p.nv; c++) { DX[base + c] = r * (W[c] * G[base + c] - X[base + c] * k); }` : ''}` };
+  });
 }
 
 // x, g: [rows, C], rstd: [rows] -> dw: [C]; one invocation per column vector, rows summed in order (deterministic)
 const dwKernel = (vec4: boolean) =>
-  rmsKernel('bwd_dw', vec4, { X: 'V', G: 'V', R: 'f32', DW: 'rw V' }, `
+  rmsKernel('bwd_dw', vec4, () => ({ bindings: { X: 'V', G: 'V', R: 'f32', DW: 'rw V' }, body: `
   if (idx >= p.nv) { return; }
   var acc = V(0.0);
   for (var row = 0u; row < p.rows; row++) {
     let i = row * p.nv + idx;
     acc += G[i] * X[i] * R[row];
   }
-  DW[idx] = acc;`);
+  DW[idx] = acc;` }));
 
 // ---- GPU forward / backward -----------------------------------------------------------------------------------------
 

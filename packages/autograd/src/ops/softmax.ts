@@ -5,7 +5,7 @@
 // Both need only y (the forward output), not x. Short rows: one invocation per row with a serial loop; long rows:
 // one workgroup per row, a strided loop per thread and a tree in workgroup memory (fixed order: deterministic).
 import * as tensor from '@dawngrad/tensor';
-import { ref, grid, Tensor, WG, FLAT_INDEX, defineKernel, treeReduce } from '@dawngrad/tensor';
+import { ref, grid, Tensor, WG, FLAT_INDEX, kernelFor, treeReduce } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
 
@@ -19,8 +19,7 @@ const DX: Record<Kind, string> = { softmax: 'y * (g - s)', logSoftmax: 'g - exp(
 
 // y, g: [rows, C] -> dx: [rows, C]; one invocation per row: the row sum, then the write
 function smallKernel(kind: Kind) {
-  return defineKernel({
-    name: `softmaxBackwardSmall:${kind}`,
+  return kernelFor(`softmaxBackwardSmall:${kind}`, () => ({
     params: { rows: 'u32', C: 'u32' },
     bindings: { Y: 'f32', G: 'f32', DX: 'rw f32' },
     body: `${FLAT_INDEX}
@@ -29,13 +28,12 @@ function smallKernel(kind: Kind) {
   var s = 0.0;
   for (var k = 0u; k < p.C; k++) { let y = Y[base + k]; let g = G[base + k]; s += ${TERM[kind]}; }
   for (var k = 0u; k < p.C; k++) { let y = Y[base + k]; let g = G[base + k]; DX[base + k] = ${DX[kind]}; }`,
-  });
+  }));
 }
 
 // the same with one workgroup of W per row: strided partial sums, a tree, then the strided write
 function rowKernel(kind: Kind, W: number) {
-  return defineKernel({
-    name: `softmaxBackwardRows:${kind}:w${W}`,
+  return kernelFor(`softmaxBackwardRows:${kind}:w${W}`, () => ({
     workgroupSize: [W],
     params: { rows: 'u32', C: 'u32' },
     bindings: { Y: 'f32', G: 'f32', DX: 'rw f32' },
@@ -49,7 +47,7 @@ function rowKernel(kind: Kind, W: number) {
   ${treeReduce(W, 'lid.x', (h) => `sh[lid.x] += sh[lid.x + ${h}];`)}
   let s = sh[0]; // the row sum
   for (var k = lid.x; k < p.C; k += W) { let y = Y[base + k]; let g = G[base + k]; DX[base + k] = ${DX[kind]}; }`,
-  });
+  }));
 }
 
 /** dx from the forward output y and the upstream gradient g, both [..., C]. */

@@ -4,28 +4,31 @@
 //   dgate = g · up · s · (1 + gate·(1 − s))      (d silu(x)/dx = s + x·s·(1 − s))
 //   dup   = g · silu(gate) = g · gate · s
 // One backward kernel writes both (or only the one that is needed: a frozen up_proj under LoRA still needs dgate).
-import { Tensor, grid, ref, WG, FLAT_INDEX, defineKernel } from '@dawngrad/tensor';
+import { Tensor, grid, ref, WG, FLAT_INDEX, kernelFor } from '@dawngrad/tensor';
 import { defineOp, apply, type F64, type CpuBackwardCtx } from '../op.ts';
 import type { Var } from '../var.ts';
 
 /**
  * Elementwise kernels over vectors of width 4 when the size allows it (lavapipe runs a vec4 as one SIMD op),
- * else scalars. `body` sees `gate`, `up`, `g` as needed and assigns the outputs.
+ * else scalars. `body` sees `gate`, `up`, `g` as needed and assigns the outputs. `name` (with vec4) holds everything
+ * `parts` builds on: the inputs, outputs and body are built on the kernel's first use only.
  */
-function kernel(name: string, vec4: boolean, inputs: string[], outputs: string[], body: string) {
-  const bindings: Record<string, string> = {};
-  for (const n of inputs) bindings[n.toUpperCase()] = 'V';
-  for (const n of outputs) bindings[n.toUpperCase()] = 'rw V';
-  return defineKernel({
-    name: `swiglu.${name}:v${vec4 ? 4 : 1}`,
-    params: { n: 'u32' },
-    bindings,
-    decls: `alias V = ${vec4 ? 'vec4<f32>' : 'f32'};`,
-    body: `${FLAT_INDEX}
+function kernel(name: string, vec4: boolean, parts: () => { inputs: string[]; outputs: string[]; body: string }) {
+  return kernelFor(`swiglu.${name}:v${vec4 ? 4 : 1}`, () => {
+    const { inputs, outputs, body } = parts();
+    const bindings: Record<string, string> = {};
+    for (const n of inputs) bindings[n.toUpperCase()] = 'V';
+    for (const n of outputs) bindings[n.toUpperCase()] = 'rw V';
+    return {
+      params: { n: 'u32' },
+      bindings,
+      decls: `alias V = ${vec4 ? 'vec4<f32>' : 'f32'};`,
+      body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   ${inputs.map((n) => `let ${n} = ${n.toUpperCase()}[i];`).join(' ')}
   let s = 1.0 / (1.0 + exp(-gate));
   ${body}`,
+    };
   });
 }
 
@@ -36,11 +39,14 @@ function run(k: (vec4: boolean) => ReturnType<typeof kernel>, buffers: Record<st
 }
 
 // gate, up: [..., I] -> y: [..., I]
-const fwdKernel = (vec4: boolean) => kernel('fwd', vec4, ['gate', 'up'], ['y'], 'Y[i] = gate * s * up;');
+const fwdKernel = (vec4: boolean) => kernel('fwd', vec4, () => ({ inputs: ['gate', 'up'], outputs: ['y'], body: 'Y[i] = gate * s * up;' }));
 // g, gate, up -> dgate and/or dup
 const bwdKernel = (dgate: boolean, dup: boolean) => (vec4: boolean) =>
-  kernel(`bwd:dg${+dgate}:du${+dup}`, vec4, dgate ? ['g', 'gate', 'up'] : ['g', 'gate'], [...(dgate ? ['dgate'] : []), ...(dup ? ['dup'] : [])],
-    [dgate ? 'DGATE[i] = g * up * s * (1.0 + gate * (1.0 - s));' : '', dup ? 'DUP[i] = g * gate * s;' : ''].join('\n  '));
+  kernel(`bwd:dg${+dgate}:du${+dup}`, vec4, () => ({
+    inputs: dgate ? ['g', 'gate', 'up'] : ['g', 'gate'],
+    outputs: [...(dgate ? ['dgate'] : []), ...(dup ? ['dup'] : [])],
+    body: [dgate ? 'DGATE[i] = g * up * s * (1.0 + gate * (1.0 - s));' : '', dup ? 'DUP[i] = g * gate * s;' : ''].join('\n  '),
+  }));
 
 function checkInputs(gate: { shape: readonly number[] }, up: { shape: readonly number[] }): void {
   if (gate.shape.length !== up.shape.length || gate.shape.some((d, i) => d !== up.shape[i])) {

@@ -17,7 +17,7 @@
 // bench/README.md.) Float64 twins: cpu/attention-decode.ts.
 import { grid } from '../runtime.ts';
 import { Tensor } from '../tensor.ts';
-import { WG, FLAT_INDEX, NEG_INF, defineKernel, flatIndex } from '../kernel.ts';
+import { WG, FLAT_INDEX, NEG_INF, kernelFor, flatIndex } from '../kernel.ts';
 
 // invocations per workgroup of the per-(b, h) softmax: B·H is small, and lavapipe runs each workgroup on one thread
 const ROW_WG = 8;
@@ -36,8 +36,7 @@ export function writeRowsAt(dst: Tensor, src: Tensor, start: Tensor): Tensor {
   const U = v4 ? 'vec4<u32>' : 'u32';
   const WU = v4 ? W / 4 : W;
   const n = B * S * WU;
-  defineKernel({
-    name: `writeRowsAt:${U}`,
+  kernelFor(`writeRowsAt:${U}`, () => ({
     params: { n: 'u32', S: 'u32', W: 'u32', T: 'u32' },
     bindings: { Src: U, Start: 'i32', Dst: `rw ${U}` },
     body: `${FLAT_INDEX}
@@ -48,7 +47,7 @@ export function writeRowsAt(dst: Tensor, src: Tensor, start: Tensor): Tensor {
   let t = Start[b] + i32(s);
   if (t < 0 || t >= i32(p.T)) { return; } // past the cache: nothing to write
   Dst[(b * p.T + u32(t)) * p.W + w] = Src[i];`,
-  }).run({ Src: src, Start: start, Dst: dst }, { n, S, W: WU, T: Tmax }, grid(Math.ceil(n / WG)));
+  })).run({ Src: src, Start: start, Dst: dst }, { n, S, W: WU, T: Tmax }, grid(Math.ceil(n / WG)));
   return dst;
 }
 
@@ -87,9 +86,9 @@ export function attentionDecode(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p
   const dot = v4 ? 'dot' : 'mul';
   const probs = Tensor.empty([B, H, Tmax], 'f32'); // scores, then probabilities
   // the three kernels share their uniforms and the key range of a row: j ≤ pos[b] inside the cache, and pos[b] − W < j
-  const decodeKernel = (name: string, bindings: Record<string, string>, body: string, workgroup = WG) =>
-    defineKernel({
-      name: `attentionDecode.${name}`,
+  // (`name` holds what the body specialises on; the body is built on the kernel's first use only)
+  const decodeKernel = (name: string, bindings: Record<string, string>, body: () => string, workgroup = WG) =>
+    kernelFor(`attentionDecode.${name}`, () => ({
       workgroupSize: [workgroup],
       params: { n: 'u32', H: 'u32', KV: 'u32', T: 'u32', D: 'u32', window: 'u32', scale: 'f32' },
       bindings,
@@ -98,12 +97,12 @@ fn lastKey(b: u32) -> i32 { return min(Pos[b], i32(p.T) - 1); }
 fn firstKey(b: u32) -> i32 { return select(0, max(0, Pos[b] - i32(p.window) + 1), p.window > 0u); }`,
       body: `${flatIndex(workgroup)}
   if (i >= p.n) { return; }
-${body}`,
-    });
+${body()}`,
+    }));
   // window 0 = none; a window that covers the whole cache is none too
   const params = (n: number) => ({ n, H, KV, T: Tmax, D: DU, window: window !== null && window < Tmax ? window : 0, scale });
   // (1) one invocation per (b, h, j ≤ pos[b]): S = scale·q·k_j
-  decodeKernel(`scores:${E}`, { Q: E, K: E, Pos: 'i32', S: 'rw f32' }, `  let j = i % p.T;
+  decodeKernel(`scores:${E}`, { Q: E, K: E, Pos: 'i32', S: 'rw f32' }, () => `  let j = i % p.T;
   let bh = i / p.T;
   let b = bh / p.H;
   if (i32(j) > lastKey(b) || i32(j) < firstKey(b)) { return; }
@@ -113,7 +112,7 @@ ${body}`,
   for (var c = 0u; c < p.D; c++) { s += ${dot}(Q[bh * p.D + c], K[kb + c]); }
   S[i] = p.scale * s;`).run({ Q: q, K: k, Pos: pos, S: probs }, params(B * H * Tmax), grid(Math.ceil((B * H * Tmax) / WG)));
   // (2) one invocation per (b, h): softmax over the allowed keys, in place (0 where the mask says padding)
-  decodeKernel('softmax', { M: 'i32', Pos: 'i32', S: 'rw f32' }, `  let b = i / p.H;
+  decodeKernel('softmax', { M: 'i32', Pos: 'i32', S: 'rw f32' }, () => `  let b = i / p.H;
   let first = firstKey(b);
   let last = lastKey(b);
   var m = ${NEG_INF};
@@ -127,7 +126,7 @@ ${body}`,
   let inv = select(0.0, 1.0 / l, l > 0.0); // no allowed key: zeros
   for (var j = first; j <= last; j++) { S[i * p.T + u32(j)] *= inv; }`, ROW_WG).run({ M: mask, Pos: pos, S: probs }, params(B * H), grid(Math.ceil((B * H) / ROW_WG)));
   // (3) one invocation per (b, h, d): out = Σ_j P_j · v_j
-  decodeKernel(`pv:${E}`, { S: 'f32', V: E, Pos: 'i32', O: `rw ${E}` }, `  let c = i % p.D;
+  decodeKernel(`pv:${E}`, { S: 'f32', V: E, Pos: 'i32', O: `rw ${E}` }, () => `  let c = i % p.D;
   let bh = i / p.D;
   let b = bh / p.H;
   let g = (bh % p.H) / (p.H / p.KV);

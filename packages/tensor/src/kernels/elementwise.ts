@@ -3,7 +3,7 @@
 // invocation per element, or per vec4 when nothing broadcasts — a quarter of the invocations and 16-byte loads.
 import { rt, grid } from '../runtime.ts';
 import { Tensor, type DType, type Shape } from '../tensor.ts';
-import { WG, FLAT_INDEX, defineKernel } from '../kernel.ts';
+import { WG, FLAT_INDEX, kernelFor } from '../kernel.ts';
 
 export { WG, FLAT_INDEX } from '../kernel.ts';
 /** The entry point of a hand-written 1-D kernel; kernels made with defineKernel get theirs from it. */
@@ -75,24 +75,26 @@ export function unary(op: UnaryOp, x: Tensor, c = 0): Tensor {
   const elem = wgslType(x.dtype);
   const v4 = useVec4(x.dtype, x.size);
   const n = v4 ? x.size / 4 : x.size;
-  // the vec4 variant applies the scalar expression to each lane, so every op works unchanged
-  const body = v4
-    ? `let v = X[i];
+  const enable = dtypeEnable(op, x.dtype);
+  kernelFor(`unary:${op}:${elem}${v4 ? ':v4' : ''}`, () => {
+    // the vec4 variant applies the scalar expression to each lane, so every op works unchanged
+    const body = v4
+      ? `let v = X[i];
   var o: vec4<f32>;
   for (var k = 0u; k < 4u; k++) { let x = v[k]; o[k] = ${UNARY[op]}; }
   Y[i] = o;`
-    : `let x = X[i];
+      : `let x = X[i];
   Y[i] = ${UNARY[op]};`;
-  const E = v4 ? 'vec4<f32>' : elem;
-  defineKernel({
-    name: `unary:${op}:${elem}${v4 ? ':v4' : ''}`,
-    enable: dtypeEnable(op, x.dtype),
-    params: { n: 'u32', c: 'f32' },
-    bindings: { X: E, Y: `rw ${E}` },
-    body: `${FLAT_INDEX}
+    const E = v4 ? 'vec4<f32>' : elem;
+    return {
+      enable,
+      params: { n: 'u32', c: 'f32' },
+      bindings: { X: E, Y: `rw ${E}` },
+      body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   let c = ${elem === 'f32' ? 'p.c' : `${elem}(p.c)`};
   ${body}`,
+    };
   }).run({ X: x, Y: y }, { n, c }, grid(Math.ceil(n / WG)));
   return y;
 }
@@ -176,28 +178,30 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const full = outShape.length ? outShape : [1];
   const { out, strides } = collapseDims(full, [broadcastStrides(a.shape, full), broadcastStrides(b.shape, full)]);
   const rank = same ? 0 : out.length;
-  const im = indexMath(rank, ['a', 'b']);
-  // the vec4 variant applies the scalar expression to each lane, so every op works unchanged
-  const body = v4
-    ? `let va = A[i];
+  const enable = dtypeEnable(op, a.dtype);
+  kernelFor(`binary:${op}:${elem}:${v4 ? 'v4' : `r${rank}`}`, () => {
+    const im = indexMath(rank, ['a', 'b']);
+    // the vec4 variant applies the scalar expression to each lane, so every op works unchanged
+    const body = v4
+      ? `let va = A[i];
   let vb = B[i];
   var o: vec4<f32>;
   for (var k = 0u; k < 4u; k++) { let a = va[k]; let b = vb[k]; o[k] = ${BINARY[op]}; }
   Z[i] = o;`
-    : `${rank ? im.code : 'let ia = i; let ib = i;'}
+      : `${rank ? im.code : 'let ia = i; let ib = i;'}
   let a = A[ia];
   let b = B[ib];
   Z[i] = ${BINARY[op]};`;
-  const E = v4 ? 'vec4<f32>' : elem;
-  defineKernel({
-    name: `binary:${op}:${elem}:${v4 ? 'v4' : `r${rank}`}`,
-    enable: dtypeEnable(op, a.dtype),
-    params: { n: 'u32', ...im.params },
-    bindings: { A: E, B: E, Z: `rw ${E}` },
-    decls: `alias Elem = ${elem};`,
-    body: `${FLAT_INDEX}
+    const E = v4 ? 'vec4<f32>' : elem;
+    return {
+      enable,
+      params: { n: 'u32', ...im.params },
+      bindings: { A: E, B: E, Z: `rw ${E}` },
+      decls: `alias Elem = ${elem};`,
+      body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   ${body}`,
+    };
   }).run({ A: a, B: b, Z: z }, { n, ...indexValues(['a', 'b'], out, strides) }, grid(Math.ceil(n / WG)));
   return z;
 }
@@ -228,12 +232,11 @@ export function addInto(dst: Tensor, src: Tensor): void {
   const v4 = useVec4('f32', dst.size);
   const n = v4 ? dst.size / 4 : dst.size;
   const E = v4 ? 'vec4<f32>' : 'f32';
-  defineKernel({
-    name: `addInto:${E}`,
+  kernelFor(`addInto:${E}`, () => ({
     params: { n: 'u32' },
     bindings: { S: E, D: `rw ${E}` },
     body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   D[i] += S[i];`,
-  }).run({ S: src, D: dst }, { n }, grid(Math.ceil(n / WG)));
+  })).run({ S: src, D: dst }, { n }, grid(Math.ceil(n / WG)));
 }

@@ -3,7 +3,7 @@
 // and fold `x != x` to false.
 import { grid } from '../runtime.ts';
 import { Tensor } from '../tensor.ts';
-import { WG, FLAT_INDEX, defineKernel } from '../kernel.ts';
+import { WG, FLAT_INDEX, kernelFor } from '../kernel.ts';
 
 const EXPONENT = 0x7f800000;
 
@@ -16,14 +16,13 @@ export function countNonFinite(x: Tensor, counts: Tensor, slot = 0): void {
   if (counts.dtype !== 'u32') throw new Error(`countNonFinite: counts must be u32, got ${counts.dtype}`);
   if (!Number.isInteger(slot) || slot < 0 || slot >= counts.size) throw new Error(`countNonFinite: slot ${slot} is outside counts [${counts.size}]`);
   if (x.size === 0) return;
-  defineKernel({
-    name: 'countNonFinite',
+  kernelFor('countNonFinite', () => ({
     params: { n: 'u32', slot: 'u32' },
     bindings: { X: 'u32', Counts: 'rw atomic<u32>' },
     body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   if ((X[i] & ${EXPONENT}u) == ${EXPONENT}u) { atomicAdd(&Counts[p.slot], 1u); }`,
-  }).run({ X: x, Counts: counts }, { n: x.size, slot }, grid(Math.ceil(x.size / WG)));
+  })).run({ X: x, Counts: counts }, { n: x.size, slot }, grid(Math.ceil(x.size / WG)));
 }
 
 /** The CPU twin: how many values are NaN or ±Infinity. */

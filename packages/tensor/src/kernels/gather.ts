@@ -3,7 +3,7 @@
 // a kernel cannot throw, and a bounds check on the host would need a readback.
 import { rt, grid } from '../runtime.ts';
 import { Tensor, BYTES, numel } from '../tensor.ts';
-import { WG, FLAT_INDEX, defineKernel } from '../kernel.ts';
+import { WG, FLAT_INDEX, kernelFor } from '../kernel.ts';
 import { normAxis } from './layout.ts';
 import { zeros } from './misc.ts';
 
@@ -32,8 +32,7 @@ export function take(x: Tensor, idx: Tensor, axis = 0): Tensor {
   const { U, size } = unitFor(inner * BYTES[x.dtype]);
   const innerU = (inner * BYTES[x.dtype]) / size; // row length in units
   const n = outer * M * innerU;
-  defineKernel({
-    name: `take:${U}:${idx.dtype}`,
+  kernelFor(`take:${U}:${idx.dtype}`, () => ({
     enable: U === 'f16' ? ['f16'] : [],
     params: { n: 'u32', M: 'u32', inner: 'u32', N: 'u32' },
     bindings: { X: U, Idx: idx.dtype, Y: `rw ${U}` },
@@ -46,7 +45,7 @@ export function take(x: Tensor, idx: Tensor, axis = 0): Tensor {
   let id = i32(Idx[m]); // u32 ids past 2^31 turn negative: out of range either way
   if (id < 0 || id >= i32(p.N)) { Y[i] = ${U}(); return; }
   Y[i] = X[(o * p.N + u32(id)) * p.inner + k];`,
-  }).run({ X: x, Idx: idx, Y: y }, { n, M, inner: innerU, N }, grid(Math.ceil(n / WG)));
+  })).run({ X: x, Idx: idx, Y: y }, { n, M, inner: innerU, N }, grid(Math.ceil(n / WG)));
   return y;
 }
 
@@ -79,8 +78,7 @@ export function scatterAddRows(grad: Tensor, ids: Tensor, V: number): Tensor {
   const N = ids.size;
   if (N === 0 || C === 0 || V === 0) return out;
   const links = Tensor.empty([N, 2], 'u32'); // [n] = (1 if n is the first position of its id, next position or N)
-  defineKernel({
-    name: `scatterLinks:${ids.dtype}`,
+  kernelFor(`scatterLinks:${ids.dtype}`, () => ({
     params: { N: 'u32' },
     bindings: { Ids: ids.dtype, Links: 'rw u32' },
     body: `${FLAT_INDEX}
@@ -92,13 +90,12 @@ export function scatterAddRows(grad: Tensor, ids: Tensor, V: number): Tensor {
   for (var j = i + 1u; j < p.N; j++) { if (Ids[j] == id) { next = j; break; } }
   Links[2u * i] = first;
   Links[2u * i + 1u] = next;`,
-  }).run({ Ids: ids, Links: links }, { N }, grid(Math.ceil(N / WG)));
+  })).run({ Ids: ids, Links: links }, { N }, grid(Math.ceil(N / WG)));
   // columns move as vec4 when C allows: a quarter of the invocations, same per-lane order (still bit-exact)
   const v4 = C % 4 === 0;
   const E = v4 ? 'vec4<f32>' : 'f32';
   const CU = v4 ? C / 4 : C;
-  defineKernel({
-    name: `scatterSum:${ids.dtype}:${E}`,
+  kernelFor(`scatterSum:${ids.dtype}:${E}`, () => ({
     params: { n: 'u32', C: 'u32', N: 'u32', V: 'u32' },
     bindings: { G: E, Ids: ids.dtype, Links: 'u32', Out: `rw ${E}` },
     body: `${FLAT_INDEX}
@@ -115,7 +112,7 @@ export function scatterAddRows(grad: Tensor, ids: Tensor, V: number): Tensor {
     if (j >= p.N) { break; }
   }
   Out[u32(id) * p.C + c] = acc;`,
-  }).run({ G: grad, Ids: ids, Links: links, Out: out }, { n: N * CU, C: CU, N, V }, grid(Math.ceil((N * CU) / WG)));
+  })).run({ G: grad, Ids: ids, Links: links, Out: out }, { n: N * CU, C: CU, N, V }, grid(Math.ceil((N * CU) / WG)));
   links.dispose(); // stream-ordered pool: reuse is safe once the reading dispatch is encoded
   return out;
 }

@@ -10,7 +10,7 @@
 import { rt, grid } from '../runtime.ts';
 import { FLAT_INDEX, WG } from './elementwise.ts';
 import type { Tensor } from '../tensor.ts';
-import { ROUND_F16, defineKernel, kernelFor } from '../kernel.ts';
+import { ROUND_F16, defineKernel, kernelFor, type KernelBody } from '../kernel.ts';
 import type { MatmulOptions } from './matmul.ts';
 
 // Sizes, strides, alpha and the accumulate flag travel as uniforms: a kernel specialises only where the layout changes
@@ -34,6 +34,13 @@ const store = (i: string, v: string) => `if (p.acc != 0u) { C[${i}] += p.alpha *
 // for any other shape, one k per step, scalar loads through the strides in the uniforms. f16B: B is stored f16 and A
 // is rounded through f16 as it is read (mixed precision's f16·f16 products summed in f32).
 export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | null, f16B = false, tC = false) {
+  const vec = tA !== null;
+  const key = `matmul:sg${SG}:${vec ? `${tA ? 't' : 'n'}${tB ? 't' : 'n'}:vec4` : 'strided'}${f16B ? ':f16' : ''}${tC ? ':tc' : ''}`;
+  return kernelFor(key, () => subgroupSpec(SG, tA, tB, f16B, tC));
+}
+
+/** subgroupKernel's declaration, built once per key. */
+function subgroupSpec(SG: number, tA: boolean | null, tB: boolean | null, f16B: boolean, tC: boolean) {
   const rows = range(SG);
   const xyzw = (i: number) => 'xyzw'[i]!;
   const vec = tA !== null;
@@ -69,8 +76,7 @@ export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | nul
     ${rows.map((r) => `if (m0 + ${r}u < M) { let i = (cBase + (m0 + ${r}u) * N + n) / 4u; ${store('i', `acc${r}`)} }`).join('\n    ')}
   }`
     : rows.map((r) => `if (m0 + ${r}u < M) { for (var j = 0u; j < 4u; j++) { if (n + j < N) { let i = ${at(r)}; ${store('i', `acc${r}[j]`)} } } }`).join('\n  ');
-  const key = `matmul:sg${SG}:${vec ? `${tA ? 't' : 'n'}${tB ? 't' : 'n'}:vec4` : 'strided'}${f16B ? ':f16' : ''}${tC ? ':tc' : ''}`;
-  return kernelFor(key, () => ({
+  return {
     params: SUBGROUP_PARAMS,
     bindings: {
       A: vecA ? 'vec4<f32>' : 'f32',
@@ -96,7 +102,7 @@ export function subgroupKernel(SG: number, tA: boolean | null, tB: boolean | nul
     ${rows.map((r) => range(4).map((j) => fma(r, j)).join(' ')).join('\n    ')}
   }
   ${stores}`,
-  }));
+  } satisfies KernelBody;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -198,6 +204,11 @@ const REPACK = defineKernel({
 // lowRank: in the dispatches with p.lr set (each panel's last K chunk), also add (s/alpha)·Σ_j P(row, j)·Q(j, col)
 // before the store — LoRA's s·h·op(e) in the kernel's own row/column order — instead of one more pass over C.
 function uniformKernel(SG: number, vecR: boolean, lowRank = false) {
+  return kernelFor(`matmul:uniform${SG}:${vecR ? 'R4' : 'R1'}${lowRank ? ':lr' : ''}`, () => uniformSpec(SG, vecR, lowRank));
+}
+
+/** uniformKernel's declaration, built once per key. */
+function uniformSpec(SG: number, vecR: boolean, lowRank: boolean) {
   const rows = range(SG);
   const xyzw = (i: number) => 'xyzw'[i]!;
   const loadA = vecR
@@ -214,7 +225,7 @@ function uniformKernel(SG: number, vecR: boolean, lowRank = false) {
     }
   }`
     : '';
-  return kernelFor(`matmul:uniform${SG}:${vecR ? 'R4' : 'R1'}${lowRank ? ':lr' : ''}`, () => ({
+  return {
     params: lowRank ? { ...UNIFORM_PARAMS, lr: 'u32', r: 'u32', s: 'f32', sPr: 'u32', sPj: 'u32', sQj: 'u32', sQc: 'u32' } : UNIFORM_PARAMS,
     bindings: { R: vecR ? 'vec4<f32>' : 'f32', U: `uniform array<vec4<f32>, ${WINDOW / 4}>`, C: 'rw f32', ...(lowRank ? { P: 'f32', Q: 'f32' } : {}) },
     workgroupSize: [SG],
@@ -233,6 +244,6 @@ function uniformKernel(SG: number, vecR: boolean, lowRank = false) {
   }
   ${epilogue}
   ${rows.map((r) => `if (m0 + ${r}u < p.M) { for (var c = 0u; c < 4u; c++) { let n = p.n0 + j + c; if (j + c < p.tw && n < p.W) { let i = (m0 + ${r}u) * p.sCm + n * p.sCn; ${store('i', `acc${r}[c]`)} } } }`).join('\n  ')}`,
-  }));
+  } satisfies KernelBody;
 }
 

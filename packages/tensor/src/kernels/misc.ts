@@ -1,7 +1,7 @@
 // Selection, conversion and constructors: where, maskedFill, cast, fill/zeros/ones/fromScalar, arange.
 import { rt, grid } from '../runtime.ts';
 import { Tensor, type DType, type Shape } from '../tensor.ts';
-import { WG, FLAT_INDEX, defineKernel } from '../kernel.ts';
+import { WG, FLAT_INDEX, kernelFor } from '../kernel.ts';
 import { broadcastShapes, broadcastStrides, collapseDims, indexMath, indexValues } from './elementwise.ts';
 import { f16ToBits } from '../cpu/half.ts';
 import { broadcastsTo } from './layout.ts';
@@ -46,14 +46,13 @@ export function fill(shape: Shape, value: number, dtype: DType = 'f32'): Tensor 
   const v4 = y.buffer.size >= Math.ceil(words / 4) * 16;
   const n = v4 ? Math.ceil(words / 4) : words;
   const E = v4 ? 'vec4<u32>' : 'u32';
-  defineKernel({
-    name: `fill:${E}`,
+  kernelFor(`fill:${E}`, () => ({
     params: { n: 'u32', word: 'u32' },
     bindings: { Y: `rw ${E}` },
     body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   Y[i] = ${E}(p.word);`,
-  }).run({ Y: y }, { n, word: fillWord(value, dtype) }, grid(Math.ceil(n / WG)));
+  })).run({ Y: y }, { n, word: fillWord(value, dtype) }, grid(Math.ceil(n / WG)));
   return y;
 }
 
@@ -68,14 +67,13 @@ export function arange(n: number, dtype: DType = 'i32'): Tensor {
   if (dtype === 'f16') throw new Error('arange: f16 is not supported (cast an f32 arange)');
   const y = Tensor.empty([n], dtype);
   if (n === 0) return y;
-  defineKernel({
-    name: `arange:${dtype}`,
+  kernelFor(`arange:${dtype}`, () => ({
     params: { n: 'u32' },
     bindings: { Y: `rw ${dtype}` },
     body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   Y[i] = ${dtype}(i);`,
-  }).run({ Y: y }, { n }, grid(Math.ceil(n / WG)));
+  })).run({ Y: y }, { n }, grid(Math.ceil(n / WG)));
   return y;
 }
 
@@ -90,18 +88,19 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
   const full = shape.length ? shape : [1];
   const { out, strides } = collapseDims(full, [cond, a, b].map((t) => broadcastStrides(t.shape, full)));
   const rank = out.length;
-  const im = indexMath(rank, ['c', 'a', 'b']);
   const C = cond.dtype;
   const elem = word('where', a);
-  defineKernel({
-    name: `where:${C}:${elem}:r${rank}`,
-    enable: enableF16(elem),
-    params: { n: 'u32', ...im.params },
-    bindings: { Cond: C, A: elem, B: elem, Y: `rw ${elem}` },
-    body: `${FLAT_INDEX}
+  kernelFor(`where:${C}:${elem}:r${rank}`, () => {
+    const im = indexMath(rank, ['c', 'a', 'b']);
+    return {
+      enable: enableF16(elem),
+      params: { n: 'u32', ...im.params },
+      bindings: { Cond: C, A: elem, B: elem, Y: `rw ${elem}` },
+      body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   ${im.code}
   Y[i] = select(B[ib], A[ia], Cond[ic] != ${C}(0));`,
+    };
   }).run({ Cond: cond, A: a, B: b, Y: y }, { n: y.size, ...indexValues(['c', 'a', 'b'], out, strides) }, grid(Math.ceil(y.size / WG)));
   return y;
 }
@@ -117,21 +116,23 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   const full = shape.length ? shape : [1];
   const { out, strides } = collapseDims(full, [broadcastStrides(mask.shape, full)]);
   const rank = out.length;
-  const im = indexMath(rank, ['m']);
   const M = mask.dtype;
   const elem = word('maskedFill', x);
   // the fill value travels as f32 for floats, as the integer itself for i32/u32
-  const [vType, vExpr] = elem === 'i32' ? (['i32', 'p.v'] as const) : elem === 'u32' ? (['u32', 'p.v'] as const) : (['f32', `${elem}(p.v)`] as const);
+  const vType = elem === 'i32' ? 'i32' : elem === 'u32' ? 'u32' : 'f32';
   if (vType !== 'f32' && !Number.isInteger(value)) throw new Error(`maskedFill: ${value} is not a ${elem} value`);
-  defineKernel({
-    name: `maskedFill:${M}:${elem}:r${rank}`,
-    enable: enableF16(elem),
-    params: { n: 'u32', v: vType, ...im.params },
-    bindings: { X: elem, Mask: M, Y: `rw ${elem}` },
-    body: `${FLAT_INDEX}
+  kernelFor(`maskedFill:${M}:${elem}:r${rank}`, () => {
+    const im = indexMath(rank, ['m']);
+    const vExpr = vType === 'f32' ? `${elem}(p.v)` : 'p.v';
+    return {
+      enable: enableF16(elem),
+      params: { n: 'u32', v: vType, ...im.params },
+      bindings: { X: elem, Mask: M, Y: `rw ${elem}` },
+      body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   ${im.code}
   Y[i] = select(X[i], ${vExpr}, Mask[im] != ${M}(0));`,
+    };
   }).run({ X: x, Mask: mask, Y: y }, { n: y.size, v: value, ...indexValues(['m'], out, strides) }, grid(Math.ceil(y.size / WG)));
   return y;
 }
@@ -152,26 +153,27 @@ export function cast(x: Tensor, dtype: DType): Tensor {
     return y;
   }
   const from = x.dtype;
-  // the element e of X as the target type (f16 sources are unpacked to f32 first; f16 is exact in f32)
-  const read = from === 'f16' ? 'unpack2x16float(X[e / 2u])[e % 2u]' : 'X[e]';
-  const conv = (e: string) => (dtype === 'f16' ? `f32(${e})` : `${dtype}(${e})`);
   const toF16 = dtype === 'f16';
   const n = toF16 ? Math.ceil(x.size / 2) : x.size; // an f16 output is written two elements per invocation
-  const body = toF16
-    ? `let e0 = 2u * i;
+  kernelFor(`cast:${from}:${dtype}`, () => {
+    // the element e of X as the target type (f16 sources are unpacked to f32 first; f16 is exact in f32)
+    const read = from === 'f16' ? 'unpack2x16float(X[e / 2u])[e % 2u]' : 'X[e]';
+    const conv = (e: string) => (dtype === 'f16' ? `f32(${e})` : `${dtype}(${e})`);
+    const body = toF16
+      ? `let e0 = 2u * i;
   let e1 = min(e0 + 1u, p.count - 1u); // an odd tail pairs with itself; the spare half is padding
   var e = e0; let a = ${conv(read)};
   e = e1; let b = ${conv(read)};
   Y[i] = pack2x16float(vec2<f32>(a, b));`
-    : `let e = i;
+      : `let e = i;
   Y[i] = ${conv(read)};`;
-  defineKernel({
-    name: `cast:${from}:${dtype}`,
-    params: { n: 'u32', count: 'u32' },
-    bindings: { X: from === 'f16' ? 'u32' : from, Y: `rw ${toF16 ? 'u32' : dtype}` },
-    body: `${FLAT_INDEX}
+    return {
+      params: { n: 'u32', count: 'u32' },
+      bindings: { X: from === 'f16' ? 'u32' : from, Y: `rw ${toF16 ? 'u32' : dtype}` },
+      body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   ${body}`,
+    };
   }).run({ X: x, Y: y }, { n, count: x.size }, grid(Math.ceil(n / WG)));
   return y;
 }

@@ -9,7 +9,7 @@
 // too (20× faster for short rows; bench/README.md).
 import { rt, grid } from '../runtime.ts';
 import { Tensor, numel, type DType, type Shape } from '../tensor.ts';
-import { WG, FLAT_INDEX, defineKernel, treeReduce } from '../kernel.ts';
+import { WG, FLAT_INDEX, kernelFor, treeReduce } from '../kernel.ts';
 import { wgslType } from './elementwise.ts';
 import { stridedCopy, broadcastsTo } from './layout.ts';
 import { fill } from './misc.ts';
@@ -90,14 +90,14 @@ function rowParts(op: ReduceOp, elem: string) {
 function rowPass(op: ReduceOp, x: Tensor, y: Tensor, rows: number, K: number, S: number, chunk: number, scale: number): void {
   const elem = wgslType(x.dtype);
   const W = K <= 256 ? 64 : 256;
-  const r = rowParts(op, elem);
-  defineKernel({
-    name: `reduceRows:${op}:${elem}:w${W}`,
-    workgroupSize: [W],
-    params: { rows: 'u32', K: 'u32', S: 'u32', chunk: 'u32', scale: 'f32' },
-    bindings: { X: elem, Y: `rw ${op === 'argmax' ? 'i32' : elem}` },
-    decls: `const W = ${W}u;\n${r.shared}`,
-    body: `  let w = wid.y * nwg.x + wid.x;
+  kernelFor(`reduceRows:${op}:${elem}:w${W}`, () => {
+    const r = rowParts(op, elem);
+    return {
+      workgroupSize: [W],
+      params: { rows: 'u32', K: 'u32', S: 'u32', chunk: 'u32', scale: 'f32' },
+      bindings: { X: elem, Y: `rw ${op === 'argmax' ? 'i32' : elem}` },
+      decls: `const W = ${W}u;\n${r.shared}`,
+      body: `  let w = wid.y * nwg.x + wid.x;
   if (w >= p.rows * p.S) { return; } // uniform per workgroup, so the barriers below stay legal
   let row = w / p.S;
   let part = w % p.S;
@@ -108,28 +108,29 @@ function rowPass(op: ReduceOp, x: Tensor, y: Tensor, rows: number, K: number, S:
   ${r.store}
   ${treeReduce(W, 'lid.x', r.step)}
   if (lid.x == 0u) { ${r.write} }`,
+    };
   }).run({ X: x, Y: y }, { rows, K, S, chunk, scale }, grid(rows * S));
 }
 
 // x: [outer, K, inner] -> y: [outer, S, inner]; invocation (o, s, j) loops k over [s·chunk, min(K, (s+1)·chunk)).
 function columnPass(op: ReduceOp, x: Tensor, y: Tensor, outer: number, K: number, inner: number, S: number, chunk: number, scale: number): void {
   const elem = wgslType(x.dtype);
-  const body =
-    op === 'argmax'
-      ? `var best = X[idx];
+  const n = outer * S * inner;
+  kernelFor(`reduceColumns:${op}:${elem}`, () => {
+    const body =
+      op === 'argmax'
+        ? `var best = X[idx];
   var bi = 0u;
   for (var k = k0 + 1u; k < k1; k++) { idx += p.inner; let v = X[idx]; if (v > best) { best = v; bi = k; } }
   Y[i] = i32(bi);`
-      : `var acc = ${op === 'sum' ? `${elem}(0)` : 'X[idx]'};
+        : `var acc = ${op === 'sum' ? `${elem}(0)` : 'X[idx]'};
   for (var k = k0; k < k1; k++) { acc = ${op === 'sum' ? 'acc + X[idx]' : 'max(acc, X[idx])'}; idx += p.inner; }
   let v = acc;
   Y[i] = ${finish(op, elem)};`;
-  const n = outer * S * inner;
-  defineKernel({
-    name: `reduceColumns:${op}:${elem}`,
-    params: { n: 'u32', K: 'u32', S: 'u32', chunk: 'u32', inner: 'u32', scale: 'f32' },
-    bindings: { X: elem, Y: `rw ${op === 'argmax' ? 'i32' : elem}` },
-    body: `${FLAT_INDEX}
+    return {
+      params: { n: 'u32', K: 'u32', S: 'u32', chunk: 'u32', inner: 'u32', scale: 'f32' },
+      bindings: { X: elem, Y: `rw ${op === 'argmax' ? 'i32' : elem}` },
+      body: `${FLAT_INDEX}
   if (i >= p.n) { return; }
   let j = i % p.inner;
   let t = i / p.inner;
@@ -139,6 +140,7 @@ function columnPass(op: ReduceOp, x: Tensor, y: Tensor, outer: number, K: number
   let k1 = min(p.K, k0 + p.chunk);
   var idx = (o * p.K + k0) * p.inner + j;
   ${body}`,
+    };
   }).run({ X: x, Y: y }, { n, K, S, chunk, inner, scale }, grid(Math.ceil(n / WG)));
 }
 

@@ -5,7 +5,7 @@
 // Short rows (C <= 32), and any rows on a software adapter: one invocation per row (see rowStrategy in reduce.ts).
 import { grid } from '../runtime.ts';
 import { Tensor } from '../tensor.ts';
-import { WG, FLAT_INDEX, defineKernel, treeReduce } from '../kernel.ts';
+import { WG, FLAT_INDEX, kernelFor, treeReduce } from '../kernel.ts';
 import { rowStrategy } from './reduce.ts';
 
 function output(log: boolean): string {
@@ -14,8 +14,7 @@ function output(log: boolean): string {
 
 // x: [rows, C] -> y: [rows, C]; one workgroup of W per row
 function rowKernel(log: boolean, W: number) {
-  return defineKernel({
-    name: `softmaxRows:${log ? 'log' : 'exp'}:w${W}`,
+  return kernelFor(`softmaxRows:${log ? 'log' : 'exp'}:w${W}`, () => ({
     workgroupSize: [W],
     params: { rows: 'u32', C: 'u32' },
     bindings: { X: 'f32', Y: 'rw f32' },
@@ -38,13 +37,12 @@ function rowKernel(log: boolean, W: number) {
   let total = sh[0];
   // 3. write
   for (var k = lid.x; k < p.C; k += W) { let x = X[base + k]; Y[base + k] = ${output(log)}; }`,
-  });
+  }));
 }
 
 // x: [rows, C] -> y: [rows, C]; one invocation per row, three serial sweeps
 function threadKernel(log: boolean) {
-  return defineKernel({
-    name: `softmaxThread:${log ? 'log' : 'exp'}`,
+  return kernelFor(`softmaxThread:${log ? 'log' : 'exp'}`, () => ({
     params: { rows: 'u32', C: 'u32' },
     bindings: { X: 'f32', Y: 'rw f32' },
     body: `${FLAT_INDEX}
@@ -55,7 +53,7 @@ function threadKernel(log: boolean) {
   var total = 0.0;
   for (var k = 0u; k < p.C; k++) { total += exp(X[base + k] - m); }
   for (var k = 0u; k < p.C; k++) { let x = X[base + k]; Y[base + k] = ${output(log)}; }`,
-  });
+  }));
 }
 
 function softmaxLike(name: string, x: Tensor, log: boolean): Tensor {
