@@ -19,6 +19,8 @@ export interface TrainerState {
   /** metrics history so far (to rebuild the loss curve after a resume) */
   history: { step: number; loss: number; lr: number; gradNorm: number }[];
   bestValF1: number | null;
+  /** --calibrate validation: the best epoch's validation label prior (adapter-best/ is scored with it after a resume) */
+  bestPrior?: number[] | null;
   /** the options that shape the trajectory (see trajectoryOptions); a resume with other values is refused */
   options?: Record<string, unknown>;
   /** the base model's fingerprint (modelFingerprint: file sizes, header and sampled-data hashes); a resume on other weights is refused */

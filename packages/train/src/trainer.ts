@@ -9,6 +9,7 @@
 //   testBest          the best adapter on the test split ("after");
 //   report            summary.json, figures and the model card.
 // Tests reach inside only through TrainHooks (a callback before each step and after each checkpoint).
+import { existsSync } from 'node:fs';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { init, rt, type Tensor } from '@dawngrad/tensor';
@@ -71,6 +72,8 @@ interface Training {
   opt: AdamW;
   schedule: Schedule;
   state: TrainerState;
+  /** on a resume: adapter-best/ as the earlier run kept it (the weights "after" is measured on unless training beats it) */
+  resumedBest: Float32Array[] | null;
 }
 
 /** What training hands to the last phases. */
@@ -218,15 +221,21 @@ async function attachLora(run: Run): Promise<Training> {
   // the next checkpoint records what this run uses: its options and its base model
   const identity = { options: trajectoryOptions(o), model: modelFingerprint(o.model) };
   let state: TrainerState = { step: 0, epoch: 0, batchInEpoch: 0, seed: o.seed, history: [], bestValF1: null, ...identity };
+  let resumedBest: Float32Array[] | null = null;
+  const factorsOf = async (dir: string) => {
+    const disk = await readAdapter(dir, model);
+    return lora.layers.flatMap((l) => [disk.factors.get(l.path)!.a, disk.factors.get(l.path)!.b]);
+  };
   if (resumed) {
     const ck = await loadCheckpoint(o.out, names);
-    const disk = await readAdapter(ck.adapterDir, model);
-    restore(params, lora.layers.flatMap((l) => [disk.factors.get(l.path)!.a, disk.factors.get(l.path)!.b]));
+    restore(params, await factorsOf(ck.adapterDir));
     opt.loadState(ck.moments);
     state = { ...ck.state, ...identity };
+    const bestDir = join(o.out, 'adapter-best');
+    if (state.bestValF1 !== null && existsSync(bestDir)) resumedBest = await factorsOf(bestDir);
     log(`resumed at step ${state.step} (epoch ${state.epoch}, batch ${state.batchInEpoch})`);
   }
-  return { lora, params, names, opt, schedule, state };
+  return { lora, params, names, opt, schedule, state, resumedBest };
 }
 
 // ---- train epochs -------------------------------------------------------------------------------------------------
@@ -242,7 +251,7 @@ async function trainEpochs(run: Run, t: Training): Promise<Trained> {
     await hooks.afterCheckpoint?.(state.step, o.out);
   };
   detectAnomaly(o.detectAnomaly === true);
-  const trained: Trained = { best: null, valHistory: [], trainSeconds: 0, trainTokens: 0 };
+  const trained: Trained = { best: t.resumedBest, bestPrior: state.bestPrior ?? undefined, valHistory: [], trainSeconds: 0, trainTokens: 0 };
   const reader = new LaggedReader();
   const normReader = new LaggedReader();
   // tokens/s of a step = its tokens over the time since the previous step's loss arrived (losses are read one step late)
@@ -339,6 +348,7 @@ async function validateAndKeepBest(run: Run, t: Training, trained: Trained, epoc
     state.bestValF1 = f1;
     trained.best = await snapshot(t.params);
     trained.bestPrior = v.calibrated?.prior;
+    state.bestPrior = trained.bestPrior ?? null; // the next checkpoint keeps it for a resume
     await writing(`adapter-best in ${o.out}`, () => saveAdapter(lora, join(o.out, 'adapter-best')), true);
   }
 }
@@ -359,7 +369,8 @@ async function testBest(run: Run, t: Training, trained: Trained): Promise<EvalRe
   await writing(`adapter-last in ${run.o.out}`, () => saveAdapter(t.lora, join(run.o.out, 'adapter-last')), true);
   if (trained.best) restore(t.params, trained.best);
   t.lora.eval();
-  // --calibrate validation divides out the best epoch's validation prior (measured again when a resume lost it)
+  // --calibrate validation divides out the best epoch's validation prior (measured again, on the best weights, when a
+  // checkpoint from before bestPrior lost it)
   const prior = run.o.calibrate === 'validation' ? trained.bestPrior ?? (await validationPrior(run)) : undefined;
   const after = await evaluate(run.model, run.fmt, run.test.texts, run.test.labels, { ...evalOptions(run, run.test, 'eval test'), prior });
   run.log(`after: ${describe(after)}`);
