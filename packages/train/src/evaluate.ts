@@ -59,6 +59,8 @@ export async function evaluate(
     if (mode === 'first-token') fmt.checkFirstTokenScoring(); // throws: asked for the one thing we cannot do
     mode = 'generate'; // 'both' keeps the half that works
   }
+  const method = o.calibration ?? 'none';
+  if (method !== 'none' && mode === 'generate') throw new Error(`calibration (${method}) needs first-token scores: use --eval-mode both or first-token`);
   const bs = o.batchSize ?? 64;
   const t0 = performance.now();
   const prompts = o.prompts ?? texts.map((t) => fmt.prompt(t));
@@ -103,9 +105,7 @@ export async function evaluate(
       }
       o.progress?.tick(idx.length, { tokens: rows.reduce((a, r) => a + r.length, 0) });
     }
-    const method = o.calibration ?? 'none';
     if (method !== 'none') {
-      if (mode === 'generate') throw new Error(`calibration (${method}) needs first-token scores: use --eval-mode both or first-token`);
       const cf = method === 'content-free' ? await firstTokenScores(model, CONTENT_FREE_TEXTS.map((t) => fmt.prompt(t)), firstIds) : null;
       const prior = cf ? labelPrior(cf, K) : o.prior ? [...o.prior] : labelPrior(ftScores, K);
       const predictions = calibratedPredictions(ftScores, prior);

@@ -137,7 +137,7 @@ export class PromptFormat {
 }
 
 /** The longest sequence the run may make: --max-length, or the model's max_position_embeddings. */
-export function checkMaxLength(o: Pick<TrainOptions, 'maxLength' | 'system'>, fmt: PromptFormat, maxPositions: number): number {
+export function checkMaxLength(o: Pick<TrainOptions, 'maxLength' | 'system'>, fmt: Pick<PromptFormat, 'prompt' | 'answerRoom'>, maxPositions: number): number {
   const maxLength = o.maxLength ?? maxPositions;
   if (maxLength > maxPositions) throw new Error(`--max-length ${maxLength} is over the model's max_position_embeddings (${maxPositions})`);
   const bare = fmt.prompt('').length; // the system message and the template, without any tweet

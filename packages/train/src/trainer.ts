@@ -126,7 +126,7 @@ async function prepare(o: TrainOptions, log: Logger, hooks: TrainHooks): Promise
   if (o.evalMode === 'both' && fmt.firstTokenAmbiguous) log(`first-token scoring is off: ${fmt.firstTokenClash}; evaluating by generation`);
   if ((o.calibrate ?? 'none') !== 'none' && fmt.firstTokenAmbiguous) { // nothing to calibrate: the summary must not claim it
     log(`calibration is off: it divides first-token scores, and ${fmt.firstTokenClash}`);
-    o.calibrate = 'none';
+    o = { ...o, calibrate: 'none' }; // a copy: the caller's options stay as given
   }
   const maxLength = checkMaxLength(o, fmt, cfg.maxPositionEmbeddings);
   const examples = fmt.examples(train.texts, train.labels, maxLength);

@@ -7,6 +7,7 @@ import { parse, num, CliError, precisionFlag, type Command } from './args.ts';
 import { resolveOptions, RECIPES, AUTO_RECIPE, TRAIN_OPTION_KEYS, defaultModelDir, defaultDataDir, CALIBRATIONS, BALANCE_MODES, type TrainOptions, type Calibration, type BalanceMode } from '../options.ts';
 import { SCHEDULES, type ScheduleName } from '../optim/schedule.ts';
 import type { EvalMode } from '../evaluate.ts';
+import { checkMaxLength, type PromptFormat } from '../prompts.ts';
 
 /** The GPU stack and everything that needs it, loaded once the flags have passed. */
 export async function heavy() {
@@ -271,13 +272,13 @@ export async function promptFormat(modelDir: string) {
   return { tokenizer, fmt: new PromptFormat(tokenizer), cfg };
 }
 
-/** The longest sequence to allow: --max-length (at most max_position_embeddings) or the model's limit. */
-export function fitLength(command: string, maxLength: number | undefined, maxPositions: number, fmt: { answerRoom: number; prompt(t: string): Int32Array }): number {
-  const n = maxLength ?? maxPositions;
-  if (n > maxPositions) throw new CliError(`${command}: --max-length ${n} is over the model's max_position_embeddings (${maxPositions})`);
-  const bare = fmt.prompt('').length;
-  if (bare + fmt.answerRoom > n) throw new CliError(`${command}: --max-length ${n} leaves no room for a tweet (the prompt alone is ${bare} tokens, the answer ${fmt.answerRoom})`);
-  return n;
+/** The longest sequence to allow: --max-length (at most max_position_embeddings) or the model's limit (the trainer's rule). */
+export function fitLength(command: string, maxLength: number | undefined, maxPositions: number, fmt: PromptFormat): number {
+  try {
+    return checkMaxLength({ maxLength }, fmt, maxPositions);
+  } catch (e) {
+    throw new CliError(`${command}: ${(e as Error).message}`);
+  }
 }
 
 /** The model on the GPU, with the adapter (if any) plugged in, in eval mode. */
