@@ -3,7 +3,7 @@
 // disk, a URL or picked files (a FileSource). modelFingerprint identifies a model directory's weights without reading
 // them all (a training checkpoint records it to refuse a resume on others).
 import { nodeApi } from '@dawngrad/tensor';
-import { SafetensorsFile, type LoadedTensor, type TensorInfo, type TensorReader } from './safetensors.ts';
+import { SafetensorsFile, MAX_HEADER_BYTES, type LoadedTensor, type TensorInfo, type TensorReader } from './safetensors.ts';
 import { CONFIG_FILE, INDEX_FILE, SINGLE_WEIGHTS_FILE, checkRelativeName } from './files.ts';
 import { dirSource, readSourceJson, type FileSource } from './sources.ts';
 
@@ -180,7 +180,7 @@ export function modelFingerprint(dir: string): Record<string, string> {
       else {
         const head = read(0, 8);
         const n = head.length === 8 ? Number(new DataView(head.buffer).getBigUint64(0, true)) : 0;
-        const start = Math.min(size, 8 + n);
+        const start = Math.min(size, 8 + Math.min(n, MAX_HEADER_BYTES)); // a garbage length must not read the whole file
         h.update(head).update(read(8, start - 8)); // the header (a damaged one is the loader's to refuse)
         for (let k = 0; k < SAMPLED_BLOCKS; k++) h.update(read(start + Math.floor(((size - start) * k) / SAMPLED_BLOCKS), BLOCK_BYTES));
       }
