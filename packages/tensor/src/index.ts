@@ -15,7 +15,7 @@ export * from './kernels/misc.ts';
 export * from './kernels/matmul.ts';
 export { GEMM_TILES, kernelPolicy, gemmTileFor, shapeClass, setTunedTile, describePolicy, type KernelPolicy, type GemmChoice, type AttentionKernels } from './policy.ts';
 export { tuneMatmul, tunedTable, loadTuned, type TuneShape, type TuneResult } from './tune.ts';
-export { defineKernel, kernelFor, treeReduce, flatIndex, NEG_INF, ROUND_F16, type KernelDef, type KernelSpec, type KernelBody, type ParamType, type BindingDecl } from './kernel.ts';
+export { defineKernel, kernelFor, treeReduce, flatIndex, range, NEG_INF, ROUND_F16, type KernelDef, type KernelSpec, type KernelBody, type ParamType, type BindingDecl } from './kernel.ts';
 export type { GemmTile } from './kernels/matmul-gpu.ts';
 export * from './kernels/finite.ts';
 export { startProfile, stopProfile, profile, profiling, formatProfile, type ProfileReport, type KernelProfile, type ProfileOptions } from './profile.ts';

@@ -24,6 +24,16 @@ export function flatIndex(size: number, name = 'i'): string {
   return `let ${name} = (wid.y * nwg.x + wid.x) * ${size}u + lid.x;`;
 }
 
+/** [0, 1, …, n − 1]: the indices WGSL generators unroll over (`range(4).map((c) => …)`). */
+export const range = (n: number): number[] => [...Array(n).keys()];
+
+/**
+ * The WGSL statement that stores alpha·v at C[i] — or adds it to what C holds there when the call accumulates: the
+ * epilogue of kernels with uniforms `alpha: f32` and `acc: u32` (0: overwrite) and an output binding `C`. `i` and `v`
+ * are WGSL expressions; `v` may be a scalar or a vec4 matching C's element type.
+ */
+export const storeC = (i: string, v: string): string => `if (p.acc != 0u) { C[${i}] += p.alpha * ${v}; } else { C[${i}] = p.alpha * ${v}; }`;
+
 /** −∞ for running maxima: the most negative finite f32 (a literal inf is not valid WGSL). */
 export const NEG_INF = '-3.4028234663852886e38';
 

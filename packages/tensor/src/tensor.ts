@@ -56,7 +56,8 @@ export class Tensor {
   /**
    * Several tensors in one storage buffer, each at an aligned offset (zero-filled): parameters that one kernel updates
    * all at once (the optimiser's multi-tensor step), or gradients zeroed by one fill. Returns the views and `whole`, a
-   * flat f32/.. view over the entire buffer (padding included) for such kernels. Disposing every view frees the buffer.
+   * flat f32/.. view over the entire buffer (padding included) for such kernels. Disposing every view and `whole` frees
+   * the buffer.
    */
   static packed(shapes: Shape[], dtype: DType = 'f32'): { views: Tensor[]; whole: Tensor } {
     const align = viewAlignment();

@@ -9,6 +9,7 @@ import { Tensor } from './tensor.ts';
 import { matmul, matmulPath } from './kernels/matmul.ts';
 import { GEMM_TILES, kernelPolicy, setTunedTile, shapeClass, tensorCoreLayout, type GemmChoice } from './policy.ts';
 import { tcTileShape, type TcTile } from './kernels/matmul-tc.ts';
+import { gemmThreads } from './kernels/matmul-gpu.ts';
 import * as ref from './cpu/index.ts';
 import { mulberry32 } from './random.ts';
 
@@ -59,7 +60,7 @@ function candidates(s: TuneShape): Record<string, GemmChoice> {
     }
   }
   for (const [name, t] of Object.entries(GEMM_TILES)) {
-    if ((t.BM / t.TM) * (t.BN / t.TN) > maxThreads || 4 * t.BK * (t.BM + t.BN) > maxShared) continue;
+    if (gemmThreads(t) > maxThreads || 4 * t.BK * (t.BM + t.BN) > maxShared) continue;
     out[name] = { ...t, splits: 1 };
   }
   const grid64 = Math.ceil(s.M / 64) * Math.ceil(s.N / 64);
@@ -98,7 +99,8 @@ async function tuneOne(s: TuneShape, cls: string, reps?: number): Promise<TuneRe
   // enough products per timing to dwarf the submit and wait (≈ 2 GFLOP, at least 3)
   const n = reps ?? Math.max(3, Math.min(200, Math.ceil(2e9 / (2 * s.M * s.N * s.K))));
   const product = (c: GemmChoice) => matmul(a, b, { transA: s.transA, transB: s.transB, tile: c, splits: 'splits' in c ? c.splits : undefined });
-  for (const [name, choice] of Object.entries(candidates(s))) {
+  const choices = candidates(s);
+  for (const [name, choice] of Object.entries(choices)) {
     try {
       const out = product(choice); // compiles, and the result checked below
       const got = (await out.toArray()) as Float32Array;
@@ -126,7 +128,7 @@ async function tuneOne(s: TuneShape, cls: string, reps?: number): Promise<TuneRe
   const ranked = Object.entries(ms).filter(([, t]) => Number.isFinite(t)).sort((x, y) => x[1] - y[1]);
   if (!ranked.length) throw new Error(`tuneMatmul: no gemm tile ran correctly for ${cls}`);
   const best = ranked[0]![0];
-  setTunedTile(cls, candidates(s)[best]!);
+  setTunedTile(cls, choices[best]!);
   return { shapeClass: cls, best, ms };
 }
 

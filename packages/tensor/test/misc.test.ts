@@ -94,6 +94,15 @@ describe('cast', () => {
     const [x, xr] = make(v, [v.length], 'f32');
     await expectEqual(cast(x, 'f16'), ref.cast(xr, 'f16'), 'f32 -> f16');
   });
+
+  it('casts a packed view (at a non-zero offset) to its own dtype', async () => {
+    const { views, whole } = Tensor.packed([[3], [5]]);
+    views[0]!.write([9, 9, 9]);
+    views[1]!.write([1, -2.5, 3, 4e6, 0.5]);
+    const y = cast(views[1]!, 'f32');
+    expect(Array.from(await y.toArray())).toEqual([1, -2.5, 3, 4e6, 0.5]);
+    for (const t of [y, whole, ...views]) t.dispose();
+  });
 });
 
 describe('fill, zeros, ones, fromScalar, arange', () => {

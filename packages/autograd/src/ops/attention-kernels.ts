@@ -43,13 +43,13 @@ fn anyRealKey(b: u32, j0: u32) -> bool {   // is any of the keys j0..j0+3 a real
   return found;
 }`;
 
-/**
- * Every attention kernel has the same uniforms and row helpers. D travels as a uniform: it is only a loop bound here,
- * and one pipeline per kernel serves every head size (each pipeline costs seconds of LLVM time on lavapipe the first
- * time it is used). In the body: x, the invocation's flat index; T, D; nb, the number of 4-blocks along T.
- */
 /** The uniforms of every attention kernel (one struct: the same writer serves all of them). */
 export const ATTN_PARAMS = { B: 'u32', T: 'u32', H: 'u32', KV: 'u32', D: 'u32', mode: 'u32', window: 'u32', scale: 'f32' } as const;
+
+/** ATTN_PARAMS' values for one call: the shapes and window of `d`, the kernel's `scale` (q·k's, or a mix's α), `mode`. */
+export function attnParams(d: AttnDims, scale: number, mode = 0): { [K in keyof typeof ATTN_PARAMS]: number } {
+  return { B: d.B, T: d.T, H: d.H, KV: d.KV, D: d.D, mode, window: d.window, scale };
+}
 
 /** Where a row starts in the projections' layouts. */
 export const ROW_HELPERS = `fn qrow(b: u32, i: u32, h: u32) -> u32 { return ((b * p.T + i) * p.H + h) * p.D; }   // a row of Q, O, dO: [B, T, H, D]
@@ -79,8 +79,7 @@ ${body}`,
 type AttnKernel = ReturnType<typeof attnKernel>;
 
 function run(k: AttnKernel, buffers: Record<string, Tensor>, d: AttnDims, lanes: number, scale = d.scale, mode = 0): void {
-  const { B, T, H, KV, D, window } = d;
-  k.run(buffers, { B, T, H, KV, D, mode, window, scale }, grid(Math.ceil(lanes / WG)));
+  k.run(buffers, attnParams(d, scale, mode), grid(Math.ceil(lanes / WG)));
 }
 
 const blocks = (T: number) => Math.ceil(T / TILE);

@@ -13,10 +13,9 @@
 //
 // Tiles wider than attention-kernels' 4×4 blocks write a few scores above the diagonal too; every reader keeps to
 // j ≤ i (a select, never a branch on loaded data: unwritten scratch may hold anything, NaN included).
-import { kernelFor, Tensor } from '@dawngrad/tensor';
-import { ATTN_PARAMS, ROW_HELPERS, ROWDOT_VALUE, ROWDOT_MODE, rowdotInputs, type AttnDims, type RowdotMode } from './attention-kernels.ts';
+import { kernelFor, range, Tensor } from '@dawngrad/tensor';
+import { ATTN_PARAMS, attnParams, ROW_HELPERS, ROWDOT_VALUE, ROWDOT_MODE, rowdotInputs, type AttnDims, type RowdotMode } from './attention-kernels.ts';
 
-const range = (n: number) => [...Array(n).keys()];
 const xyzw = (i: number) => 'xyzw'[i]!;
 
 /** acc_r += broadcast(a.c from lane r) · b_c for every row r < SG and c < 4. */
@@ -128,26 +127,24 @@ function colmixKernel(SG: number) {
   }`);
 }
 
-const params = (d: AttnDims, scale: number, mode = 0) => ({ B: d.B, T: d.T, H: d.H, KV: d.KV, D: d.D, mode, window: d.window, scale });
-
 /** out: [B, H, T, T], every tile that reaches the diagonal (see rowdotInputs for `rows`). */
 export function subgroupRowdot(SG: number, mode: RowdotMode, x: Tensor, y: Tensor, mask: Tensor, rows: Tensor[], d: AttnDims): Tensor {
   const out = Tensor.empty([d.B, d.H, d.T, d.T]);
   const [l, probs, dl] = rowdotInputs(mode, x, rows);
-  rowdotKernel(SG).run({ X: x, Y: y, M: mask, L: l, Probs: probs, Dl: dl, OUT: out }, params(d, d.scale, ROWDOT_MODE[mode]), [1, Math.ceil(d.T / SG), d.B * d.H]);
+  rowdotKernel(SG).run({ X: x, Y: y, M: mask, L: l, Probs: probs, Dl: dl, OUT: out }, attnParams(d, d.scale, ROWDOT_MODE[mode]), [1, Math.ceil(d.T / SG), d.B * d.H]);
   return out;
 }
 
 /** out: [B, T, H, D] = α·A·Y per (batch, head). */
 export function subgroupRowmix(SG: number, a: Tensor, y: Tensor, d: AttnDims, alpha: number): Tensor {
   const out = Tensor.empty([d.B, d.T, d.H, d.D]);
-  rowmixKernel(SG).run({ A: a, Y: y, OUT: out }, params(d, alpha), [Math.ceil(d.D / (4 * SG)), Math.ceil(d.T / SG), d.B * d.H]);
+  rowmixKernel(SG).run({ A: a, Y: y, OUT: out }, attnParams(d, alpha), [Math.ceil(d.D / (4 * SG)), Math.ceil(d.T / SG), d.B * d.H]);
   return out;
 }
 
 /** out: [B, T, KV, D] = α·Σ_h Aᵀ·X per (batch, KV head). */
 export function subgroupColmix(SG: number, a: Tensor, x: Tensor, d: AttnDims, alpha: number): Tensor {
   const out = Tensor.empty([d.B, d.T, d.KV, d.D]);
-  colmixKernel(SG).run({ A: a, X: x, OUT: out }, params(d, alpha), [Math.ceil(d.D / (4 * SG)), Math.ceil(d.T / SG), d.B * d.KV]);
+  colmixKernel(SG).run({ A: a, X: x, OUT: out }, attnParams(d, alpha), [Math.ceil(d.D / (4 * SG)), Math.ceil(d.T / SG), d.B * d.KV]);
   return out;
 }

@@ -99,8 +99,9 @@ fn firstKey(b: u32) -> i32 { return select(0, max(0, Pos[b] - i32(p.window) + 1)
   if (i >= p.n) { return; }
 ${body()}`,
     }));
-  // window 0 = none; a window that covers the whole cache is none too
-  const params = (n: number) => ({ n, H, KV, T: Tmax, D: DU, window: window !== null && window < Tmax ? window : 0, scale });
+  // window 0 = none; firstKey handles any other (one that covers every key up to pos gives 0). The kernel reads it as
+  // an i32, so a window past i32's range, which covers every position an i32 pos can hold anyway, travels as its max.
+  const params = (n: number) => ({ n, H, KV, T: Tmax, D: DU, window: Math.min(window ?? 0, 0x7fffffff), scale });
   // (1) one invocation per (b, h, j ≤ pos[b]): S = scale·q·k_j
   decodeKernel(`scores:${E}`, { Q: E, K: E, Pos: 'i32', S: 'rw f32' }, () => `  let j = i % p.T;
   let bh = i / p.T;

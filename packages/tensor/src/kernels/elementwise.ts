@@ -6,8 +6,8 @@ import { Tensor, type DType, type Shape } from '../tensor.ts';
 import { WG, FLAT_INDEX, kernelFor } from '../kernel.ts';
 
 export { WG, FLAT_INDEX } from '../kernel.ts';
-/** The entry point of a hand-written 1-D kernel; kernels made with defineKernel get theirs from it. */
 
+/** The WGSL element type of a dtype (its own name for every dtype; f16 also needs `enable f16`: see dtypeEnable). */
 export function wgslType(dtype: DType): string {
   return dtype === 'f16' ? 'f16' : dtype;
 }
@@ -221,9 +221,8 @@ export function addInto(dst: Tensor, src: Tensor): void {
     throw new Error(`addInto: shapes differ ([${dst.shape.join(', ')}] += [${src.shape.join(', ')}])`);
   }
   if (dst.size === 0) return;
-  const buf = (t: Tensor) => { const b = t.binding; return 'buffer' in b ? b.buffer : b; };
-  if (buf(src) === buf(dst)) {
-    // one buffer cannot be bound both read and read_write: add a copy instead
+  if (src.place.buffer === dst.place.buffer) {
+    // one buffer cannot be bound both read and read_write (whatever the views' offsets): add a copy instead
     const c = unary('mulScalar', src, 1);
     addInto(dst, c);
     c.dispose();

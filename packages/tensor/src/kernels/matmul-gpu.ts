@@ -14,7 +14,7 @@
 // - thinM: M ≤ 16 with op(A) = Hᵀ (LoRA's weight gradients: Hᵀ·x sums over the batch's rows). 16 k-slices × 16
 //   column-quads per workgroup; each thread keeps M vec4 partial sums, reduced over the k-slices at the end. `tC`
 //   writes the transpose, which turns the same kernel into op(A)·H for N ≤ 16.
-import { defineKernel, kernelFor, treeReduce, ROUND_F16, type KernelBody } from '../kernel.ts';
+import { defineKernel, kernelFor, treeReduce, range, storeC, FLAT_INDEX, ROUND_F16, type KernelBody } from '../kernel.ts';
 
 export interface GemmTile {
   BM: number;
@@ -44,7 +44,6 @@ export interface GemmLayout {
   f16B?: boolean;
 }
 
-const range = (n: number) => [...Array(n).keys()];
 const XYZW = 'xyzw';
 
 const GEMM_PARAMS = {
@@ -173,8 +172,11 @@ var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>; // op(B) slab, [k][n / 4]
   };
 }
 
-/** WGSL for `count` items spread over `threads` invocations, unrolled: `item(e)` gets the item's index expression. */
-function slab(count: number, threads: number, item: (e: string) => string): string {
+/**
+ * WGSL for `count` items spread over `threads` invocations (local index `li`), unrolled and bounds-guarded: `item(e)`
+ * gets the WGSL name of the item's index (e0, e1, …: one per unrolled step, each in its own block).
+ */
+export function slab(count: number, threads: number, item: (e: string) => string): string {
   return range(Math.ceil(count / threads))
     .map((j) => {
       const e = `e${j}`;
@@ -190,11 +192,11 @@ export const SPLIT_REDUCE = defineKernel({
   params: { n: 'u32', splits: 'u32', alpha: 'f32', acc: 'u32' },
   bindings: { P: 'f32', C: 'rw f32' },
   body: `
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+  ${FLAT_INDEX}
   if (i >= p.n) { return; }
   var t = 0.0;
   for (var z = 0u; z < p.splits; z++) { t += P[z * p.n + i]; }
-  if (p.acc != 0u) { C[i] += p.alpha * t; } else { C[i] = p.alpha * t; }`,
+  ${storeC('i', 't')}`,
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -226,10 +228,7 @@ function thinNSpec(N: number, tB: boolean): KernelBody {
   ${cols.map((n) => `part[${n * 256}u + li] = acc${n};`).join(' ')}
   ${treeReduce(32, 'lane', (s) => `for (var c = 0u; c < ${N}u; c++) { part[c * 256u + li] += part[c * 256u + li + ${s}]; }`)}
   if (lane == 0u && m < p.M) {
-    for (var c = 0u; c < ${N}u; c++) {
-      let t = p.alpha * part[c * 256u + li];
-      if (p.acc != 0u) { C[m * ${N}u + c] += t; } else { C[m * ${N}u + c] = t; }
-    }
+    for (var c = 0u; c < ${N}u; c++) { ${storeC(`m * ${N}u + c`, 'part[c * 256u + li]')} }
   }`,
   };
 }
@@ -242,7 +241,6 @@ export function thinMKernel(M: number, tC: boolean) {
 }
 
 function thinMSpec(M: number, tC: boolean): KernelBody {
-  const store = (i: string, v: string) => `if (p.acc != 0u) { C[${i}] += p.alpha * ${v}; } else { C[${i}] = p.alpha * ${v}; }`;
   return {
     params: { N: 'u32', K: 'u32', alpha: 'f32', acc: 'u32' },
     bindings: { H: 'f32', X: 'vec4<f32>', C: 'rw f32' },
@@ -262,7 +260,7 @@ function thinMSpec(M: number, tC: boolean): KernelBody {
     ${treeReduce(16, 'ks', (s) => `part[li] += part[li + 16u * ${s}];`)}
     if (ks == 0u && n < N) {
       let v = part[q];
-      ${range(4).map((c) => `if (n + ${c}u < N) { ${store(tC ? `(n + ${c}u) * ${M}u + i` : `i * N + n + ${c}u`, `v.${XYZW[c]}`)} }`).join(' ')}
+      ${range(4).map((c) => `if (n + ${c}u < N) { ${storeC(tC ? `(n + ${c}u) * ${M}u + i` : `i * N + n + ${c}u`, `v.${XYZW[c]}`)} }`).join(' ')}
     }
     workgroupBarrier();
   }`,

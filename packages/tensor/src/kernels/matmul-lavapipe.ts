@@ -8,9 +8,8 @@
 //   which lavapipe reads with vector gathers (no per-lane branches): 1.3-1.6× the 'subgroup' kernel. The operand is first
 //   repacked into a scratch buffer, one window per (column panel, K chunk), one dispatch per window.
 import { rt, grid } from '../runtime.ts';
-import { FLAT_INDEX, WG } from './elementwise.ts';
 import type { Tensor } from '../tensor.ts';
-import { ROUND_F16, defineKernel, kernelFor, type KernelBody } from '../kernel.ts';
+import { FLAT_INDEX, WG, ROUND_F16, defineKernel, kernelFor, range, storeC, type KernelBody } from '../kernel.ts';
 import type { MatmulOptions } from './matmul.ts';
 
 // Sizes, strides, alpha and the accumulate flag travel as uniforms: a kernel specialises only where the layout changes
@@ -18,11 +17,6 @@ import type { MatmulOptions } from './matmul.ts';
 export const SUBGROUP_PARAMS = {
   M: 'u32', N: 'u32', K: 'u32', bA: 'u32', bB: 'u32', alpha: 'f32', acc: 'u32', sAm: 'u32', sAk: 'u32', sBk: 'u32', sBn: 'u32', tA: 'u32', tB: 'u32',
 } as const;
-
-const range = (n: number) => [...Array(n).keys()];
-
-/** Store alpha·v (a scalar or vec4) at C[i], plus what C held there when accumulating. */
-const store = (i: string, v: string) => `if (p.acc != 0u) { C[${i}] += p.alpha * ${v}; } else { C[${i}] = p.alpha * ${v}; }`;
 
 // ---------------------------------------------------------------------------------------------------------------
 // The subgroup kernel. Workgroup (x, y, z) = one subgroup of SG lanes computing rows m0..m0+SG-1 and columns
@@ -73,9 +67,9 @@ function subgroupSpec(SG: number, tA: boolean | null, tB: boolean | null, f16B: 
   const at = (r: number) => (tC ? `cBase + (n + j) * M + m0 + ${r}u` : `cBase + (m0 + ${r}u) * N + n + j`);
   const stores = vecC
     ? `if (n < N) {
-    ${rows.map((r) => `if (m0 + ${r}u < M) { let i = (cBase + (m0 + ${r}u) * N + n) / 4u; ${store('i', `acc${r}`)} }`).join('\n    ')}
+    ${rows.map((r) => `if (m0 + ${r}u < M) { let i = (cBase + (m0 + ${r}u) * N + n) / 4u; ${storeC('i', `acc${r}`)} }`).join('\n    ')}
   }`
-    : rows.map((r) => `if (m0 + ${r}u < M) { for (var j = 0u; j < 4u; j++) { if (n + j < N) { let i = ${at(r)}; ${store('i', `acc${r}[j]`)} } } }`).join('\n  ');
+    : rows.map((r) => `if (m0 + ${r}u < M) { for (var j = 0u; j < 4u; j++) { if (n + j < N) { let i = ${at(r)}; ${storeC('i', `acc${r}[j]`)} } } }`).join('\n  ');
   return {
     params: SUBGROUP_PARAMS,
     bindings: {
@@ -243,7 +237,7 @@ function uniformSpec(SG: number, vecR: boolean, lowRank: boolean) {
     ${rows.map((r) => range(4).map((i) => `acc${r} = fma(vec4<f32>(subgroupBroadcast(a.${xyzw(i)}, ${r}u)), b${i}, acc${r});`).join(' ')).join('\n    ')}
   }
   ${epilogue}
-  ${rows.map((r) => `if (m0 + ${r}u < p.M) { for (var c = 0u; c < 4u; c++) { let n = p.n0 + j + c; if (j + c < p.tw && n < p.W) { let i = (m0 + ${r}u) * p.sCm + n * p.sCn; ${store('i', `acc${r}[c]`)} } } }`).join('\n  ')}`,
+  ${rows.map((r) => `if (m0 + ${r}u < p.M) { for (var c = 0u; c < 4u; c++) { let n = p.n0 + j + c; if (j + c < p.tw && n < p.W) { let i = (m0 + ${r}u) * p.sCm + n * p.sCn; ${storeC('i', `acc${r}[c]`)} } } }`).join('\n  ')}`,
   } satisfies KernelBody;
 }
 

@@ -8,7 +8,8 @@
 // [BK×BN] as it is stored (already f16), each in its own memory order: the fragment loads take row- or column-major
 // layouts, so no operand is ever transposed. The f32 results go through workgroup memory for the epilogue (bounds,
 // alpha, accumulate, the low-rank term), which a fragment store cannot do itself.
-import { kernelFor, type KernelBody } from '../kernel.ts';
+import { kernelFor, range, type KernelBody } from '../kernel.ts';
+import { slab } from './matmul-gpu.ts';
 
 /** One subgroup-matrix shape of the adapter (f16 inputs, f32 results) and how a workgroup tiles C with it. */
 export interface TcTile {
@@ -31,8 +32,6 @@ export interface TcLayout {
   lowRank: null | { tE: boolean };
 }
 
-const range = (n: number) => [...Array(n).keys()];
-
 /** The kernel for a tile, layout and subgroup size (built once per key). */
 export function tcKernel(t: TcTile, l: TcLayout, subgroupSize: number) {
   const key = `matmul:tc:${t.SM}x${t.SN}x${t.SK}:${t.SGM}x${t.SGN}:${t.FM}x${t.FN}:${t.BK}:${+l.tA}${+l.tB}:${l.lowRank ? `lr${+l.lowRank.tE}` : ''}:sg${subgroupSize}`;
@@ -52,22 +51,18 @@ function tcSpec(t: TcTile, l: TcLayout, SG: number): KernelBody {
   const result = `subgroup_matrix_result<f32, ${SN}, ${SM}>`;
   // Staging. As holds op(A) as A is stored: [m][k] (stride BK) or, transposed, [k][m] (stride BM); Bs likewise
   // [k][n] (stride BN) or [n][k] (stride BK). Loads are vec4 along the stored contiguous dim (its length % 4 == 0).
-  const loop = (count: number, body: (e: string) => string) =>
-    range(Math.ceil(count / NT))
-      .map((j) => `{ let e = li + ${j * NT}u; ${(j + 1) * NT > count ? `if (e < ${count}u) ` : ''}{ ${body('e')} } }`)
-      .join('\n    ');
   const stageA = l.tA
-    ? loop((BM * BK) / 4, () => `let kk = e / ${BM / 4}u; let mq = e % ${BM / 4}u; let k = k0 + kk; let m = m0 + 4u * mq;
+    ? slab((BM * BK) / 4, NT, (e) => `let kk = ${e} / ${BM / 4}u; let mq = ${e} % ${BM / 4}u; let k = k0 + kk; let m = m0 + 4u * mq;
       let v = vec4<f16>(select(vec4<f32>(), A[(min(k, K - 1u) * M + min(m, M - 4u)) / 4u], k < K && m < M));
       ${range(4).map((c) => `As[kk * ${BM}u + 4u * mq + ${c}u] = v[${c}];`).join(' ')}`)
-    : loop((BM * BK) / 4, () => `let row = e / ${BK / 4}u; let kq = e % ${BK / 4}u; let m = m0 + row; let k = k0 + 4u * kq;
+    : slab((BM * BK) / 4, NT, (e) => `let row = ${e} / ${BK / 4}u; let kq = ${e} % ${BK / 4}u; let m = m0 + row; let k = k0 + 4u * kq;
       let v = vec4<f16>(select(vec4<f32>(), A[(min(m, M - 1u) * K + min(k, K - 4u)) / 4u], k < K && m < M));
       ${range(4).map((c) => `As[row * ${BK}u + 4u * kq + ${c}u] = v[${c}];`).join(' ')}`);
   const stageB = l.tB
-    ? loop((BN * BK) / 4, () => `let col = e / ${BK / 4}u; let kq = e % ${BK / 4}u; let n = n0 + col; let k = k0 + 4u * kq;
+    ? slab((BN * BK) / 4, NT, (e) => `let col = ${e} / ${BK / 4}u; let kq = ${e} % ${BK / 4}u; let n = n0 + col; let k = k0 + 4u * kq;
       let v = select(vec4<f16>(), B[(min(n, N - 1u) * K + min(k, K - 4u)) / 4u], k < K && n < N);
       ${range(4).map((c) => `Bs[col * ${BK}u + 4u * kq + ${c}u] = v[${c}];`).join(' ')}`)
-    : loop((BN * BK) / 4, () => `let kk = e / ${BN / 4}u; let nq = e % ${BN / 4}u; let k = k0 + kk; let n = n0 + 4u * nq;
+    : slab((BN * BK) / 4, NT, (e) => `let kk = ${e} / ${BN / 4}u; let nq = ${e} % ${BN / 4}u; let k = k0 + kk; let n = n0 + 4u * nq;
       let v = select(vec4<f16>(), B[(min(k, K - 1u) * N + min(n, N - 4u)) / 4u], k < K && n < N);
       ${range(4).map((c) => `Bs[kk * ${BN}u + 4u * nq + ${c}u] = v[${c}];`).join(' ')}`);
   // fragment (i, j) of this subgroup: rows r0 + i·SM, columns c0 + j·SN of the workgroup's tile

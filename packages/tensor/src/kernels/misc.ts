@@ -149,7 +149,8 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   const y = Tensor.empty(x.shape, dtype);
   if (x.size === 0) return y;
   if (x.dtype === dtype) {
-    rt().copy(x.buffer, 0, y.buffer, 0, Math.ceil(x.bytes / 4) * 4);
+    const [src, dst] = [x.place, y.place]; // x may be a packed view, at an offset in its buffer
+    rt().copy(src.buffer, src.offset, dst.buffer, dst.offset, Math.ceil(x.bytes / 4) * 4);
     return y;
   }
   const from = x.dtype;

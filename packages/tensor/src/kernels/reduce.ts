@@ -7,12 +7,13 @@
 // Non-adjacent reduced axes take one pass each, innermost first.
 // On a software adapter (lavapipe) a workgroup barrier costs tens of microseconds, so rows go one per invocation there
 // too (20× faster for short rows; bench/README.md).
-import { rt, grid } from '../runtime.ts';
+import { grid } from '../runtime.ts';
 import { Tensor, numel, type DType, type Shape } from '../tensor.ts';
 import { WG, FLAT_INDEX, kernelFor, treeReduce } from '../kernel.ts';
 import { wgslType } from './elementwise.ts';
 import { stridedCopy, broadcastsTo } from './layout.ts';
 import { fill } from './misc.ts';
+import { kernelPolicy } from '../policy.ts';
 
 export type ReduceOp = 'sum' | 'max' | 'argmax';
 
@@ -32,7 +33,7 @@ export function setRowStrategy(s: RowStrategy): void {
 export function rowStrategy(rows: number, K: number): 'workgroup' | 'thread' {
   if (K <= SMALL_K) return 'thread';
   if (forcedRows !== 'auto') return forcedRows;
-  if (rt().ctx.info.isSoftware) return rows < 8 && K > 4096 ? 'workgroup' : 'thread';
+  if (kernelPolicy().adapterClass === 'cpu') return rows < 8 && K > 4096 ? 'workgroup' : 'thread';
   return 'workgroup';
 }
 
