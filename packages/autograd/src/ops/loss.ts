@@ -9,7 +9,7 @@
 //   3. back:  dlogits[r, v] = (exp(x[r,v] − lse[r]) − (1 − ε)·[v = t[r]] − ε/V)·g/count, zero rows where t[r] = ignoreIndex
 // lse and count are saved by the forward for the backward. A target outside [0, V) that is not
 // ignoreIndex cannot throw on the GPU: it makes its row's loss, the mean and the gradient NaN (PyTorch raises).
-import { ref, rt, grid, Tensor, WG, NEG_INF, defineKernel, kernelFor, treeReduce, flatIndex } from '@dawngrad/tensor';
+import { ref, grid, kernelPolicy, Tensor, WG, NEG_INF, defineKernel, kernelFor, treeReduce, flatIndex } from '@dawngrad/tensor';
 import { defineOp, apply, type F64 } from '../op.ts';
 import type { Var } from '../var.ts';
 
@@ -137,7 +137,7 @@ const backwardKernel = defineKernel({
  * lavapipe, bench/README.md); a real GPU wants a workgroup per row (coalesced loads).
  */
 export function rowVariant(): 'tree' | 'serial' {
-  return rt().ctx.info.isSoftware ? 'serial' : 'tree';
+  return kernelPolicy().adapterClass === 'cpu' ? 'serial' : 'tree';
 }
 
 /** What the forward keeps for the backward: each row's logsumexp and the number of rows not ignored. */
