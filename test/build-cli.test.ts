@@ -1,10 +1,10 @@
-// The one-file CLI as a machine with Node but without the workspace gets it: `pnpm -s build:cli` writes dist/cli (the
-// bundle and the native packages it imports), the folder is copied alone to a temp directory far from any node_modules,
-// and plain `node dawngrad.mjs` there runs `info`, refuses a bad flag in one line, and trains 2 steps on the shared
-// tiny model — writing its PNG figures, so resvg's native binary was found in the copy too.
+// The one-file CLI as a machine with Node but without the workspace gets it: `pnpm -s build:cli --out DIR` writes the
+// bundle and the native packages it imports straight into DIR, a temp directory far from any node_modules, and plain
+// `node dawngrad.mjs` there runs `info`, refuses a bad flag in one line, and trains 2 steps on the shared tiny model —
+// writing its PNG figures, so resvg's native binary was found in the folder too.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO, TINY_MODEL, TWEETS } from './shared.ts';
@@ -23,15 +23,14 @@ const run = (...args: string[]) =>
 const noise = (s: string) => s.split('\n').filter((l) => l.trim() && !/^Warning: /.test(l));
 
 beforeAll(() => {
-  const b = spawnSync('pnpm', ['-s', 'build:cli'], { cwd: REPO, encoding: 'utf8', timeout: TIMEOUT });
-  if (b.status !== 0) throw new Error(`pnpm -s build:cli failed: ${b.stderr || b.stdout}`);
   tmp = realpathSync(mkdtempSync(join(tmpdir(), 'dawngrad-cli-copy-')));
   cli = join(tmp, 'cli');
-  cpSync(join(REPO, 'dist/cli'), cli, { recursive: true });
+  const b = spawnSync('pnpm', ['-s', 'build:cli', '--out', cli], { cwd: REPO, encoding: 'utf8', timeout: TIMEOUT });
+  if (b.status !== 0) throw new Error(`pnpm -s build:cli --out ${cli} failed: ${b.stderr || b.stdout}`);
 }, TIMEOUT);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-describe('dist/cli copied alone runs with plain node', () => {
+describe('the CLI built alone into a temp dir runs with plain node', () => {
   it('holds one bundle and the native packages it imports', () => {
     const build = JSON.parse(readFileSync(join(cli, 'BUILD.json'), 'utf8'));
     expect(build.bundles).toEqual(['dawngrad.mjs']);

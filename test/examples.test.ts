@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { REPO } from './shared.ts';
+import { REPO, TINY_MODEL, TWEETS } from './shared.ts';
 
 const TSX = pathToFileURL(createRequire(join(REPO, 'package.json')).resolve('tsx')).href;
 const MARKER = '<!-- example: run by test/examples.test.ts -->';
@@ -101,13 +101,11 @@ describe('examples/', () => {
     for (const f of ['adapter_config.json', 'adapter_model.safetensors']) expect(existsSync(join(adapter, f)), f).toBe(true);
     // the adapter on disk is the one the example evaluated: the CLI, reading it back, scores the same 24 tweets (the same
     // seeded subset, one batch) to the same macro-F1 — a save or load that lost or garbled a factor would not
-    const model = join(REPO, '../shared/models/tweet-mistral-tiny');
-    const data = join(REPO, '../shared/data/tweet_eval/sentiment');
-    const e = ok(await run('packages/train/src/cli/main.ts', ['eval', '--model', model, '--adapter', adapter, '--data', data, '--split', 'validation',
+    const e = ok(await run('packages/train/src/cli/main.ts', ['eval', '--model', TINY_MODEL, '--adapter', adapter, '--data', TWEETS, '--split', 'validation',
       '--max-eval', '24', '--batch-size', '32', '--mode', 'first-token']));
     expect(e).toContain(`${f1![1]} by first-token scoring on 24 tweets`);
     // example 4 loads it onto the tiny tweet model, merged: all 28 adapted layers, one prediction
-    const p = ok(await run('examples/04-adapter-predict.ts', ['--model', model, '--adapter', adapter, '--merge', 'what a game']));
+    const p = ok(await run('examples/04-adapter-predict.ts', ['--model', TINY_MODEL, '--adapter', adapter, '--merge', 'what a game']));
     expect(p).toMatch(/: r 8, alpha 16, 28 layers \(q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj\)$/m);
     expect(p).toMatch(/^prediction: \S+ +answer ".*" +<- "what a game"$/m);
   });

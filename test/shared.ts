@@ -18,7 +18,8 @@ export { fixtureBatch } from './fixture-batch.ts'; // browser-safe too
 
 /**
  * The hf-tiny fixture's transformers/PEFT outputs for one test file: reference.json now, reference.safetensors opened
- * after init() (and `setup`, e.g. loading the model) before its tests, and closed with the device after them.
+ * after init() (and `setup`, e.g. loading the model) before its tests, and closed with the device after them;
+ * `tensor(name)` reads one of its tensors as a Float32Array.
  */
 export function torchReference(setup?: () => Promise<void>) {
   const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
@@ -32,5 +33,6 @@ export function torchReference(setup?: () => Promise<void>) {
     await dump?.close();
     dispose();
   });
-  return { meta, dump: () => dump! };
+  const tensor = async (name: string) => (await dump!.readTensor(name)).data as Float32Array;
+  return { meta, dump: () => dump!, tensor };
 }

@@ -10,8 +10,8 @@
 #
 #   bash scripts/gpu/session.sh [--smoke] [--train] [-- FLAGS FOR bench-model ...]
 # --smoke: tiny sizes and the full limits ×4 (a check of the machinery on lavapipe); after `--`: flags passed to every
-# `dawngrad bench-model` of the step bench (e.g. -- --precision mixed). OUT defaults to ./.gpu-out; DAWNGRAD_GPU_DIR
-# (default .gpu) names the pack.
+# `dawngrad bench-model` of the step bench (e.g. -- --no-tune; not --precision: the bench runs f32 and mixed itself).
+# OUT defaults to ./.gpu-out; DAWNGRAD_GPU_DIR (default .gpu) names the pack.
 set -uo pipefail
 g=${DAWNGRAD_GPU_DIR:-.gpu}
 [ -f "$g/run.sh" ] || { echo "session.sh: no $g/run.sh here: run from the repository root after scripts/gpu/pack.sh" >&2; exit 2; }

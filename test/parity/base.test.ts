@@ -6,13 +6,9 @@ import { HF_TINY, maxAbs, relErr, fixtureBatch, torchReference } from '../shared
 
 let model: MistralForCausalLM;
 
-const { meta, dump } = torchReference(async () => {
+const { meta, dump, tensor } = torchReference(async () => {
   model = await loadModel(HF_TINY);
 });
-
-async function refTensor(name: string) {
-  return (await dump().readTensor(name)).data;
-}
 
 describe('hf-tiny base model parity', () => {
   it('logits, loss and every base gradient match transformers', async () => {
@@ -22,7 +18,7 @@ describe('hf-tiny base model parity', () => {
     const loss = causalLmLoss(logits, shiftedTargetsFull(labels, B, T));
     backward(loss);
     const got = await logits.data.toArray();
-    const want = await refTensor('base.logits');
+    const want = await tensor('base.logits');
     expect(got.length).toBe(want.length);
     expect(maxAbs(got, want)).toBeLessThanOrEqual(1e-4);
     const l = await loss.data.item();
@@ -32,7 +28,7 @@ describe('hf-tiny base model parity', () => {
     for (const { name, param } of params) {
       expect(param.grad, `${name} has a gradient`).toBeTruthy();
       const g = await param.grad!.toArray();
-      const err = relErr(g, await refTensor(`base.grad.${name}`));
+      const err = relErr(g, await tensor(`base.grad.${name}`));
       expect(err, `gradient of ${name}`).toBeLessThanOrEqual(1e-3);
     }
   });

@@ -3,20 +3,19 @@
 // AdamW steps are reproduced from the stored weights; `dawngrad merge` writes a directory our loader reads back.
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { join } from 'node:path';
-import { readFileSync, mkdtempSync, rmSync, readdirSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readdirSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { init, dispose, Tensor } from '@dawngrad/tensor';
+import { Tensor } from '@dawngrad/tensor';
 import { backward, noGrad } from '@dawngrad/autograd';
 import { SafetensorsFile, loadModel, shiftedTargetsFull, causalLmLoss, setData, type MistralForCausalLM } from '@dawngrad/model';
 import { loadAdapter, inject, type LoraModel } from '@dawngrad/lora';
 import { merge, parseSize } from '../../packages/train/src/cli/merge.ts';
 import { CliError } from '../../packages/train/src/cli/args.ts';
-import { HF_TINY, REPO, maxAbs, relErr, fixtureBatch } from '../shared.ts';
+import { HF_TINY, REPO, maxAbs, relErr, fixtureBatch, torchReference } from '../shared.ts';
 
 const ADAPTER = join(HF_TINY, 'adapter');
-const meta = JSON.parse(readFileSync(join(HF_TINY, 'reference.json'), 'utf8'));
-let torchDump: SafetensorsFile;
+const { meta, dump, tensor } = torchReference();
 let tmp: string;
 let lora: LoraModel | null = null;
 let batch: { inputIds: Tensor; attentionMask: Tensor };
@@ -24,23 +23,16 @@ let labels: Int32Array;
 let B: number;
 let T: number;
 
+// after torchReference's beforeAll (the device up, the dump open); its afterAll closes them after ours
 beforeAll(async () => {
-  await init();
   tmp = mkdtempSync(join(tmpdir(), 'dawngrad-lora-parity-'));
-  torchDump = await SafetensorsFile.open(join(HF_TINY, 'reference.safetensors'));
-  ({ batch, labels, B, T } = await fixtureBatch(torchDump));
+  ({ batch, labels, B, T } = await fixtureBatch(dump()));
 });
-afterAll(async () => {
-  await torchDump?.close();
-  rmSync(tmp, { recursive: true, force: true });
-  dispose();
-});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 afterEach(() => {
   lora?.dispose();
   lora = null;
 });
-
-const torchTensor = async (name: string) => (await torchDump.readTensor(name)).data as Float32Array;
 
 const logitsOf = (m: { forward: MistralForCausalLM['forward'] }) => noGrad(() => m.forward(batch)).data.toArray();
 
@@ -51,19 +43,19 @@ describe('hf-tiny LoRA parity with PEFT', () => {
     const logits = lora.forward(batch);
     const loss = causalLmLoss(logits, shiftedTargetsFull(labels, B, T));
     backward(loss);
-    expect(maxAbs(await logits.data.toArray(), await torchTensor('lora.logits'))).toBeLessThanOrEqual(1e-4);
+    expect(maxAbs(await logits.data.toArray(), await tensor('lora.logits'))).toBeLessThanOrEqual(1e-4);
     const l = await loss.data.item();
     expect(Math.abs(l - meta['lora.loss']) / meta['lora.loss']).toBeLessThanOrEqual(1e-5);
     for (const { name, param } of lora.namedParameters()) {
       expect(param.grad, `${name} has a gradient`).toBeTruthy();
-      expect(relErr(await param.grad!.toArray(), await torchTensor(`lora.grad.${name}`)), `gradient of ${name}`).toBeLessThanOrEqual(1e-3);
+      expect(relErr(await param.grad!.toArray(), await tensor(`lora.grad.${name}`)), `gradient of ${name}`).toBeLessThanOrEqual(1e-3);
     }
     for (const { name, param } of lora.base.namedParameters()) expect(param.grad, `${name} is frozen`).toBeNull();
   });
 
   it('a fresh adapter (B = 0) leaves the base logits unchanged', async () => {
     lora = inject(await loadModel(HF_TINY), { r: 8, lora_alpha: 16, target_modules: 'all-linear', seed: 1 });
-    expect(maxAbs(await logitsOf(lora), await torchTensor('base.logits'))).toBeLessThanOrEqual(1e-4);
+    expect(maxAbs(await logitsOf(lora), await tensor('base.logits'))).toBeLessThanOrEqual(1e-4);
   });
 
   it('merged logits equal adapter logits; unmerge restores the base weights', async () => {
@@ -84,10 +76,10 @@ describe('hf-tiny LoRA parity with PEFT', () => {
   it("reproduces PEFT's merge_and_unload logits from the weights after 3 AdamW steps", async () => {
     lora = await loadAdapter(ADAPTER, await loadModel(HF_TINY));
     for (const { name, param } of lora.namedParameters()) {
-      setData(param, Tensor.fromArray(await torchTensor(`lora.after_step2.${name}`), param.shape));
+      setData(param, Tensor.fromArray(await tensor(`lora.after_step2.${name}`), param.shape));
     }
     lora.eval().merge();
-    expect(maxAbs(await logitsOf(lora), await torchTensor('merged.logits'))).toBeLessThanOrEqual(1e-4);
+    expect(maxAbs(await logitsOf(lora), await tensor('merged.logits'))).toBeLessThanOrEqual(1e-4);
   });
 });
 
@@ -110,7 +102,7 @@ describe('dawngrad merge', () => {
     for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) expect(files).toContain(f);
     const merged = await loadModel(out);
     try {
-      expect(maxAbs(await logitsOf(merged), await torchTensor('lora.logits'))).toBeLessThanOrEqual(1e-4);
+      expect(maxAbs(await logitsOf(merged), await tensor('lora.logits'))).toBeLessThanOrEqual(1e-4);
     } finally {
       merged.dispose();
     }

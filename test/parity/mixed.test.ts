@@ -13,9 +13,7 @@ import { loadModel, shiftedTargetsFull, causalLmLoss, storedAsF16 } from '@dawng
 import { loadAdapter } from '@dawngrad/lora';
 import { HF_TINY, maxAbs, relErr, fixtureBatch, torchReference } from '../shared.ts';
 
-const { meta, dump } = torchReference();
-
-const torchTensor = async (name: string) => (await dump().readTensor(name)).data as Float32Array;
+const { meta, dump, tensor } = torchReference();
 
 describe('mixed precision parity with transformers + PEFT (f32)', () => {
   it('stores the matmul weights and the embedding in f16, the norms in f32, and halves their bytes', async () => {
@@ -34,14 +32,14 @@ describe('mixed precision parity with transformers + PEFT (f32)', () => {
     const logits = lora.forward(batch);
     const loss = causalLmLoss(logits, shiftedTargetsFull(labels, B, T));
     backward(loss);
-    const want = await torchTensor('lora.logits');
+    const want = await tensor('lora.logits');
     const range = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     const logitErr = maxAbs(await logits.data.toArray(), want) / range;
     expect(logitErr).toBeLessThanOrEqual(5e-3);
     expect(logitErr).toBeGreaterThan(1e-6); // the f16 path really ran: f32 lands at ~1e-7 here
     expect(Math.abs((await loss.data.item()) - meta['lora.loss']) / meta['lora.loss']).toBeLessThanOrEqual(1e-3);
     for (const { name, param } of lora.namedParameters()) {
-      expect(relErr(await param.grad!.toArray(), await torchTensor(`lora.grad.${name}`)), `gradient of ${name}`).toBeLessThanOrEqual(1e-2);
+      expect(relErr(await param.grad!.toArray(), await tensor(`lora.grad.${name}`)), `gradient of ${name}`).toBeLessThanOrEqual(1e-2);
     }
     expect(() => lora.merge()).toThrow(/f16/);
     lora.dispose();

@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dawngrad, expectRefusal, tempDir, tree, writeData, HF_TINY, ADAPTER } from './helpers.ts';
+import { dawngrad, expectRefusal, tempDir, tree, writeData, DAWN_STARTED, HF_TINY, ADAPTER } from './helpers.ts';
 
 let tmp: string;
 let data: string;
@@ -17,8 +17,6 @@ beforeAll(() => {
   writeFileSync(join(tmp, 'broken.json'), '{"r": 8,');
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-const DAWN_STARTED = /artificially reduced|llvmpipe/;
 
 describe.concurrent('flags are refused before any work (exit 2, one line, nothing written)', () => {
   // $OUT stands for a run directory inside the case's own (empty) working directory

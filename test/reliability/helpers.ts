@@ -41,6 +41,9 @@ export function dawnNoise(line: string): boolean {
   return line.trim() === '' || /^Warning: /.test(line) || /^\s+at \S+ \(.*\.(cpp|cc|h):\d+\)$/.test(line);
 }
 
+/** What Dawn writes to stderr when it starts on lavapipe: a refusal whose raw stderr matches it started the GPU. */
+export const DAWN_STARTED = /artificially reduced|llvmpipe/;
+
 export interface CliOptions {
   env?: Record<string, string | undefined>;
   timeoutMs?: number;
@@ -102,6 +105,25 @@ export function tree(dir: string): string[] {
       const r = rel ? `${rel}/${name}` : name;
       out.push(r);
       if (statSync(join(d, name)).isDirectory()) walk(join(d, name), r);
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
+/**
+ * Every file under `dir` with its bytes (base64; a symlink as 'link', never followed) and every directory (as 'dir',
+ * its key ending in '/'), to show that a refused command changed nothing.
+ */
+export function snapshot(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string, rel: string) => {
+    for (const n of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, n.name);
+      if (n.isDirectory()) {
+        out.set(`${rel}${n.name}/`, 'dir');
+        walk(p, `${rel}${n.name}/`);
+      } else out.set(`${rel}${n.name}`, n.isSymbolicLink() ? 'link' : readFileSync(p).toString('base64'));
     }
   };
   walk(dir, '');

@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SafetensorsFile } from '@dawngrad/model';
-import { copyModel, dawngrad, editJson, expectRefusal, jsonl, tempDir, tree, tweets, writeData, HF_TINY } from './helpers.ts';
+import { copyModel, dawngrad, editJson, expectRefusal, jsonl, tempDir, tree, tweets, writeData, DAWN_STARTED, HF_TINY } from './helpers.ts';
 import { maxAbs } from '../shared.ts';
 
 let tmp: string;
@@ -20,7 +20,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const DAWN_STARTED = /artificially reduced|llvmpipe/;
 const train = (model: string, d: string, out: string, ...extra: string[]) => [
   'train', '--model', model, '--data', d, '--out', out, '--max-eval', '3', '--batch-size', '4', '--checkpoint-every', '0',
   '--targets', 'q_proj,v_proj', '--r', '4', '--eval-mode', 'generate', '--no-eval-before', ...extra,

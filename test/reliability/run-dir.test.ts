@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
-import { dawngrad, expectRefusal, tempDir, tree, writeData, HF_TINY } from './helpers.ts';
+import { dawngrad, expectRefusal, tempDir, writeData, snapshot, DAWN_STARTED, HF_TINY } from './helpers.ts';
 
 let tmp: string;
 let data: string;
@@ -21,19 +21,6 @@ const train = (out: string, ...extra: string[]) => [
   'train', '--model', HF_TINY, '--data', data, '--out', out, '--max-train', '8', '--max-eval', '3', '--batch-size', '4',
   '--checkpoint-every', '1', '--targets', 'q_proj,v_proj', '--r', '4', '--eval-mode', 'generate', '--no-eval-before', '--system', 'x', ...extra,
 ];
-
-/** Every file under `dir` with its content, to show that a refusal changed nothing. */
-function contents(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const p of tree(dir)) {
-    try {
-      out[p] = readFileSync(join(dir, p), 'utf8');
-    } catch {
-      out[p] = '<dir>';
-    }
-  }
-  return out;
-}
 
 /** What a run killed at step 10 leaves (enough for the checks, which read only names and the trainer state). */
 function killedRunDir(dir: string, extra: Record<string, string> = {}): string {
@@ -49,8 +36,6 @@ function deadPid(): number {
   return spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout as unknown as number;
 }
 
-const DAWN_STARTED = /artificially reduced|llvmpipe/;
-
 describe.concurrent('a non-empty --out', () => {
   const refusals: [string, (d: string) => void, RegExp][] = [
     ['a killed run, without --resume', (d) => killedRunDir(d),
@@ -63,11 +48,11 @@ describe.concurrent('a non-empty --out', () => {
   it.each(refusals)('%s: refused before anything loads, nothing changed', async (name, make, msg) => {
     const out = join(tmp, name.replace(/\W+/g, '-'));
     make(out);
-    const before = contents(out);
+    const before = snapshot(out);
     const r = await dawngrad(train(out, ...(name.includes('--overwrite') ? ['--overwrite'] : [])));
     expectRefusal(r, 1, msg);
     expect(r.rawStderr, 'the GPU was started').not.toMatch(DAWN_STARTED);
-    expect(contents(out)).toEqual(before);
+    expect(snapshot(out)).toEqual(before);
   });
 
   it('--overwrite replaces a previous run: its files go, the new run is whole', async () => {
@@ -104,11 +89,11 @@ describe.concurrent('one run per directory', () => {
     const out = killedRunDir(join(tmp, 'locked'));
     // this test process is alive: its pid stands for a run still writing the directory
     writeFileSync(join(out, '.dawngrad.lock'), JSON.stringify({ pid: process.pid, host: hostname(), started: '2025-01-01T00:00:00.000Z' }));
-    const before = contents(out);
+    const before = snapshot(out);
     const r = await dawngrad([...train(out), '--resume']);
     expectRefusal(r, 1, new RegExp(`^dawngrad: --out \\S+locked is in use by another dawngrad train \\(pid ${process.pid}, started 2025-01-01T00:00:00\\.000Z\\); ` +
       'wait for it or choose another --out \\(if no such run is alive, delete \\S+\\.dawngrad\\.lock\\)$'));
-    expect(contents(out)).toEqual(before);
+    expect(snapshot(out)).toEqual(before);
   });
 
   it("a dead process's lock is taken over with a notice", async () => {

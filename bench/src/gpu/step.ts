@@ -3,8 +3,9 @@
 // weights, ours in f32 and in mixed precision (f16 weights, tensor cores), against PyTorch on CUDA in the same run:
 // f32 with TF32 off, and bf16 autocast (issue 15's peer).
 // Ours runs through `dawngrad bench-model --random --backward --profile --json` in a subprocess per case (a fresh device,
-// a timeout, and any extra flags — e.g. `--precision mixed` — passed through from `pnpm bench --step-flags`); the
-// profile of each step gives its dispatch count, CPU encode µs a dispatch and matmul share of GPU time.
+// a timeout, and any extra flags — e.g. `--no-tune`, never `--precision`, which it sets itself — passed through from
+// `pnpm bench --step-flags`); the profile of each step gives its dispatch count, CPU encode µs a dispatch and matmul
+// share of GPU time.
 // --smoke: the 300M config cut to 1 layer and the tiny model, at B2 × T16, for a run on lavapipe.
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -107,6 +108,11 @@ export const gpuStepBench: Bench = {
   async run(ctx: BenchContext) {
     const smoke = !!ctx.smoke;
     const extra = ctx.extraFlags ?? [];
+    if (extra.some((f) => f === '--precision' || f.startsWith('--precision='))) {
+      // a usage error, in one line, before any work (the bench's own --precision would silently override it)
+      console.error('pnpm bench gpu-step: --step-flags may not contain --precision: the bench runs every case in both precisions (f32 and mixed) itself');
+      process.exit(2);
+    }
     const [warmup, steps] = smoke ? [0, 1] : ctx.quick ? [1, 2] : [2, 5];
     const rows: Row[] = [];
     const cases: Record<string, unknown>[] = [];

@@ -19,7 +19,7 @@ export interface BenchContext {
   log: (line: string) => void;
   /** --smoke: the GPU benches at tiny sizes (a check of the machinery on lavapipe, not a measurement) */
   smoke?: boolean;
-  /** --step-flags: extra flags the GPU step bench passes to `dawngrad bench-model` (e.g. --precision mixed) */
+  /** --step-flags: extra flags the GPU step bench passes to `dawngrad bench-model` (e.g. --no-tune; not --precision: it runs both) */
   extraFlags?: string[];
 }
 
